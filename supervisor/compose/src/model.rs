@@ -1,0 +1,692 @@
+//! The normalized project: what a compose file means once it is loaded.
+//!
+//! Every short syntax is expanded to its long form, every relative path is made
+//! absolute, every duration and byte size is parsed, and every `${VAR}` is
+//! already substituted. The supervisor plans from this model only; it never sees
+//! raw YAML. The model serializes to the YAML/JSON that `turtle config` prints,
+//! and its canonical JSON feeds the per-service config hash.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Implements Serialize/Deserialize through Display/FromStr.
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A whole compose project, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Project name: `-p`, then `COMPOSE_PROJECT_NAME`, then the top-level
+    /// `name:`, then the directory of the first compose file (normalized the way
+    /// compose normalizes it: lowercase, only `[a-z0-9_-]`).
+    pub name: String,
+    /// Directory relative paths were resolved against.
+    pub working_dir: PathBuf,
+    /// The compose files this project was loaded from, in `-f` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    /// Enabled services only (profiles already applied), sorted by name.
+    pub services: IndexMap<String, Service>,
+    /// Declared networks plus the implicit `default` one when a service uses it.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub networks: IndexMap<String, Network>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub volumes: IndexMap<String, Volume>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub secrets: IndexMap<String, FileObject>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub configs: IndexMap<String, FileObject>,
+}
+
+/// One service, normalized.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Service {
+    /// Image reference. For a service with `build` and no `image`, the loader
+    /// sets `<project>-<service>` as compose v2 does.
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Resolved environment: `env_file` entries first, `environment` over them.
+    /// A bare `FOO` takes its value from the environment; unset, it is dropped.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub environment: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Mount>,
+    /// `tmpfs:` entries (`/path` or `/path:opts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Networks this service joins. Empty when `network_mode` is set;
+    /// otherwise at least `default` (compose's implicit network).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub networks: IndexMap<String, ServiceNetwork>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub depends_on: IndexMap<String, Dependency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    pub restart: RestartPolicy,
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `host:container[:perms]` device mappings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// `host:ip` entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub sysctls: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub ulimits: IndexMap<String, Ulimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<Duration>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub init: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub tty: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub stdin_open: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<ByteSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// Number of containers (`scale`, `deploy.replicas`); 1 by default.
+    pub replicas: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Build {
+    /// Absolute path of the build context.
+    pub context: PathBuf,
+    /// Dockerfile path relative to the context (compose's meaning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub args: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// A published port, long form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Port {
+    pub target: u16,
+    /// Host port or range (`"8080"`, `"8000-8010"`); `None` lets the engine pick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Volume,
+    Bind,
+    Tmpfs,
+}
+
+/// A mount, long form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mount {
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// Volume key in the project's `volumes:` (for a named volume), an absolute
+    /// host path (for a bind), `None` for an anonymous volume or a tmpfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// tmpfs size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_size: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceNetwork {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// `network_mode:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    Bridge,
+    Host,
+    None,
+    /// `service:NAME`: share the network stack of another service's container.
+    Service(String),
+    /// `container:NAME_OR_ID`.
+    Container(String),
+}
+
+impl FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bridge" => Ok(Self::Bridge),
+            "host" => Ok(Self::Host),
+            "none" => Ok(Self::None),
+            _ => {
+                if let Some(svc) = s.strip_prefix("service:") {
+                    Ok(Self::Service(svc.to_string()))
+                } else if let Some(c) = s.strip_prefix("container:") {
+                    Ok(Self::Container(c.to_string()))
+                } else {
+                    Err(format!(
+                        "unknown network_mode {s:?}: expected bridge, host, none, service:NAME or container:NAME"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bridge => f.write_str("bridge"),
+            Self::Host => f.write_str("host"),
+            Self::None => f.write_str("none"),
+            Self::Service(s) => write!(f, "service:{s}"),
+            Self::Container(c) => write!(f, "container:{c}"),
+        }
+    }
+}
+
+string_serde!(NetworkMode);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    #[default]
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub condition: Condition,
+    /// Restart this service when the dependency is restarted or recreated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub restart: bool,
+    /// When false, a missing or disabled dependency is not an error.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Healthcheck {
+    /// Engine form: `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub disable: bool,
+}
+
+impl Healthcheck {
+    /// True when this healthcheck actually checks something.
+    pub fn is_active(&self) -> bool {
+        !self.disable && !self.test.is_empty() && self.test[0] != "NONE"
+    }
+}
+
+/// `restart:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    /// `on-failure[:max]`; 0 means no maximum.
+    OnFailure(u32),
+}
+
+impl FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "no" | "\"no\"" | "" => Ok(Self::No),
+            "always" => Ok(Self::Always),
+            "unless-stopped" => Ok(Self::UnlessStopped),
+            "on-failure" => Ok(Self::OnFailure(0)),
+            _ => match s.strip_prefix("on-failure:") {
+                Some(n) => n
+                    .parse()
+                    .map(Self::OnFailure)
+                    .map_err(|_| format!("invalid restart {s:?}: the count after on-failure: must be a number")),
+                None => Err(format!(
+                    "unknown restart policy {s:?}: expected no, always, unless-stopped or on-failure[:N]"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::No => f.write_str("no"),
+            Self::Always => f.write_str("always"),
+            Self::UnlessStopped => f.write_str("unless-stopped"),
+            Self::OnFailure(0) => f.write_str("on-failure"),
+            Self::OnFailure(n) => write!(f, "on-failure:{n}"),
+        }
+    }
+}
+
+string_serde!(RestartPolicy);
+
+/// CPU and memory: `deploy.resources` and the legacy `mem_limit`/`cpus`/... keys,
+/// merged (the legacy keys win when both are set, as in compose).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<ByteSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<ByteSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<ByteSize>,
+    /// CPUs as a decimal string, e.g. `"0.5"` (engine NanoCpus = value * 1e9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Logging {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub options: IndexMap<String, String>,
+}
+
+/// A service's use of a top-level secret or config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Key in the project's `secrets:` / `configs:`.
+    pub source: String,
+    /// Absolute path inside the container (`/run/secrets/<source>` for a
+    /// secret, `/<source>` for a config, unless given).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// A top-level secret or config backed by a file (the only kind supported).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileObject {
+    /// Absolute path of the file on the host.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Network {
+    /// Engine name: `<project>_<key>` unless `name:` or `external` says otherwise.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub driver_opts: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub internal: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub external: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub enable_ipv6: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ipam {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<IpamPool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpamPool {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Volume {
+    /// Engine name: `<project>_<key>` unless `name:` or `external` says otherwise.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub driver_opts: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub external: bool,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+}
+
+/// A duration, stored in milliseconds, written the way compose writes it
+/// (`1m30s`, `500ms`). Parses Go-style durations (`1h2m3.5s`, `10ms`, `90s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub u64);
+
+impl Duration {
+    pub fn from_secs(s: u64) -> Self {
+        Self(s * 1000)
+    }
+    pub fn as_millis(self) -> u64 {
+        self.0
+    }
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+    pub fn as_nanos(self) -> i64 {
+        (self.0 as i64).saturating_mul(1_000_000)
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid duration {s:?}: expected e.g. 30s, 1m30s, 500ms, 1h");
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(bad());
+        }
+        // A bare number is seconds (compose accepts integers for some fields).
+        if let Ok(n) = t.parse::<u64>() {
+            return Ok(Self(n * 1000));
+        }
+        let mut total_ms = 0f64;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
+            if num_len == 0 {
+                return Err(bad());
+            }
+            let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+            rest = &rest[num_len..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let factor = match &rest[..unit_len] {
+                "h" => 3_600_000.0,
+                "m" => 60_000.0,
+                "s" => 1000.0,
+                "ms" => 1.0,
+                "us" | "µs" => 0.001,
+                "ns" => 0.000_001,
+                _ => return Err(bad()),
+            };
+            rest = &rest[unit_len..];
+            total_ms += value * factor;
+        }
+        Ok(Self(total_ms.round() as u64))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        let (h, m, s, rem) = (
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000,
+        );
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 || (rem > 0 && (h > 0 || m > 0)) {
+            if rem > 0 {
+                write!(f, "{s}.{:03}s", rem)?;
+            } else {
+                write!(f, "{s}s")?;
+            }
+        } else if rem > 0 {
+            write!(f, "{rem}ms")?;
+        }
+        Ok(())
+    }
+}
+
+string_serde!(Duration);
+
+/// A byte size. Parses compose/docker sizes: `1024`, `512k`, `512kb`, `64m`,
+/// `1g`, `1.5gb` (binary multiples, case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid size {s:?}: expected e.g. 512m, 1g, 64k or a number of bytes");
+        let t = s.trim().to_ascii_lowercase();
+        let num_len = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
+        let factor: u64 = match t[num_len..].trim() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            "t" | "tb" | "tib" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        Ok(Self((value * factor as f64).round() as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (unit, factor) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+            if b >= factor && b % factor == 0 {
+                return write!(f, "{}{unit}", b / factor);
+            }
+        }
+        write!(f, "{b}")
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Self(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        for (s, ms, back) in [
+            ("30s", 30_000, "30s"),
+            ("1m30s", 90_000, "1m30s"),
+            ("500ms", 500, "500ms"),
+            ("1h", 3_600_000, "1h"),
+            ("1.5s", 1500, "1.500s"),
+            ("90", 90_000, "1m30s"),
+        ] {
+            let d: Duration = s.parse().unwrap();
+            assert_eq!(d.0, ms, "{s}");
+            assert_eq!(d.to_string(), back, "{s}");
+        }
+        assert!("10x".parse::<Duration>().is_err());
+        assert!("s".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!("512m".parse::<ByteSize>().unwrap().0, 512 << 20);
+        assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1 << 30);
+        assert_eq!("1024".parse::<ByteSize>().unwrap().0, 1024);
+        assert_eq!(ByteSize(64 << 20).to_string(), "64m");
+        assert!("12q".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn restart_and_network_mode_parse() {
+        assert_eq!("on-failure:3".parse(), Ok(RestartPolicy::OnFailure(3)));
+        assert_eq!(RestartPolicy::UnlessStopped.to_string(), "unless-stopped");
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert_eq!(
+            "service:db".parse(),
+            Ok(NetworkMode::Service("db".to_string()))
+        );
+        assert!("weird".parse::<NetworkMode>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! bollard implementation (in progress)

@@ -12,6 +12,9 @@
 //! the canonical JSON of the fields that shape its container. A change in the
 //! hash is what makes the supervisor recreate a container.
 
+pub mod hash;
 pub mod model;
+
+pub use hash::service_hash;
 
 pub use model::*;

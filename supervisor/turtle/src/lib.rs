@@ -8,3 +8,7 @@
 
 pub mod engine;
 pub mod names;
+pub mod apply;
+pub mod observe;
+pub mod plan;
+pub mod spec;

@@ -1,0 +1,367 @@
+//! `apply(plan, engine)`: runs a plan's steps with bounded parallelism.
+//!
+//! A step starts when every step it waits for has finished; at most
+//! [`Options::parallelism`] run at once (all in one task: the engine calls are
+//! async, so no thread is needed). Creating or starting a container first waits
+//! for the `depends_on` conditions of its service (polling the engine with a
+//! deadline). On the first failure no new step starts; the ones running finish,
+//! and the error names the step and its cause.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+use turtle_compose::{Condition, Project};
+
+use crate::engine::{BuildSpec, Engine, EngineError, Health, Progress, State};
+use crate::names;
+use crate::plan::{Action, Plan, dependencies};
+use crate::spec;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Steps running at once.
+    pub parallelism: usize,
+    /// How long to wait for one dependency's condition.
+    pub dependency_timeout: Duration,
+    /// Interval between two looks at a dependency's state.
+    pub poll_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            parallelism: 8,
+            dependency_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What apply tells its caller as it goes (the CLI prints these).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started { step: usize, what: String },
+    Done { step: usize, what: String, millis: u64 },
+    Failed { step: usize, what: String, error: String },
+    Progress { step: usize, line: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{what}: {source}")]
+    Engine {
+        what: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("{what}: {source}")]
+    Spec {
+        what: String,
+        #[source]
+        source: spec::SpecError,
+    },
+    #[error("{service} waits for {dependency}: {reason}")]
+    Dependency {
+        service: String,
+        dependency: String,
+        reason: String,
+    },
+}
+
+/// Summary of an applied plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub project: String,
+    pub steps_done: usize,
+    pub steps_total: usize,
+    /// Services with a container created, recreated, started or restarted.
+    pub changed: Vec<String>,
+}
+
+type Sink<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Runs `plan` against `engine`.
+pub async fn apply<E: Engine>(
+    engine: &E,
+    project: &Project,
+    plan: &Plan,
+    opts: &Options,
+    sink: Sink<'_>,
+) -> Result<Report, ApplyError> {
+    let n = plan.steps.len();
+    let mut done = vec![false; n];
+    let mut started = vec![false; n];
+    let mut running = FuturesUnordered::new();
+    let mut first_error = None;
+    let mut changed = HashSet::new();
+    let mut steps_done = 0;
+
+    loop {
+        if first_error.is_none() {
+            for i in 0..n {
+                if running.len() >= opts.parallelism.max(1) {
+                    break;
+                }
+                if !started[i] && plan.steps[i].after.iter().all(|&a| done[a]) {
+                    started[i] = true;
+                    let what = plan.steps[i].action.to_string();
+                    sink(Event::Started { step: i, what });
+                    running.push(async move {
+                        let t = Instant::now();
+                        let r = run_step(engine, project, i, &plan.steps[i].action, opts, sink).await;
+                        (i, r, t.elapsed())
+                    });
+                }
+            }
+        }
+        let Some((i, result, elapsed)) = running.next().await else {
+            break;
+        };
+        let what = plan.steps[i].action.to_string();
+        match result {
+            Ok(()) => {
+                done[i] = true;
+                steps_done += 1;
+                if let Some(service) = touched_service(&plan.steps[i].action) {
+                    changed.insert(service.to_string());
+                }
+                sink(Event::Done {
+                    step: i,
+                    what,
+                    millis: elapsed.as_millis() as u64,
+                });
+            }
+            Err(e) => {
+                sink(Event::Failed {
+                    step: i,
+                    what,
+                    error: e.to_string(),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let mut changed: Vec<String> = changed.into_iter().collect();
+    changed.sort();
+    Ok(Report {
+        project: project.name.clone(),
+        steps_done,
+        steps_total: n,
+        changed,
+    })
+}
+
+fn touched_service(a: &Action) -> Option<&str> {
+    match a {
+        Action::CreateContainer { service, .. }
+        | Action::StartContainer { service, .. }
+        | Action::RestartContainer { service, .. } => Some(service),
+        _ => None,
+    }
+}
+
+fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> ApplyError {
+    let what = what.into();
+    move |source| ApplyError::Engine { what, source }
+}
+
+async fn run_step<E: Engine>(
+    engine: &E,
+    project: &Project,
+    step: usize,
+    action: &Action,
+    opts: &Options,
+    sink: Sink<'_>,
+) -> Result<(), ApplyError> {
+    let what = action.to_string();
+    match action {
+        Action::CreateNetwork { key, .. } => {
+            let req = spec::network_request(project, key);
+            match engine.create_network(&req).await {
+                Err(EngineError::Conflict { .. }) | Ok(()) => Ok(()),
+                Err(e) => Err(engine_err(what)(e)),
+            }
+        }
+        Action::CreateVolume { key, .. } => {
+            let req = spec::volume_request(project, key);
+            engine.create_volume(&req).await.map_err(engine_err(what))
+        }
+        Action::PullImage { image } => {
+            let mut s = engine.pull_image(image);
+            while let Some(p) = s.next().await {
+                report_progress(step, p.map_err(engine_err(&what))?, sink);
+            }
+            Ok(())
+        }
+        Action::BuildImage { service, image } => {
+            let build = project.services[service]
+                .build
+                .as_ref()
+                .expect("the planner builds only services with a build section");
+            let spec = BuildSpec {
+                tag: image.clone(),
+                context: build.context.clone(),
+                dockerfile: build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
+                args: build.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                target: build.target.clone(),
+                labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
+            };
+            let mut s = engine.build_image(&spec);
+            while let Some(p) = s.next().await {
+                report_progress(step, p.map_err(engine_err(&what))?, sink);
+            }
+            Ok(())
+        }
+        Action::RemoveContainer { service, id, .. } => {
+            let grace = project
+                .services
+                .get(service)
+                .and_then(|s| s.stop_grace_period)
+                .map(|d| (d.as_millis() / 1000) as i64);
+            match engine.stop_container(id, grace).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(engine_err(&what)(e)),
+            }
+            match engine.remove_container(id, false).await {
+                Err(e) if !e.is_not_found() => Err(engine_err(what)(e)),
+                _ => Ok(()),
+            }
+        }
+        Action::CreateContainer {
+            service,
+            number,
+            hash,
+            ..
+        } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            let spec = spec::container_spec(project, service, *number, hash).map_err(|source| {
+                ApplyError::Spec {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
+            let id = engine.create_container(&spec).await.map_err(engine_err(&what))?;
+            engine.start_container(&id).await.map_err(engine_err(what))
+        }
+        Action::StartContainer { service, id, .. } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            engine.start_container(id).await.map_err(engine_err(what))
+        }
+        Action::RestartContainer { service, id, .. } => {
+            let grace = project.services[service]
+                .stop_grace_period
+                .map(|d| (d.as_millis() / 1000) as i64);
+            engine.restart_container(id, grace).await.map_err(engine_err(what))
+        }
+    }
+}
+
+fn report_progress(step: usize, p: Progress, sink: Sink<'_>) {
+    let line = match p {
+        Progress::Log(l) => l,
+        Progress::Layer {
+            id,
+            status,
+            current,
+            total,
+        } => match (current, total) {
+            (Some(c), Some(t)) if t > 0 => format!("{id}: {status} {}%", c * 100 / t),
+            _ => format!("{id}: {status}"),
+        },
+    };
+    sink(Event::Progress { step, line });
+}
+
+/// Waits until every dependency of `service` meets its condition.
+pub async fn wait_dependencies<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    opts: &Options,
+) -> Result<(), ApplyError> {
+    let deps = dependencies(&project.services[service]);
+    let waits = deps
+        .iter()
+        .map(|(dep, cond, _)| wait_condition(engine, &project.name, service, dep, *cond, opts));
+    futures_util::future::try_join_all(waits).await?;
+    Ok(())
+}
+
+async fn wait_condition<E: Engine>(
+    engine: &E,
+    project: &str,
+    service: &str,
+    dep: &str,
+    cond: Condition,
+    opts: &Options,
+) -> Result<(), ApplyError> {
+    let fail = |reason: String| ApplyError::Dependency {
+        service: service.to_string(),
+        dependency: dep.to_string(),
+        reason,
+    };
+    let mut filter = names::project_filter(project);
+    filter.push(format!("{}={dep}", names::SERVICE));
+    let deadline = Instant::now() + opts.dependency_timeout;
+    loop {
+        let containers = engine
+            .list_containers(&filter)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut all_met = !containers.is_empty();
+        for c in &containers {
+            let met = match cond {
+                Condition::ServiceStarted => {
+                    matches!(c.state, State::Running | State::Restarting | State::Exited)
+                }
+                Condition::ServiceHealthy => match (c.state, c.health) {
+                    (_, Some(Health::Healthy)) => true,
+                    (_, Some(Health::Unhealthy)) => {
+                        return Err(fail(format!("container {} is unhealthy", c.name)));
+                    }
+                    (State::Exited | State::Dead, _) => {
+                        return Err(fail(format!("container {} exited before it was healthy", c.name)));
+                    }
+                    _ => false,
+                },
+                Condition::ServiceCompletedSuccessfully => match c.state {
+                    State::Exited | State::Dead => {
+                        let d = engine
+                            .inspect_container(&c.id)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                        match d.exit_code {
+                            Some(0) => true,
+                            code => {
+                                return Err(fail(format!(
+                                    "container {} exited with code {} (service_completed_successfully needs 0)",
+                                    c.name,
+                                    code.unwrap_or(-1)
+                                )));
+                            }
+                        }
+                    }
+                    _ => false,
+                },
+            };
+            all_met &= met;
+        }
+        if all_met {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(format!(
+                "condition {cond:?} not met after {}s",
+                opts.dependency_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(opts.poll_interval).await;
+    }
+}

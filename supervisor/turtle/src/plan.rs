@@ -1,0 +1,714 @@
+//! `plan(project, observed) -> Plan`: the reconciler's pure core.
+//!
+//! A plan is data: ordered steps, each naming the steps it must wait for.
+//! Running [`plan`] on what the engine looks like after applying its result
+//! gives an empty plan (idempotence); `turtle up --dry-run` prints it.
+//!
+//! Rules, per service, in dependency order:
+//! - a missing container is created; one whose config hash or image changed is
+//!   removed and created again; scale-down removes the highest numbers;
+//! - in [`Mode::Up`] a stopped container is started again, except a finished
+//!   one-shot (exited 0 with restart `no` or `on-failure`) and a service the
+//!   user stopped on purpose ([`Options::held`]);
+//! - in [`Mode::Repair`] (the daemon's resync) only missing containers are
+//!   created: restart policies and the user's stops are respected;
+//! - a service that declared `depends_on: {X: {restart: true}}` is restarted
+//!   when X is created, recreated or started and it is not itself;
+//! - containers of services no longer in the project are removed; named
+//!   volumes never are (that is `down --volumes`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::Serialize;
+use turtle_compose::{Condition, NetworkMode, Project, RestartPolicy, Service};
+
+use crate::engine::State;
+use crate::names;
+use crate::observe::{Observed, number_of};
+
+/// How much the planner may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// An explicit `up`: create, recreate, start, remove orphans.
+    #[default]
+    Up,
+    /// A resync of an applied project: re-create what vanished, nothing more.
+    Repair,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub mode: Mode,
+    /// Services the user stopped with `turtle stop`; they are left stopped.
+    pub held: HashSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoveReason {
+    /// Its service is no longer in the project.
+    Orphan,
+    /// Its configuration or image changed; a new container replaces it.
+    Outdated,
+    /// Its number is above the service's replica count.
+    ScaledDown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateNetwork {
+        key: String,
+        name: String,
+    },
+    CreateVolume {
+        key: String,
+        name: String,
+    },
+    PullImage {
+        image: String,
+    },
+    BuildImage {
+        service: String,
+        image: String,
+    },
+    RemoveContainer {
+        service: String,
+        name: String,
+        id: String,
+        reason: RemoveReason,
+    },
+    CreateContainer {
+        service: String,
+        number: u32,
+        name: String,
+        hash: String,
+    },
+    StartContainer {
+        service: String,
+        name: String,
+        id: String,
+    },
+    RestartContainer {
+        service: String,
+        name: String,
+        id: String,
+        because: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreateNetwork { name, .. } => write!(f, "create network {name}"),
+            Self::CreateVolume { name, .. } => write!(f, "create volume {name}"),
+            Self::PullImage { image } => write!(f, "pull image {image}"),
+            Self::BuildImage { service, image } => write!(f, "build image {image} for {service}"),
+            Self::RemoveContainer { name, reason, .. } => {
+                let why = match reason {
+                    RemoveReason::Orphan => "service no longer in the project",
+                    RemoveReason::Outdated => "configuration or image changed",
+                    RemoveReason::ScaledDown => "scaled down",
+                };
+                write!(f, "remove container {name} ({why})")
+            }
+            Self::CreateContainer { name, .. } => write!(f, "create and start container {name}"),
+            Self::StartContainer { name, .. } => write!(f, "start container {name}"),
+            Self::RestartContainer { name, because, .. } => {
+                write!(f, "restart container {name} ({because} changed)")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub action: Action,
+    /// Indices of the steps this one waits for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub project: String,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn push(&mut self, action: Action, mut after: Vec<usize>) -> usize {
+        after.sort_unstable();
+        after.dedup();
+        self.steps.push(Step { action, after });
+        self.steps.len() - 1
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.steps.is_empty() {
+            return writeln!(f, "project {}: nothing to do", self.project);
+        }
+        writeln!(f, "project {}: {} step(s)", self.project, self.steps.len())?;
+        for (i, s) in self.steps.iter().enumerate() {
+            write!(f, "{:>3}. {}", i + 1, s.action)?;
+            if !s.after.is_empty() {
+                let after: Vec<String> = s.after.iter().map(|a| (a + 1).to_string()).collect();
+                write!(f, "  [after {}]", after.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    #[error("external {kind} {name} not found: create it first (docker {kind} create {name})")]
+    ExternalMissing { kind: &'static str, name: String },
+    #[error(
+        "service {service} depends on {dependency} being healthy, but {dependency} has no healthcheck: add one or use condition service_started"
+    )]
+    NoHealthcheck { service: String, dependency: String },
+    #[error("service {service} has neither image nor build")]
+    NoImage { service: String },
+    #[error("depends_on cycle: {0}")]
+    Cycle(String),
+}
+
+/// Dependencies of a service that the planner and applier honour: `depends_on`
+/// plus the implicit one of `network_mode: service:X` (started).
+pub fn dependencies(service: &Service) -> Vec<(String, Condition, bool)> {
+    let mut deps: Vec<(String, Condition, bool)> = service
+        .depends_on
+        .iter()
+        .map(|(name, d)| (name.clone(), d.condition, d.restart))
+        .collect();
+    if let Some(NetworkMode::Service(s)) = &service.network_mode
+        && !service.depends_on.contains_key(s)
+    {
+        deps.push((s.clone(), Condition::ServiceStarted, true));
+    }
+    deps
+}
+
+/// Services in an order where every service comes after its dependencies
+/// (alphabetical among equals, so plans are stable).
+pub fn dependency_order(project: &Project) -> Result<Vec<String>, PlanError> {
+    fn visit(
+        name: &str,
+        project: &Project,
+        done: &mut HashSet<String>,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<(), PlanError> {
+        if done.contains(name) {
+            return Ok(());
+        }
+        if let Some(pos) = path.iter().position(|p| p == name) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(name.to_string());
+            return Err(PlanError::Cycle(cycle.join(" -> ")));
+        }
+        let Some(service) = project.services.get(name) else {
+            return Ok(());
+        };
+        path.push(name.to_string());
+        let mut deps = dependencies(service);
+        deps.sort_by(|a, b| a.0.cmp(&b.0));
+        for (dep, _, _) in deps {
+            visit(&dep, project, done, path, out)?;
+        }
+        path.pop();
+        done.insert(name.to_string());
+        out.push(name.to_string());
+        Ok(())
+    }
+    let mut names: Vec<&String> = project.services.keys().collect();
+    names.sort();
+    let (mut done, mut out) = (HashSet::new(), Vec::new());
+    for name in names {
+        visit(name, project, &mut done, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// True for a container that ran to completion and is meant to stay done.
+fn finished_one_shot(service: &Service, exit_code: Option<i64>) -> bool {
+    exit_code == Some(0) && matches!(service.restart, RestartPolicy::No | RestartPolicy::OnFailure(_))
+}
+
+/// Computes the steps that take the engine from `observed` to `project`.
+pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Plan, PlanError> {
+    let mut p = Plan {
+        project: project.name.clone(),
+        steps: Vec::new(),
+    };
+    let order = dependency_order(project)?;
+
+    // Healthy conditions need a healthcheck to wait for.
+    for (name, service) in &project.services {
+        for (dep, cond, _) in dependencies(service) {
+            if cond == Condition::ServiceHealthy
+                && let Some(d) = project.services.get(&dep)
+                && !d.healthcheck.as_ref().is_some_and(|h| h.is_active())
+            {
+                return Err(PlanError::NoHealthcheck {
+                    service: name.clone(),
+                    dependency: dep,
+                });
+            }
+        }
+    }
+
+    let mut network_steps = HashMap::new();
+    for (key, net) in &project.networks {
+        if observed.networks.contains(&net.name) {
+            continue;
+        }
+        if net.external {
+            return Err(PlanError::ExternalMissing {
+                kind: "network",
+                name: net.name.clone(),
+            });
+        }
+        let i = p.push(
+            Action::CreateNetwork {
+                key: key.clone(),
+                name: net.name.clone(),
+            },
+            vec![],
+        );
+        network_steps.insert(key.clone(), i);
+    }
+    let mut volume_steps = HashMap::new();
+    for (key, vol) in &project.volumes {
+        if observed.volumes.contains(&vol.name) {
+            continue;
+        }
+        if vol.external {
+            return Err(PlanError::ExternalMissing {
+                kind: "volume",
+                name: vol.name.clone(),
+            });
+        }
+        let i = p.push(
+            Action::CreateVolume {
+                key: key.clone(),
+                name: vol.name.clone(),
+            },
+            vec![],
+        );
+        volume_steps.insert(key.clone(), i);
+    }
+
+    // Images: build what has a build section, pull the rest; once per reference.
+    let mut image_steps: HashMap<String, usize> = HashMap::new();
+    for name in &order {
+        let service = &project.services[name];
+        let Some(image) = &service.image else {
+            return Err(PlanError::NoImage {
+                service: name.clone(),
+            });
+        };
+        if image_steps.contains_key(image) || observed.images.get(image).is_some_and(Option::is_some) {
+            continue;
+        }
+        if opts.mode == Mode::Repair && !observed.service_containers(name).is_empty() {
+            continue;
+        }
+        let action = if service.build.is_some() {
+            Action::BuildImage {
+                service: name.clone(),
+                image: image.clone(),
+            }
+        } else {
+            Action::PullImage {
+                image: image.clone(),
+            }
+        };
+        let i = p.push(action, vec![]);
+        image_steps.insert(image.clone(), i);
+    }
+
+    // Containers, in dependency order.
+    let mut service_steps: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut changed: HashSet<&str> = HashSet::new();
+    for name in &order {
+        let service = &project.services[name];
+        let hash = turtle_compose::service_hash(service);
+        let image = service.image.clone().unwrap_or_default();
+        let current_image = observed.images.get(&image).cloned().flatten();
+        let deps = dependencies(service);
+
+        let mut base: Vec<usize> = Vec::new();
+        base.extend(service.networks.keys().filter_map(|k| network_steps.get(k)));
+        base.extend(
+            service
+                .volumes
+                .iter()
+                .filter_map(|m| m.source.as_ref().and_then(|s| volume_steps.get(s))),
+        );
+        base.extend(image_steps.get(&image));
+        for (dep, _, _) in &deps {
+            base.extend(service_steps.get(dep.as_str()).into_iter().flatten());
+        }
+
+        let existing = observed.service_containers(name);
+        let mut steps = Vec::new();
+        for number in 1..=service.replicas.max(1) {
+            let container_name = service
+                .container_name
+                .clone()
+                .unwrap_or_else(|| names::container_name(&project.name, name, number));
+            let create = Action::CreateContainer {
+                service: name.clone(),
+                number,
+                name: container_name.clone(),
+                hash: hash.clone(),
+            };
+            let Some(c) = existing.iter().find(|c| number_of(c) == number) else {
+                steps.push(p.push(create, base.clone()));
+                continue;
+            };
+            let outdated = c.labels.get(names::CONFIG_HASH) != Some(&hash)
+                || image_steps.contains_key(&image)
+                || current_image.as_ref().is_some_and(|id| *id != c.image_id);
+            if opts.mode == Mode::Repair {
+                continue;
+            }
+            if outdated {
+                let r = p.push(
+                    Action::RemoveContainer {
+                        service: name.clone(),
+                        name: c.name.clone(),
+                        id: c.id.clone(),
+                        reason: RemoveReason::Outdated,
+                    },
+                    vec![],
+                );
+                let mut after = base.clone();
+                after.push(r);
+                steps.push(r);
+                steps.push(p.push(create, after));
+                continue;
+            }
+            let stopped = matches!(c.state, State::Created | State::Exited | State::Dead);
+            if stopped
+                && !opts.held.contains(name)
+                && !finished_one_shot(service, observed.exit_codes.get(&c.id).copied())
+            {
+                steps.push(p.push(
+                    Action::StartContainer {
+                        service: name.clone(),
+                        name: c.name.clone(),
+                        id: c.id.clone(),
+                    },
+                    base.clone(),
+                ));
+            }
+        }
+        if opts.mode == Mode::Up {
+            for c in existing
+                .iter()
+                .filter(|c| number_of(c) == 0 || number_of(c) > service.replicas.max(1))
+            {
+                steps.push(p.push(
+                    Action::RemoveContainer {
+                        service: name.clone(),
+                        name: c.name.clone(),
+                        id: c.id.clone(),
+                        reason: RemoveReason::ScaledDown,
+                    },
+                    vec![],
+                ));
+            }
+        }
+
+        // Restart dependents that asked for it when a dependency changed.
+        if steps.is_empty()
+            && opts.mode == Mode::Up
+            && let Some((dep, _, _)) = deps
+                .iter()
+                .find(|(dep, _, restart)| *restart && changed.contains(dep.as_str()))
+        {
+            for c in existing.iter().filter(|c| c.state == State::Running) {
+                steps.push(p.push(
+                    Action::RestartContainer {
+                        service: name.clone(),
+                        name: c.name.clone(),
+                        id: c.id.clone(),
+                        because: dep.clone(),
+                    },
+                    base.clone(),
+                ));
+            }
+        }
+        if !steps.is_empty() {
+            changed.insert(name.as_str());
+        }
+        service_steps.insert(name.as_str(), steps);
+    }
+
+    if opts.mode == Mode::Up {
+        let mut orphans: Vec<_> = observed
+            .containers
+            .iter()
+            .filter(|c| {
+                c.labels
+                    .get(names::SERVICE)
+                    .is_none_or(|s| !project.services.contains_key(s))
+            })
+            .collect();
+        orphans.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in orphans {
+            p.push(
+                Action::RemoveContainer {
+                    service: c.labels.get(names::SERVICE).cloned().unwrap_or_default(),
+                    name: c.name.clone(),
+                    id: c.id.clone(),
+                    reason: RemoveReason::Orphan,
+                },
+                vec![],
+            );
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{self, apply};
+    use crate::engine::fake::FakeEngine;
+    use crate::observe::observe;
+    use turtle_compose::{Dependency, Healthcheck, Network, ServiceNetwork};
+
+    fn service(image: &str) -> Service {
+        Service {
+            image: Some(image.into()),
+            replicas: 1,
+            networks: [("default".to_string(), ServiceNetwork::default())].into(),
+            ..Default::default()
+        }
+    }
+
+    fn project(services: Vec<(&str, Service)>) -> Project {
+        Project {
+            name: "demo".into(),
+            working_dir: "/tmp".into(),
+            files: vec![],
+            services: services.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+            networks: [(
+                "default".to_string(),
+                Network {
+                    name: "demo_default".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            volumes: Default::default(),
+            secrets: Default::default(),
+            configs: Default::default(),
+        }
+    }
+
+    fn healthy(mut s: Service) -> Service {
+        s.healthcheck = Some(Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        });
+        s
+    }
+
+    fn depends(mut s: Service, on: &str, condition: Condition, restart: bool) -> Service {
+        s.depends_on.insert(
+            on.into(),
+            Dependency {
+                condition,
+                restart,
+                required: true,
+            },
+        );
+        s
+    }
+
+    fn quick() -> apply::Options {
+        apply::Options {
+            dependency_timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
+        }
+    }
+
+    async fn up(engine: &FakeEngine, p: &Project) -> Plan {
+        let observed = observe(engine, p).await.unwrap();
+        let plan = plan(p, &observed, &Options::default()).unwrap();
+        apply(engine, p, &plan, &quick(), &|_| {})
+            .await
+            .unwrap();
+        plan
+    }
+
+    fn actions(plan: &Plan) -> Vec<String> {
+        plan.steps.iter().map(|s| s.action.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn first_up_creates_everything_and_second_up_changes_nothing() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let p = project(vec![
+            ("web", depends(service("busybox"), "db", Condition::ServiceHealthy, false)),
+            ("db", healthy(service("busybox"))),
+        ]);
+        let first = up(&engine, &p).await;
+        assert_eq!(
+            actions(&first),
+            [
+                "create network demo_default",
+                "create and start container demo-db-1",
+                "create and start container demo-web-1"
+            ]
+        );
+        // web waits for db's step.
+        assert_eq!(first.steps[2].after, vec![0, 1]);
+        engine.clear_calls();
+        let second = up(&engine, &p).await;
+        assert!(second.is_empty(), "{second}");
+        assert_eq!(engine.mutating_calls(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_changed_service_alone_is_recreated_and_restart_dependents_follow() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![
+            ("api", depends(service("busybox"), "db", Condition::ServiceStarted, true)),
+            ("db", service("busybox")),
+            ("other", service("busybox")),
+        ]);
+        up(&engine, &p).await;
+        p.services["db"].environment.insert("X".into(), "1".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "remove container demo-db-1 (configuration or image changed)",
+                "create and start container demo-db-1",
+                "restart container demo-api-1 (db changed)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn orphans_go_and_missing_images_are_built_or_pulled() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        let mut built = service("demo-c");
+        built.build = Some(turtle_compose::Build {
+            context: "/tmp".into(),
+            ..Default::default()
+        });
+        let p2 = project(vec![("a", service("busybox")), ("c", built), ("d", service("redis"))]);
+        let observed = observe(&engine, &p2).await.unwrap();
+        let plan = plan(&p2, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "build image demo-c for c",
+                "pull image redis",
+                "create and start container demo-c-1",
+                "create and start container demo-d-1",
+                "remove container demo-b-1 (service no longer in the project)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repair_recreates_only_what_vanished() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        engine.vanish("demo-a-1");
+        engine.set_state("demo-b-1", State::Exited, None);
+        p.services["b"].environment.insert("Y".into(), "2".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let opts = Options {
+            mode: Mode::Repair,
+            ..Default::default()
+        };
+        let plan = plan(&p, &observed, &opts).unwrap();
+        assert_eq!(actions(&plan), ["create and start container demo-a-1"]);
+    }
+
+    #[tokio::test]
+    async fn finished_one_shots_and_held_services_stay_stopped() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 0);
+        let p = project(vec![
+            ("init", service("busybox")),
+            (
+                "app",
+                depends(service("busybox"), "init", Condition::ServiceCompletedSuccessfully, false),
+            ),
+        ]);
+        up(&engine, &p).await;
+        engine.set_state("demo-app-1", State::Exited, None);
+        let observed = observe(&engine, &p).await.unwrap();
+        let held = Options {
+            held: ["app".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(plan(&p, &observed, &held).unwrap().is_empty());
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(actions(&plan), ["start container demo-app-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_one_shot_fails_its_dependents() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 3);
+        let p = project(vec![
+            ("init", service("busybox")),
+            (
+                "app",
+                depends(service("busybox"), "init", Condition::ServiceCompletedSuccessfully, false),
+            ),
+        ]);
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        let err = apply(&engine, &p, &plan, &quick(), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exited with code 3"), "{err}");
+        assert!(!engine.calls().iter().any(|c| c == "create_container demo-app-1"));
+    }
+
+    #[test]
+    fn cycles_and_missing_healthchecks_are_errors() {
+        let p = project(vec![
+            ("a", depends(service("x"), "b", Condition::ServiceStarted, false)),
+            ("b", depends(service("x"), "a", Condition::ServiceStarted, false)),
+        ]);
+        let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
+        assert_eq!(err, PlanError::Cycle("a -> b -> a".into()));
+        let p = project(vec![
+            ("a", depends(service("x"), "b", Condition::ServiceHealthy, false)),
+            ("b", service("x")),
+        ]);
+        let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
+        assert!(matches!(err, PlanError::NoHealthcheck { .. }), "{err}");
+    }
+}

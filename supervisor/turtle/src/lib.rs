@@ -12,3 +12,5 @@ pub mod apply;
 pub mod observe;
 pub mod plan;
 pub mod spec;
+pub mod store;
+pub mod supervisor;

@@ -1,0 +1,629 @@
+//! The supervisor: applies projects and keeps them alive.
+//!
+//! [`Supervisor`] owns the operations (up, down, status, service actions) that
+//! the daemon's API and the daemon-less CLI both call, and the keep-alive loop
+//! ([`Supervisor::run`]):
+//!
+//! - it follows the engine's event stream for containers Turtle manages: a
+//!   `die` is logged and counted (crash-loop detection), a `health_status:
+//!   unhealthy` restarts the container when its service allows it (the engine
+//!   never does), a `destroy` triggers a repair of the project;
+//! - it resyncs every project on a period and whenever the event stream comes
+//!   back after a drop (for example after the engine restarted): a repair
+//!   re-creates vanished containers and restarts unhealthy ones it missed.
+//!
+//! Crashed containers are restarted by the engine's own restart policy, so
+//! they come back even while the supervisor is down. A project is never
+//! reconciled twice at once: each has its own lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use turtle_compose::{Project, RestartPolicy, Service};
+
+use crate::apply::{self, ApplyError, Report};
+use crate::engine::{ContainerSummary, Engine, EngineError, EngineEvent, Health, State};
+use crate::names;
+use crate::observe::{number_of, observe};
+use crate::plan::{self, Mode, Plan, PlanError};
+use crate::store::{EventRecord, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often every project is resynced even without events.
+    pub resync_interval: Duration,
+    /// A service whose container died this many times within the window is
+    /// in a crash loop.
+    pub crash_loop_deaths: usize,
+    pub crash_loop_window: Duration,
+    pub apply: apply::Options,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync_interval: Duration::from_secs(30),
+            crash_loop_deaths: 5,
+            crash_loop_window: Duration::from_secs(300),
+            apply: apply::Options::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no project named {0} is applied here (see turtle ps --all)")]
+    UnknownProject(String),
+    #[error("project {project} has no service {service}")]
+    UnknownService { project: String, service: String },
+}
+
+/// What `ps` shows for one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub service: String,
+    pub name: String,
+    pub id: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Restarts by the engine's restart policy plus restarts by the supervisor.
+    pub restarts: i64,
+    pub crash_loop: bool,
+    /// Stopped on purpose with `turtle stop`.
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    pub name: String,
+    /// Whether the supervisor keeps this project alive (it was applied here).
+    pub applied: bool,
+    pub containers: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DownReport {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+pub struct Supervisor<E: Engine> {
+    engine: Arc<E>,
+    store: Arc<Store>,
+    config: Config,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    events: broadcast::Sender<EventRecord>,
+    /// Death times per (project, service), for crash-loop detection.
+    deaths: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+    /// Supervisor restarts per container (for backoff), with their times.
+    heals: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
+
+impl<E: Engine> Supervisor<E> {
+    pub fn new(engine: Arc<E>, store: Arc<Store>, config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            store,
+            config,
+            locks: Mutex::default(),
+            events: broadcast::channel(1024).0,
+            deaths: Mutex::default(),
+            heals: Mutex::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Live events as they are recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.events.subscribe()
+    }
+
+    /// Logs, stores and broadcasts an event. A store failure is logged, not
+    /// fatal: the event log must never stop the supervisor.
+    pub fn record(&self, project: &str, service: Option<&str>, container: Option<&str>, kind: &str, message: &str) {
+        tracing::info!(project, service, container, kind, "{message}");
+        match self.store.record_event(project, service, container, kind, message) {
+            Ok(ev) => {
+                let _ = self.events.send(ev);
+            }
+            Err(e) => tracing::warn!("cannot record event: {e}"),
+        }
+    }
+
+    fn lock_for(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap()
+            .entry(project.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The plan `up` would run, without running it.
+    pub async fn plan(&self, project: &Project, mode: Mode) -> Result<Plan, Error> {
+        let observed = observe(&*self.engine, project).await?;
+        let held = match mode {
+            Mode::Up => Default::default(),
+            Mode::Repair => self.store.held(&project.name)?,
+        };
+        Ok(plan::plan(project, &observed, &plan::Options { mode, held })?)
+    }
+
+    /// Applies `project` and records it as the desired state.
+    pub async fn up(&self, project: &Project, sink: Sink<'_>) -> Result<Report, Error> {
+        let lock = self.lock_for(&project.name);
+        let _guard = lock.lock().await;
+        // Plan before saving: a project that cannot be planned is not adopted.
+        let plan = self.plan(project, Mode::Up).await?;
+        self.store.save_project(project)?;
+        self.store.clear_held(&project.name)?;
+        let result = apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
+        match &result {
+            Ok(r) => self.record(
+                &project.name,
+                None,
+                None,
+                "applied",
+                &format!("{} of {} step(s) done; changed: {}", r.steps_done, r.steps_total, list(&r.changed)),
+            ),
+            Err(e) => self.record(&project.name, None, None, "apply-failed", &e.to_string()),
+        }
+        Ok(result?)
+    }
+
+    /// Repairs an applied project: re-creates what vanished, restarts
+    /// unhealthy containers whose service allows it.
+    pub async fn repair(&self, name: &str) -> Result<Report, Error> {
+        let lock = self.lock_for(name);
+        let _guard = lock.lock().await;
+        let Some(project) = self.store.project(name)? else {
+            return Ok(Report::default());
+        };
+        let plan = self.plan(&project, Mode::Repair).await?;
+        if !plan.is_empty() {
+            for step in &plan.steps {
+                self.record(name, None, None, "repair", &step.action.to_string());
+            }
+        }
+        let report = apply::apply(&*self.engine, &project, &plan, &self.config.apply, &|_| {}).await?;
+        drop(_guard);
+        let filter = names::project_filter(name);
+        for c in self.engine.list_containers(&filter).await? {
+            if c.health == Some(Health::Unhealthy) && c.state == State::Running {
+                self.heal(&project, &c).await;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stops and removes everything of a project; volumes only when asked.
+    pub async fn down(&self, name: &str, volumes: bool) -> Result<DownReport, Error> {
+        let lock = self.lock_for(name);
+        let _guard = lock.lock().await;
+        let project = self.store.project(name)?;
+        // Forget it first, so the keep-alive loop does not bring it back.
+        self.store.remove_project(name)?;
+        let filter = names::project_filter(name);
+        let containers = self.engine.list_containers(&filter).await?;
+        let grace = |c: &ContainerSummary| {
+            let service = c.labels.get(names::SERVICE)?;
+            let p = project.as_ref()?;
+            p.services.get(service)?.stop_grace_period.map(|d| (d.as_millis() / 1000) as i64)
+        };
+        let removals = containers.iter().map(|c| async move {
+            match self.engine.stop_container(&c.id, grace(c)).await {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+            match self.engine.remove_container(&c.id, true).await {
+                Err(e) if !e.is_not_found() => Err(e),
+                _ => Ok(c.name.clone()),
+            }
+        });
+        let mut report = DownReport {
+            containers: futures_util::future::try_join_all(removals).await?,
+            ..Default::default()
+        };
+        for n in self.engine.list_networks(&filter).await? {
+            self.engine.remove_network(&n.name).await?;
+            report.networks.push(n.name);
+        }
+        if volumes {
+            for v in self.engine.list_volumes(&filter).await? {
+                self.engine.remove_volume(&v.name).await?;
+                report.volumes.push(v.name);
+            }
+        }
+        self.record(
+            name,
+            None,
+            None,
+            "removed",
+            &format!(
+                "removed {} container(s), {} network(s), {} volume(s)",
+                report.containers.len(),
+                report.networks.len(),
+                report.volumes.len()
+            ),
+        );
+        Ok(report)
+    }
+
+    /// Names of the projects applied here, plus any with containers on the engine.
+    pub async fn project_names(&self) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = self.store.projects()?.into_iter().map(|p| p.name).collect();
+        for c in self.engine.list_containers(&names::managed_filter()).await? {
+            if let Some(p) = c.labels.get(names::PROJECT)
+                && !names.contains(p)
+            {
+                names.push(p.clone());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn status(&self, name: &str) -> Result<ProjectStatus, Error> {
+        let applied = self.store.project(name)?.is_some();
+        let held = self.store.held(name)?;
+        let restarts = self.store.restarts(name)?;
+        let mut listed = self.engine.list_containers(&names::project_filter(name)).await?;
+        listed.sort_by(|a, b| {
+            (a.labels.get(names::SERVICE), number_of(a)).cmp(&(b.labels.get(names::SERVICE), number_of(b)))
+        });
+        let details = futures_util::future::join_all(listed.iter().map(|c| self.engine.inspect_container(&c.id))).await;
+        let mut containers = Vec::new();
+        for (c, d) in listed.iter().zip(details) {
+            let Ok(d) = d else { continue };
+            let service = c.labels.get(names::SERVICE).cloned().unwrap_or_default();
+            let running = d.state == State::Running;
+            containers.push(ContainerStatus {
+                crash_loop: self.in_crash_loop(name, &service),
+                held: held.contains(&service),
+                restarts: d.restart_count + restarts.get(&service).copied().unwrap_or(0),
+                name: c.name.clone(),
+                id: c.id.chars().take(12).collect(),
+                state: d.state,
+                health: d.health,
+                exit_code: if running { None } else { d.exit_code },
+                started_at: d.started_at,
+                service,
+            });
+        }
+        if !applied && containers.is_empty() {
+            return Err(Error::UnknownProject(name.to_string()));
+        }
+        Ok(ProjectStatus {
+            name: name.to_string(),
+            applied,
+            containers,
+        })
+    }
+
+    /// Starts, stops or restarts every container of a service.
+    pub async fn service_action(&self, name: &str, service: &str, action: ServiceAction) -> Result<Vec<String>, Error> {
+        let lock = self.lock_for(name);
+        let _guard = lock.lock().await;
+        let project = self.store.project(name)?;
+        if let Some(p) = &project
+            && !p.services.contains_key(service)
+        {
+            return Err(Error::UnknownService {
+                project: name.into(),
+                service: service.into(),
+            });
+        }
+        let mut filter = names::project_filter(name);
+        filter.push(format!("{}={service}", names::SERVICE));
+        let containers = self.engine.list_containers(&filter).await?;
+        if containers.is_empty() {
+            return Err(Error::UnknownService {
+                project: name.into(),
+                service: service.into(),
+            });
+        }
+        let grace = project
+            .as_ref()
+            .and_then(|p| p.services[service].stop_grace_period)
+            .map(|d| (d.as_millis() / 1000) as i64);
+        match action {
+            ServiceAction::Stop => self.store.set_held(name, service, true)?,
+            ServiceAction::Start | ServiceAction::Restart => self.store.set_held(name, service, false)?,
+        }
+        let mut done = Vec::new();
+        for c in &containers {
+            match action {
+                ServiceAction::Start => self.engine.start_container(&c.id).await?,
+                ServiceAction::Stop => self.engine.stop_container(&c.id, grace).await?,
+                ServiceAction::Restart => self.engine.restart_container(&c.id, grace).await?,
+            }
+            done.push(c.name.clone());
+        }
+        let verb = match action {
+            ServiceAction::Start => "started",
+            ServiceAction::Stop => "stopped",
+            ServiceAction::Restart => "restarted",
+        };
+        self.record(name, Some(service), None, verb, &format!("{verb} by request: {}", list(&done)));
+        Ok(done)
+    }
+
+    fn in_crash_loop(&self, project: &str, service: &str) -> bool {
+        let mut deaths = self.deaths.lock().unwrap();
+        let Some(q) = deaths.get_mut(&(project.to_string(), service.to_string())) else {
+            return false;
+        };
+        let now = Instant::now();
+        while q.front().is_some_and(|t| now.duration_since(*t) > self.config.crash_loop_window) {
+            q.pop_front();
+        }
+        q.len() >= self.config.crash_loop_deaths
+    }
+
+    /// Restarts an unhealthy container when its service allows it, with a
+    /// backoff: 0 s for the first restart in the window, then 1 s, 2 s, ... 60 s.
+    async fn heal(&self, project: &Project, c: &ContainerSummary) {
+        let Some(service_name) = c.labels.get(names::SERVICE) else { return };
+        let Some(service) = project.services.get(service_name) else { return };
+        if !autoheal(service) {
+            return;
+        }
+        let delay = {
+            let mut heals = self.heals.lock().unwrap();
+            let q = heals.entry(c.id.clone()).or_default();
+            let now = Instant::now();
+            while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(600)) {
+                q.pop_front();
+            }
+            let n = q.len() as u32;
+            q.push_back(now);
+            if n == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs((1u64 << (n - 1).min(6)).min(60))
+            }
+        };
+        tokio::time::sleep(delay).await;
+        // Still unhealthy? A restart by someone else may have fixed it.
+        match self.engine.inspect_container(&c.id).await {
+            Ok(d) if d.health == Some(Health::Unhealthy) && d.state == State::Running => {}
+            _ => return,
+        }
+        let grace = service.stop_grace_period.map(|d| (d.as_millis() / 1000) as i64);
+        match self.engine.restart_container(&c.id, grace).await {
+            Ok(()) => {
+                let _ = self.store.bump_restarts(&project.name, service_name);
+                self.record(
+                    &project.name,
+                    Some(service_name),
+                    Some(&c.name),
+                    "unhealthy-restart",
+                    &format!("restarted {} because its healthcheck failed", c.name),
+                );
+                self.restart_dependents(project, service_name).await;
+            }
+            Err(e) => self.record(
+                &project.name,
+                Some(service_name),
+                Some(&c.name),
+                "restart-failed",
+                &format!("could not restart unhealthy {}: {e}", c.name),
+            ),
+        }
+    }
+
+    /// Restarts the services that declared `depends_on: {X: {restart: true}}`.
+    async fn restart_dependents(&self, project: &Project, restarted: &str) {
+        for (name, s) in &project.services {
+            if !s.depends_on.get(restarted).is_some_and(|d| d.restart) {
+                continue;
+            }
+            let mut filter = names::project_filter(&project.name);
+            filter.push(format!("{}={name}", names::SERVICE));
+            let Ok(containers) = self.engine.list_containers(&filter).await else { continue };
+            for c in containers.iter().filter(|c| c.state == State::Running) {
+                if self.engine.restart_container(&c.id, None).await.is_ok() {
+                    self.record(
+                        &project.name,
+                        Some(name),
+                        Some(&c.name),
+                        "dependency-restart",
+                        &format!("restarted {} because {restarted} restarted", c.name),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn on_event(self: &Arc<Self>, ev: EngineEvent, repair: &tokio::sync::mpsc::UnboundedSender<String>) {
+        let Some(project_name) = ev.attributes.get(names::PROJECT).cloned() else { return };
+        let service = ev.attributes.get(names::SERVICE).cloned();
+        let container = ev.attributes.get("name").cloned();
+        let Ok(Some(project)) = self.store.project(&project_name) else { return };
+        match ev.action.as_str() {
+            "die" => {
+                let code = ev.attributes.get("exitCode").cloned().unwrap_or_else(|| "?".into());
+                self.record(
+                    &project_name,
+                    service.as_deref(),
+                    container.as_deref(),
+                    "died",
+                    &format!("{} exited with code {code}", container.as_deref().unwrap_or(&ev.id)),
+                );
+                if let Some(service) = &service {
+                    let was = self.in_crash_loop(&project_name, service);
+                    self.deaths
+                        .lock()
+                        .unwrap()
+                        .entry((project_name.clone(), service.clone()))
+                        .or_default()
+                        .push_back(Instant::now());
+                    if !was && self.in_crash_loop(&project_name, service) {
+                        self.record(
+                            &project_name,
+                            Some(service),
+                            container.as_deref(),
+                            "crash-loop",
+                            &format!(
+                                "{service} died {} times within {}s",
+                                self.config.crash_loop_deaths,
+                                self.config.crash_loop_window.as_secs()
+                            ),
+                        );
+                    }
+                }
+            }
+            "health_status: unhealthy" => {
+                let Some(service) = service else { return };
+                let summary = ContainerSummary {
+                    id: ev.id.clone(),
+                    name: container.unwrap_or_default(),
+                    labels: [(names::SERVICE.to_string(), service)].into(),
+                    image: String::new(),
+                    image_id: String::new(),
+                    state: State::Running,
+                    health: Some(Health::Unhealthy),
+                };
+                let this = Arc::clone(self);
+                tokio::spawn(async move { this.heal(&project, &summary).await });
+            }
+            "destroy" => {
+                let _ = repair.send(project_name);
+            }
+            "oom" => self.record(
+                &project_name,
+                service.as_deref(),
+                container.as_deref(),
+                "oom",
+                "the kernel killed a process of this container for lack of memory",
+            ),
+            _ => {}
+        }
+    }
+
+    /// The keep-alive loop; returns when `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let (repair_tx, mut repair_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let watcher = {
+            let this = Arc::clone(&self);
+            let repair_tx = repair_tx.clone();
+            tokio::spawn(async move { this.watch_events(repair_tx).await })
+        };
+        let mut tick = tokio::time::interval(self.config.resync_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => self.resync_all().await,
+                Some(name) = repair_rx.recv() => {
+                    // Coalesce a burst of events into one repair per project.
+                    let mut names = vec![name];
+                    while let Ok(n) = repair_rx.try_recv() {
+                        if !names.contains(&n) { names.push(n); }
+                    }
+                    for name in names {
+                        if name.is_empty() {
+                            self.resync_all().await;
+                        } else if let Err(e) = self.repair(&name).await {
+                            self.record(&name, None, None, "repair-failed", &e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        watcher.abort();
+    }
+
+    async fn resync_all(&self) {
+        let projects = match self.store.projects() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("cannot read the applied projects: {e}");
+                return;
+            }
+        };
+        for p in projects {
+            if let Err(e) = self.repair(&p.name).await {
+                self.record(&p.name, None, None, "repair-failed", &e.to_string());
+            }
+        }
+    }
+
+    /// Follows engine events; reconnects with backoff when the stream drops and
+    /// asks for a full resync (an empty project name) each time it is back.
+    async fn watch_events(self: Arc<Self>, repair: tokio::sync::mpsc::UnboundedSender<String>) {
+        let mut backoff = Duration::from_millis(500);
+        let mut first = true;
+        loop {
+            let connected = Instant::now();
+            let mut stream = self.engine.events(&names::managed_filter());
+            if !first {
+                let _ = repair.send(String::new());
+            }
+            first = false;
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => self.on_event(ev, &repair).await,
+                    Err(e) => {
+                        tracing::warn!("engine event stream failed: {e}");
+                        break;
+                    }
+                }
+            }
+            if connected.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(500);
+            }
+            tracing::warn!("engine event stream ended; reconnecting in {:?}", backoff);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Whether the supervisor restarts this service's containers when unhealthy.
+pub fn autoheal(service: &Service) -> bool {
+    service.healthcheck.as_ref().is_some_and(|h| h.is_active())
+        && service.restart != RestartPolicy::No
+        && service.labels.get(names::AUTOHEAL).map(String::as_str) != Some("false")
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}

@@ -18,3 +18,20 @@ pub mod model;
 pub use hash::service_hash;
 
 pub use model::*;
+
+// Placeholder until the loader lands.
+pub struct LoadOptions {
+    pub files: Vec<std::path::PathBuf>,
+    pub project_name: Option<String>,
+    pub profiles: Vec<String>,
+    pub env: std::collections::HashMap<String, String>,
+    pub cwd: std::path::PathBuf,
+    pub allow_unknown_keys: bool,
+}
+pub struct Loaded {
+    pub project: Project,
+    pub warnings: Vec<String>,
+}
+pub fn load(_: &LoadOptions) -> Result<Loaded, String> {
+    Err("loader not merged yet".into())
+}

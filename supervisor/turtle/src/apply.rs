@@ -40,7 +40,7 @@ impl Default for Options {
 }
 
 /// What apply tells its caller as it goes (the CLI prints these).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Started { step: usize, what: String },
@@ -72,7 +72,7 @@ pub enum ApplyError {
 }
 
 /// Summary of an applied plan.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Report {
     pub project: String,
     pub steps_done: usize,

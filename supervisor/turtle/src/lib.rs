@@ -7,8 +7,11 @@
 //! - [`names`]: names and labels of what Turtle owns.
 
 pub mod engine;
+pub mod logs;
 pub mod names;
+pub mod api;
 pub mod apply;
+pub mod cli;
 pub mod observe;
 pub mod plan;
 pub mod spec;

@@ -44,7 +44,7 @@ pub struct Options {
     pub held: HashSet<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RemoveReason {
     /// Its service is no longer in the project.
@@ -55,7 +55,7 @@ pub enum RemoveReason {
     ScaledDown,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     CreateNetwork {
@@ -122,7 +122,7 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Step {
     #[serde(flatten)]
     pub action: Action,
@@ -131,7 +131,7 @@ pub struct Step {
     pub after: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Plan {
     pub project: String,
     pub steps: Vec<Step>,

@@ -1,0 +1,96 @@
+//! What every verb needs: the failure type with its exit code, loading the
+//! project, and reaching either the daemon or an in-process supervisor.
+
+use std::sync::Arc;
+
+use turtle_compose::{LoadOptions, Project};
+
+use super::{GlobalArgs, ProjectArgs};
+use crate::api::client::{Client, ClientError};
+use crate::engine::docker::Docker;
+use crate::store::Store;
+use crate::supervisor::{self, Supervisor};
+
+/// A failed command: the message to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    /// The operation failed (exit 1).
+    pub fn op(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+    /// The input was bad (exit 2).
+    pub fn input(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            code: 2,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Self::op(e)
+    }
+}
+
+impl From<supervisor::Error> for Failure {
+    fn from(e: supervisor::Error) -> Self {
+        Self::op(e)
+    }
+}
+
+/// Loads the compose project; warnings go to stderr.
+pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
+    let cwd = std::env::current_dir().map_err(Failure::op)?;
+    let opts = LoadOptions {
+        files: args.files.clone(),
+        project_name: args.project_name.clone(),
+        profiles: args.profiles.clone(),
+        env: std::env::vars().collect(),
+        cwd,
+        allow_unknown_keys: args.allow_unknown_keys,
+    };
+    let loaded = turtle_compose::load(&opts).map_err(Failure::input)?;
+    for w in &loaded.warnings {
+        eprintln!("turtle: warning: {w}");
+    }
+    Ok(loaded.project)
+}
+
+/// The project name: `-p` when given, else the compose file's.
+pub fn project_name(args: &ProjectArgs) -> Result<String, Failure> {
+    match &args.project_name {
+        Some(n) => Ok(n.clone()),
+        None => Ok(load_project(args)?.name),
+    }
+}
+
+/// The daemon, or an in-process supervisor when none answers.
+pub enum Target {
+    Daemon(Client),
+    Local(Arc<Supervisor<Docker>>),
+}
+
+pub async fn target(g: &GlobalArgs) -> Result<Target, Failure> {
+    if let Some(c) = Client::connect(&g.socket_path()).await {
+        return Ok(Target::Daemon(c));
+    }
+    Ok(Target::Local(local(g, supervisor::Config::default()).await?))
+}
+
+/// An in-process supervisor on the engine and the state directory.
+pub async fn local(g: &GlobalArgs, config: supervisor::Config) -> Result<Arc<Supervisor<Docker>>, Failure> {
+    let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
+    use crate::engine::Engine;
+    engine.ping().await.map_err(Failure::op)?;
+    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
+    Ok(Supervisor::new(Arc::new(engine), Arc::new(store), config))
+}

@@ -1,0 +1,82 @@
+//! `turtle daemon`: serve the API and keep every applied project alive.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::GlobalArgs;
+use super::context::{self, Failure};
+use crate::engine::docker::Docker;
+use crate::supervisor::{self, Supervisor};
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Seconds between two full resyncs of every project.
+    #[arg(long, default_value_t = 30)]
+    pub resync_interval: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
+    init_logging(a.log_json);
+    let config = supervisor::Config {
+        resync_interval: Duration::from_secs(a.resync_interval.max(1)),
+        ..Default::default()
+    };
+    let sup = context::local(g, config).await?;
+    let listener = crate::api::server::bind(&g.socket_path())
+        .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
+    tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
+    serve(sup, listener, &g.socket_path()).await
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Runs the API and the keep-alive loop until SIGINT or SIGTERM, then removes
+/// the socket. Containers keep running.
+pub async fn serve(sup: Arc<Supervisor<Docker>>, listener: tokio::net::UnixListener, socket: &Path) -> Result<(), Failure> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api = {
+        let mut rx = stop_rx.clone();
+        let router = crate::api::server::router(Arc::clone(&sup));
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let keep_alive = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(Arc::clone(&sup).run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    };
+    shutdown_signal().await;
+    tracing::info!("stopping; containers keep running");
+    let _ = stop_tx.send(true);
+    let _ = keep_alive.await;
+    // Streams (logs -f, events --follow) may hold the API open: don't wait long.
+    let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

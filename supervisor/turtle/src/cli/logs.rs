@@ -1,0 +1,67 @@
+//! `turtle logs`: the output of the project's containers.
+
+use std::io::Write;
+
+use clap::Args;
+use futures_util::StreamExt;
+use hyper::Method;
+
+use super::context::{self, Failure, Target};
+use super::{GlobalArgs, ProjectArgs};
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Keep following the output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines from the end of each container's output.
+    #[arg(long)]
+    pub tail: Option<u64>,
+    /// Only these services.
+    pub services: Vec<String>,
+}
+
+pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
+    let name = context::project_name(&a.project)?;
+    let mut out = std::io::stdout().lock();
+    let mut print = |line: String| -> Result<(), Failure> {
+        // A closed pipe (`| head`) ends the command quietly.
+        writeln!(out, "{line}").map_err(|_| Failure { message: String::new(), code: 0 })
+    };
+    let result = match context::target(g).await? {
+        Target::Daemon(c) => {
+            let mut path = format!("/v1/projects/{name}/logs?follow={}&services={}", a.follow, a.services.join(","));
+            if let Some(t) = a.tail {
+                path.push_str(&format!("&tail={t}"));
+            }
+            let mut lines = Box::pin(c.lines(Method::GET, &path, None::<&()>).await?);
+            let mut r = Ok(());
+            while let Some(l) = lines.next().await {
+                r = print(l?);
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        }
+        Target::Local(sup) => {
+            let mut lines = crate::logs::lines(sup.engine(), &name, &a.services, a.follow, a.tail)
+                .await
+                .map_err(Failure::op)?;
+            let mut r = Ok(());
+            while let Some(l) = lines.next().await {
+                r = print(l.map_err(Failure::op)?);
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        }
+    };
+    match result {
+        Err(f) if f.code == 0 => Ok(()),
+        r => r,
+    }
+}

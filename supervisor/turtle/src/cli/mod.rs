@@ -1,0 +1,142 @@
+//! The `turtle` command line: one file per verb.
+//!
+//! Every verb works with or without a running daemon: when one answers on the
+//! socket the CLI is its client, otherwise it does the work in-process against
+//! the engine and the same state directory.
+//!
+//! Exit codes: 0 success, 1 the operation failed (engine, apply, daemon),
+//! 2 bad input (usage, compose file).
+
+mod config;
+mod context;
+mod daemon;
+mod down;
+mod events;
+mod logs;
+mod output;
+mod ps;
+mod service;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use context::Failure;
+
+/// Turtle: a platform on a device. Deploys a compose stack on the local
+/// Docker engine and keeps it alive.
+#[derive(Debug, Parser)]
+#[command(name = "turtle", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Directory of the supervisor's state (SQLite database, API socket, daemon log).
+    #[arg(long, global = true, env = "TURTLE_STATE_DIR", default_value = "/var/lib/turtle")]
+    pub state_dir: PathBuf,
+    /// The daemon's API socket [default: STATE_DIR/turtle.sock].
+    #[arg(long, global = true, env = "TURTLE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// The Docker engine's socket [default: DOCKER_HOST or /var/run/docker.sock].
+    #[arg(long, global = true, env = "TURTLE_DOCKER_SOCKET")]
+    pub docker_socket: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("turtle.sock"))
+    }
+}
+
+/// Which compose project a command is about.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProjectArgs {
+    /// Compose file(s), merged in order [default: compose.yaml or docker-compose.yml here].
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Project name [default: COMPOSE_PROJECT_NAME, the file's `name:`, or its directory's name].
+    #[arg(short = 'p', long = "project-name", env = "COMPOSE_PROJECT_NAME")]
+    pub project_name: Option<String>,
+    /// Enable services of this profile (repeatable).
+    #[arg(long = "profile")]
+    pub profiles: Vec<String>,
+    /// Warn about compose keys Turtle does not support instead of refusing the file.
+    #[arg(long)]
+    pub allow_unknown_keys: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the project's containers and keep them alive.
+    ///
+    /// With a daemon running, hands the project to it and returns once applied.
+    /// Without one, supervises in the foreground (Ctrl-C stops supervising and
+    /// leaves the containers running), or starts a daemon with --detach.
+    Up(up::UpArgs),
+    /// Stop and remove the project's containers and networks (volumes with --volumes).
+    Down(down::DownArgs),
+    /// Show the project's containers: state, health, restarts, crash loops.
+    Ps(ps::PsArgs),
+    /// Show the output of the project's containers.
+    Logs(logs::LogsArgs),
+    /// Start the containers of services.
+    Start(service::ServiceArgs),
+    /// Stop the containers of services; the supervisor leaves them stopped until start or up.
+    Stop(service::ServiceArgs),
+    /// Restart the containers of services.
+    Restart(service::ServiceArgs),
+    /// Validate the compose files and print the normalized project.
+    Config(config::ConfigArgs),
+    /// Show the supervisor's event log.
+    Events(events::EventsArgs),
+    /// Run the supervisor daemon: serve the API and keep every applied project alive.
+    Daemon(daemon::DaemonArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("turtle: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("turtle: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let g = cli.global;
+    match cli.command {
+        Command::Up(a) => up::run(&g, a).await,
+        Command::Down(a) => down::run(&g, a).await,
+        Command::Ps(a) => ps::run(&g, a).await,
+        Command::Logs(a) => logs::run(&g, a).await,
+        Command::Start(a) => service::run(&g, a, crate::supervisor::ServiceAction::Start).await,
+        Command::Stop(a) => service::run(&g, a, crate::supervisor::ServiceAction::Stop).await,
+        Command::Restart(a) => service::run(&g, a, crate::supervisor::ServiceAction::Restart).await,
+        Command::Config(a) => config::run(a),
+        Command::Events(a) => events::run(&g, a).await,
+        Command::Daemon(a) => daemon::run(&g, a).await,
+    }
+}

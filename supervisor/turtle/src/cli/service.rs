@@ -1,0 +1,40 @@
+//! `turtle start|stop|restart SERVICE...`.
+
+use clap::Args;
+use hyper::Method;
+
+use super::context::{self, Failure, Target};
+use super::{GlobalArgs, ProjectArgs};
+use crate::supervisor::ServiceAction;
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Services to act on.
+    #[arg(required = true)]
+    pub services: Vec<String>,
+}
+
+pub async fn run(g: &GlobalArgs, a: ServiceArgs, action: ServiceAction) -> Result<(), Failure> {
+    let name = context::project_name(&a.project)?;
+    let target = context::target(g).await?;
+    let verb = match action {
+        ServiceAction::Start => "start",
+        ServiceAction::Stop => "stop",
+        ServiceAction::Restart => "restart",
+    };
+    for service in &a.services {
+        let done: Vec<String> = match &target {
+            Target::Daemon(c) => {
+                let path = format!("/v1/projects/{name}/services/{service}/{verb}");
+                c.json(Method::POST, &path, None::<&()>).await?
+            }
+            Target::Local(sup) => sup.service_action(&name, service, action).await?,
+        };
+        for c in done {
+            eprintln!(" ✔ {verb} {c}");
+        }
+    }
+    Ok(())
+}

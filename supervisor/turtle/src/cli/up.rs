@@ -1,0 +1,146 @@
+//! `turtle up`: apply the project, then keep it alive.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::StreamExt;
+use hyper::Method;
+use turtle_compose::Project;
+
+use super::context::{self, Failure, Target};
+use super::output::Printer;
+use super::{GlobalArgs, ProjectArgs};
+use crate::api::client::Client;
+use crate::api::server::ApplyLine;
+use crate::plan::{Mode, Plan};
+use crate::supervisor;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Without a running daemon, start one in the background instead of
+    /// supervising in the foreground.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// With --dry-run, print the plan as JSON.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub format: String,
+}
+
+pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
+    let project = context::load_project(&a.project)?;
+    if a.dry_run {
+        let plan: Plan = match context::target(g).await? {
+            Target::Daemon(c) => {
+                let path = format!("/v1/projects/{}/plan", project.name);
+                c.json(Method::POST, &path, Some(&project)).await?
+            }
+            Target::Local(sup) => sup.plan(&project, Mode::Up).await?,
+        };
+        if a.format == "json" {
+            println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+        } else {
+            print!("{plan}");
+        }
+        return Ok(());
+    }
+
+    let socket = g.socket_path();
+    if let Some(c) = Client::connect(&socket).await {
+        return hand_over(&c, &project).await;
+    }
+    if a.detach {
+        let c = start_daemon(g, &socket).await?;
+        return hand_over(&c, &project).await;
+    }
+    foreground(g, &project).await
+}
+
+/// Gives the project to the daemon and prints its progress.
+async fn hand_over(c: &Client, project: &Project) -> Result<(), Failure> {
+    let path = format!("/v1/projects/{}", project.name);
+    let mut lines = Box::pin(c.lines(Method::PUT, &path, Some(project)).await?);
+    let printer = Printer::new();
+    while let Some(line) = lines.next().await {
+        let line = line?;
+        match serde_json::from_str::<ApplyLine>(&line) {
+            Ok(ApplyLine::Event(v)) => {
+                if let Ok(e) = serde_json::from_value(v) {
+                    printer.event(e);
+                }
+            }
+            Ok(ApplyLine::Done(r)) => {
+                eprintln!("turtle: project {} is up ({} step(s))", r.project, r.steps_done);
+                return Ok(());
+            }
+            Ok(ApplyLine::Error(e)) => return Err(Failure::op(e)),
+            Err(e) => return Err(Failure::op(format!("unexpected answer from the daemon: {e}"))),
+        }
+    }
+    Err(Failure::op("the daemon closed the connection before the project was applied"))
+}
+
+/// Starts `turtle daemon` in its own process group, logging to
+/// STATE_DIR/daemon.log, and waits for its socket.
+async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(&g.state_dir).map_err(|e| Failure::op(format!("{}: {e}", g.state_dir.display())))?;
+    let log_path = g.state_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Failure::op(format!("{}: {e}", log_path.display())))?;
+    let exe = std::env::current_exe().map_err(Failure::op)?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon")
+        .arg("--state-dir")
+        .arg(&g.state_dir)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(Failure::op)?)
+        .stderr(log)
+        .process_group(0);
+    if let Some(d) = &g.docker_socket {
+        cmd.arg("--docker-socket").arg(d);
+    }
+    let child = cmd.spawn().map_err(|e| Failure::op(format!("cannot start the daemon: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(c) = Client::connect(socket).await {
+            eprintln!("turtle: daemon started (pid {}, log {})", child.id(), log_path.display());
+            return Ok(c);
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::op(format!(
+                "the daemon did not answer on {} within 15s: see {}",
+                socket.display(),
+                log_path.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Applies the project in-process, then supervises until Ctrl-C or SIGTERM.
+async fn foreground(g: &GlobalArgs, project: &Project) -> Result<(), Failure> {
+    let sup = context::local(g, supervisor::Config::default()).await?;
+    // Bind the socket first so the CLI can reach this supervisor, and so a
+    // second supervisor cannot start on the same state directory.
+    let listener = crate::api::server::bind(&g.socket_path())
+        .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
+    let printer = Printer::new();
+    let report = sup.up(project, &|e| printer.event(e)).await?;
+    eprintln!(
+        "turtle: project {} is up ({} step(s)); supervising it, Ctrl-C stops supervising and leaves the containers running",
+        report.project, report.steps_done
+    );
+    super::daemon::serve(sup, listener, &g.socket_path()).await
+}

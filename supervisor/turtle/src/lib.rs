@@ -5,6 +5,8 @@
 //!
 //! - [`engine`]: the Docker engine behind one trait (bollard + a recording fake).
 //! - [`names`]: names and labels of what Turtle owns.
+//! - [`spec`]: the compose model turned into engine create requests.
 
 pub mod engine;
 pub mod names;
+pub mod spec;

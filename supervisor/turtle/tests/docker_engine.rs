@@ -19,10 +19,10 @@ use indexmap::IndexMap;
 use turtle::engine::docker::Docker;
 use turtle::engine::{BuildSpec, Engine, EngineError, EngineEvent, Health, Progress, State};
 use turtle::names;
-use turtle::spec::{container_spec, network_request, volume_request};
+use turtle::spec::{container_spec, network_request, prepare_host_paths, volume_request};
 use turtle_compose::{
-    Duration as ComposeDuration, Healthcheck, Mount, MountKind, Network, Project, Service,
-    ServiceNetwork, Volume,
+    ByteSize, Duration as ComposeDuration, FileObject, FileRef, Healthcheck, Mount, MountKind,
+    Network, Port, Project, Resources, RestartPolicy, Service, ServiceNetwork, Ulimit, Volume,
 };
 
 const IMAGE: &str = "turtle-test-busybox:latest";
@@ -194,7 +194,63 @@ async fn container_lifecycle_with_network_volume_and_health() {
         start_interval: Some(ComposeDuration(200)),
         disable: false,
     });
-    let p = project(&name, vec![("web", web.clone())]);
+    // A spread of the other fields, to see the engine accept the body.
+    let host_dir = tempfile::tempdir().unwrap();
+    let bind_src = host_dir.path().join("site");
+    let secret_file = host_dir.path().join("token.txt");
+    std::fs::write(&secret_file, "s3cret").unwrap();
+    web.volumes.push(Mount {
+        kind: MountKind::Bind,
+        source: Some(bind_src.display().to_string()),
+        target: "/site".to_string(),
+        read_only: true,
+        tmpfs_size: None,
+    });
+    web.volumes.push(Mount {
+        kind: MountKind::Tmpfs,
+        source: None,
+        target: "/scratch".to_string(),
+        read_only: false,
+        tmpfs_size: Some(ByteSize(1 << 20)),
+    });
+    web.secrets = vec![FileRef {
+        source: "token".to_string(),
+        target: "/run/secrets/token".to_string(),
+        mode: None,
+    }];
+    web.ports = vec![Port {
+        target: 80,
+        published: None,
+        host_ip: Some("127.0.0.1".to_string()),
+        protocol: "tcp".to_string(),
+    }];
+    web.expose = vec!["8080".to_string()];
+    web.resources = Resources {
+        memory_limit: Some(ByteSize(64 << 20)),
+        cpus: Some("0.5".to_string()),
+        pids_limit: Some(100),
+        ..Default::default()
+    };
+    web.cap_drop = vec!["NET_RAW".to_string()];
+    web.ulimits = IndexMap::from([(
+        "nofile".to_string(),
+        Ulimit {
+            soft: 1024,
+            hard: 2048,
+        },
+    )]);
+    web.init = true;
+    web.stop_grace_period = Some(ComposeDuration::from_secs(3));
+    web.restart = RestartPolicy::UnlessStopped;
+    let mut p = project(&name, vec![("web", web.clone())]);
+    p.secrets.insert(
+        "token".to_string(),
+        FileObject {
+            file: secret_file.clone(),
+        },
+    );
+    prepare_host_paths(&p, "web", &web).expect("host paths");
+    assert!(bind_src.is_dir());
 
     // Networks and the volume.
     for (key, net) in &p.networks {
@@ -275,8 +331,44 @@ async fn container_lifecycle_with_network_volume_and_health() {
         "{back:?}"
     );
     assert!(attached.contains_key(&default_net.name), "{attached:?}");
-    let env = raw.config.unwrap().env.unwrap_or_default();
+    let config = raw.config.unwrap();
+    let env = config.env.unwrap_or_default();
     assert!(env.contains(&"GREETING=hi".to_string()), "{env:?}");
+    let exposed = config.exposed_ports.unwrap_or_default();
+    assert!(exposed.contains(&"80/tcp".to_string()), "{exposed:?}");
+    assert!(exposed.contains(&"8080/tcp".to_string()), "{exposed:?}");
+    assert_eq!(config.stop_timeout, Some(3));
+    for (target, kind) in [
+        ("/site", "bind"),
+        ("/run/secrets/token", "bind"),
+        ("/data", "volume"),
+    ] {
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.destination.as_deref() == Some(target)
+                    && m.typ.as_ref().map(|t| t.to_string()).as_deref() == Some(kind)),
+            "{target}: {mounts:?}"
+        );
+    }
+    let hc = raw.host_config.unwrap();
+    assert_eq!(hc.memory, Some(64 << 20));
+    assert_eq!(hc.nano_cpus, Some(500_000_000));
+    assert_eq!(hc.pids_limit, Some(100));
+    assert_eq!(hc.init, Some(true));
+    assert_eq!(hc.cap_drop, Some(vec!["NET_RAW".to_string()]));
+    assert_eq!(hc.ulimits.unwrap_or_default().len(), 1);
+    assert_eq!(
+        hc.restart_policy
+            .and_then(|r| r.name)
+            .map(|n| n.to_string()),
+        Some("unless-stopped".to_string())
+    );
+    let published = &hc.port_bindings.unwrap_or_default()["80/tcp"];
+    assert_eq!(
+        published.as_ref().unwrap()[0].host_ip.as_deref(),
+        Some("127.0.0.1")
+    );
 
     // Health.
     wait_for("healthy (inspect)", Duration::from_secs(30), || async {

@@ -191,29 +191,36 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// True when the error means the socket could not be used at all.
 fn is_connection_error(e: &BollardError) -> bool {
+    // bollard's wrappers are `#[error(transparent)]`: their `source()` skips
+    // the wrapped error itself, so start the walk at the wrapped error.
     match e {
         BollardError::SocketNotFoundError(_) => true,
-        BollardError::HyperLegacyError { err } if err.is_connect() => true,
-        _ => {
-            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-            while let Some(c) = src {
-                if let Some(io) = c.downcast_ref::<io::Error>() {
-                    if matches!(
-                        io.kind(),
-                        io::ErrorKind::NotFound
-                            | io::ErrorKind::ConnectionRefused
-                            | io::ErrorKind::PermissionDenied
-                            | io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::BrokenPipe
-                    ) {
-                        return true;
-                    }
-                }
-                src = c.source();
-            }
-            false
-        }
+        BollardError::HyperLegacyError { err } => err.is_connect() || io_failure_in_chain(err),
+        BollardError::HyperResponseError { err } => io_failure_in_chain(err),
+        BollardError::IOError { err } => io_failure_in_chain(err),
+        e => io_failure_in_chain(e),
     }
+}
+
+/// True when `e` or one of its sources is an IO error of a broken socket.
+fn io_failure_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src = Some(e);
+    while let Some(c) = src {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        src = c.source();
+    }
+    false
 }
 
 /// Maps a bollard error about `what` to an [`EngineError`].
@@ -1149,6 +1156,31 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
             .collect();
         assert_eq!(names, [".turtle.Dockerfile"]);
+    }
+
+    #[test]
+    fn server_errors_map_by_status() {
+        let server = |status_code: u16| BollardError::DockerResponseServerError {
+            status_code,
+            message: "boom".to_string(),
+        };
+        let e = map_error("/s", "container web-1".into(), server(404));
+        assert!(e.is_not_found());
+        assert_eq!(e.to_string(), "container web-1 not found");
+        let e = map_error("/s", "container web-1".into(), server(409));
+        assert!(matches!(e, EngineError::Conflict { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "container web-1: conflict: boom");
+        let e = map_error("/s", "image x".into(), server(500));
+        assert!(matches!(e, EngineError::Api { status: 500, .. }), "{e:?}");
+        assert!(e.to_string().contains("image x"), "{e}");
+        let refused = BollardError::IOError {
+            err: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        let e = map_error("/run/docker.sock", "engine ping".into(), refused);
+        assert!(matches!(e, EngineError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("/run/docker.sock"), "{e}");
+        let e = map_error("/s", "x".into(), BollardError::RequestTimeoutError);
+        assert!(matches!(e, EngineError::Other { .. }), "{e:?}");
     }
 
     #[test]

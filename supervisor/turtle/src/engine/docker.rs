@@ -22,8 +22,9 @@
 //!   removing something already gone (404).
 //! - bollard's client timeout (120 s) covers the time to response headers only.
 //!   Stop and restart wait for the container before answering, so they use a
-//!   client whose timeout is the stop timeout plus a margin. Streams (pull,
-//!   build, events, logs) get headers quickly and then run as long as needed.
+//!   client whose timeout is the stop timeout plus a margin; builds one of an
+//!   hour (the request includes uploading the context). Other streams (pull,
+//!   events, logs) get headers quickly and then run as long as needed.
 //! - Builds use the classic builder (no BuildKit on the target machines). The
 //!   context is tarred in memory on a blocking thread (see [`tar_context`]).
 //!
@@ -73,6 +74,10 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// Time to response headers for ordinary calls (bollard's default).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// Time to response headers of a build: it covers uploading the context, and
+/// the classic builder answers only once it has unpacked it.
+const BUILD_TIMEOUT_SECS: u64 = 3600;
 
 /// The Docker engine on a unix socket.
 #[derive(Debug, Clone)]
@@ -709,7 +714,10 @@ impl Engine for Docker {
     }
 
     fn build_image(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>> {
-        let client = self.client.clone();
+        let client = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS));
         let socket = self.socket.clone();
         let spec = spec.clone();
         // bollard's build stream borrows the client: run it in a task that

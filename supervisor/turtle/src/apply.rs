@@ -182,14 +182,14 @@ async fn run_step<E: Engine>(
     let what = action.to_string();
     match action {
         Action::CreateNetwork { key, .. } => {
-            let req = spec::network_request(project, key);
+            let req = spec::network_request(project, key, &project.networks[key]);
             match engine.create_network(&req).await {
                 Err(EngineError::Conflict { .. }) | Ok(()) => Ok(()),
                 Err(e) => Err(engine_err(what)(e)),
             }
         }
         Action::CreateVolume { key, .. } => {
-            let req = spec::volume_request(project, key);
+            let req = spec::volume_request(project, key, &project.volumes[key]);
             engine.create_volume(&req).await.map_err(engine_err(what))
         }
         Action::PullImage { image } => {
@@ -241,12 +241,13 @@ async fn run_step<E: Engine>(
             ..
         } => {
             wait_dependencies(engine, project, service, opts).await?;
-            let spec = spec::container_spec(project, service, *number, hash).map_err(|source| {
-                ApplyError::Spec {
-                    what: what.clone(),
-                    source,
-                }
-            })?;
+            let s = &project.services[service];
+            let spec_err = |source| ApplyError::Spec {
+                what: what.clone(),
+                source,
+            };
+            spec::prepare_host_paths(project, service, s).map_err(spec_err)?;
+            let spec = spec::container_spec(project, service, s, *number, hash, None).map_err(spec_err)?;
             let id = engine.create_container(&spec).await.map_err(engine_err(&what))?;
             engine.start_container(&id).await.map_err(engine_err(what))
         }

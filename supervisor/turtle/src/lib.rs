@@ -5,13 +5,22 @@
 //!
 //! - [`engine`]: the Docker engine behind one trait (bollard + a recording fake).
 //! - [`names`]: names and labels of what Turtle owns.
+//! - [`spec`]: the compose model turned into engine create requests.
+//! - [`observe`]: what the engine has now, for one project.
+//! - [`plan`]: `plan(project, observed) -> Plan`, pure.
+//! - [`apply`]: runs a plan with bounded parallelism and depends_on conditions.
+//! - [`store`]: the supervisor's state in SQLite.
+//! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
+//! - [`api`]: the local HTTP API on a unix socket, server and client.
+//! - [`logs`]: container output as prefixed lines.
+//! - [`cli`]: the `turtle` command line, one file per verb.
 
-pub mod engine;
-pub mod logs;
-pub mod names;
 pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod engine;
+pub mod logs;
+pub mod names;
 pub mod observe;
 pub mod plan;
 pub mod spec;

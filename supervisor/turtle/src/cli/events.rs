@@ -50,7 +50,7 @@ pub async fn run(g: &GlobalArgs, a: EventsArgs) -> Result<(), Failure> {
             if a.follow {
                 return Err(Failure::op("events --follow needs a running daemon (turtle daemon or turtle up)"));
             }
-            for e in sup.store().recent_events(a.limit)? {
+            for e in sup.store().recent_events(a.limit).map_err(Failure::op)? {
                 show(&e);
             }
         }

@@ -1,1 +1,1200 @@
-//! bollard implementation (in progress)
+//! [`Engine`] on the real Docker engine, through bollard.
+//!
+//! # Design
+//!
+//! - One [`Docker`] per supervisor, cheap to clone (bollard's client is an
+//!   `Arc` around a hyper client on the engine's unix socket). Only unix sockets
+//!   are supported: `connect(None)` uses `DOCKER_HOST` when it is a `unix://`
+//!   address, else `/var/run/docker.sock`.
+//! - bollard 0.21 sends requests without a `/vX.Y` prefix, so the daemon
+//!   answers in its own default API version (1.41 on Docker 20.10). The server's
+//!   API version is read once ([`Docker::api_version`]) and fields the server
+//!   does not know are stripped before create: healthcheck `StartInterval`
+//!   (1.44+), and every endpoint but the first at container create (several
+//!   networks at create need 1.44+; the rest are connected after create, before
+//!   `create_container` returns, on every API version).
+//! - Errors: HTTP 404 becomes [`EngineError::NotFound`], 409
+//!   [`EngineError::Conflict`], other statuses [`EngineError::Api`], each with a
+//!   `what` naming the object (`container web-1`). A socket that is missing,
+//!   refuses connections or denies permission becomes
+//!   [`EngineError::Unreachable`], whose message asks whether dockerd runs.
+//!   Idempotent calls treat "already so" as success: start/stop answering 304,
+//!   removing something already gone (404).
+//! - bollard's client timeout (120 s) covers the time to response headers only.
+//!   Stop and restart wait for the container before answering, so they use a
+//!   client whose timeout is the stop timeout plus a margin; builds one of an
+//!   hour (the request includes uploading the context). Other streams (pull,
+//!   events, logs) get headers quickly and then run as long as needed.
+//! - Builds use the classic builder (no BuildKit on the target machines). The
+//!   context is tarred in memory on a blocking thread (see [`tar_context`]).
+//!
+//! # Limitations
+//!
+//! - `.dockerignore` support covers the common patterns (`*`, `?`, `**`,
+//!   leading `/`, `!` exceptions, last match wins, a matched directory
+//!   excludes what is under it); character classes (`[a-z]`) and escapes are
+//!   not supported and match literally.
+//! - A build context is held in memory whole: fine for the small contexts of a
+//!   supervisor's services, not for multi-gigabyte ones.
+//! - Networks: Docker 20.10 creates a second network with an existing name
+//!   (API < 1.44 only refuses when the request sets `CheckDuplicate`, a field
+//!   bollard's 1.53 models no longer have), so [`Docker::create_network`] looks
+//!   the name up first and answers [`EngineError::Conflict`]. The look-up and
+//!   the create are not atomic; the supervisor is the only writer of its
+//!   networks.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{
+    BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
+    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
+};
+
+/// The engine's socket when neither the caller nor `DOCKER_HOST` names one.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Time to response headers for ordinary calls (bollard's default).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// Time to response headers of a build: it covers uploading the context, and
+/// the classic builder answers only once it has unpacked it.
+const BUILD_TIMEOUT_SECS: u64 = 3600;
+
+/// The Docker engine on a unix socket.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+    socket: String,
+    /// The server's API version, `(major, minor)`, read on first use.
+    api: Arc<OnceCell<(u64, u64)>>,
+}
+
+/// The socket `Docker::connect(None)` uses: `DOCKER_HOST` when it is a
+/// `unix://` address, else [`DEFAULT_SOCKET`].
+pub fn default_socket() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => h.trim_start_matches("unix://").to_string(),
+        _ => DEFAULT_SOCKET.to_string(),
+    }
+}
+
+impl Docker {
+    /// A client for the engine at `socket` (a path, or `unix://path`).
+    ///
+    /// This does not talk to the engine yet (call [`Engine::ping`]); it fails
+    /// with [`EngineError::Unreachable`] when the socket does not exist.
+    pub fn connect(socket: Option<&str>) -> Result<Docker> {
+        let socket = match socket {
+            Some(s) => s.trim_start_matches("unix://").to_string(),
+            None => default_socket(),
+        };
+        let client = bollard::Docker::connect_with_unix(
+            &socket,
+            REQUEST_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| EngineError::Unreachable {
+            socket: socket.clone(),
+            detail: match e {
+                BollardError::SocketNotFoundError(_) => "no such socket".to_string(),
+                e => error_chain(&e),
+            },
+        })?;
+        Ok(Docker {
+            client,
+            socket,
+            api: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The socket path this client talks to.
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    /// The underlying bollard client, for calls the trait does not cover.
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// The server's API version (`(1, 41)` for Docker 20.10), asked once.
+    pub async fn api_version(&self) -> Result<(u64, u64)> {
+        self.api
+            .get_or_try_init(|| async {
+                let v = self
+                    .client
+                    .version()
+                    .await
+                    .map_err(|e| self.err("engine version", e))?;
+                let s = v.api_version.unwrap_or_default();
+                parse_api_version(&s).ok_or_else(|| EngineError::Other {
+                    what: "engine version".to_string(),
+                    message: format!("unparsable API version {s:?}"),
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// Maps a bollard error about `what` to ours.
+    fn err(&self, what: impl Into<String>, e: BollardError) -> EngineError {
+        map_error(&self.socket, what.into(), e)
+    }
+
+    /// A client whose time to headers allows a stop of `timeout_secs`.
+    fn client_for_stop(&self, timeout_secs: Option<i64>) -> bollard::Docker {
+        let wait = match timeout_secs {
+            Some(t) => t.max(0) as u64 + 60,
+            // The container's own StopTimeout applies; allow a long one.
+            None => 600,
+        };
+        self.client
+            .clone()
+            .with_timeout(Duration::from_secs(wait.max(REQUEST_TIMEOUT_SECS)))
+    }
+}
+
+/// `"1.41"` -> `(1, 41)`.
+fn parse_api_version(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// The error and its sources, `: `-joined.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// True when the error means the socket could not be used at all.
+fn is_connection_error(e: &BollardError) -> bool {
+    // bollard's wrappers are `#[error(transparent)]`: their `source()` skips
+    // the wrapped error itself, so start the walk at the wrapped error.
+    match e {
+        BollardError::SocketNotFoundError(_) => true,
+        BollardError::HyperLegacyError { err } => err.is_connect() || io_failure_in_chain(err),
+        BollardError::HyperResponseError { err } => io_failure_in_chain(err),
+        BollardError::IOError { err } => io_failure_in_chain(err),
+        e => io_failure_in_chain(e),
+    }
+}
+
+/// True when `e` or one of its sources is an IO error of a broken socket.
+fn io_failure_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src = Some(e);
+    while let Some(c) = src {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        src = c.source();
+    }
+    false
+}
+
+/// Maps a bollard error about `what` to an [`EngineError`].
+fn map_error(socket: &str, what: String, e: BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        } => EngineError::NotFound { what },
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => EngineError::Conflict { what, message },
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Api {
+            what,
+            status: status_code,
+            message,
+        },
+        BollardError::RequestTimeoutError => EngineError::Other {
+            what,
+            message: "timed out waiting for the docker engine to answer".to_string(),
+        },
+        e if is_connection_error(&e) => EngineError::Unreachable {
+            socket: socket.to_string(),
+            detail: error_chain(&e),
+        },
+        e => EngineError::Other {
+            what,
+            message: error_chain(&e),
+        },
+    }
+}
+
+/// `{"label": [..]}` (plus `extra`), as the engine's filters take them.
+fn label_filters(labels: &[String], extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let mut f = HashMap::new();
+    if !labels.is_empty() {
+        f.insert("label".to_string(), labels.to_vec());
+    }
+    for (k, v) in extra {
+        f.entry(k.to_string())
+            .or_insert_with(Vec::new)
+            .push(v.to_string());
+    }
+    f
+}
+
+/// Health from a list status text: `Up 3 seconds (healthy)`.
+pub fn health_from_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+fn health_from_enum(h: &bollard::models::HealthStatusEnum) -> Option<Health> {
+    use bollard::models::HealthStatusEnum as H;
+    match h {
+        H::STARTING => Some(Health::Starting),
+        H::HEALTHY => Some(Health::Healthy),
+        H::UNHEALTHY => Some(Health::Unhealthy),
+        H::NONE | H::EMPTY => None,
+    }
+}
+
+/// The engine writes `0001-01-01T00:00:00Z` for "never".
+fn engine_time(t: Option<String>) -> Option<String> {
+    t.filter(|t| !t.is_empty() && !t.starts_with("0001-01-01"))
+}
+
+/// Splits an image reference into the `fromImage` and `tag` of a pull. The tag
+/// defaults to `latest`: an empty tag would pull every tag of the repository.
+pub fn split_reference(reference: &str) -> (String, String) {
+    if let Some((repo, digest)) = reference.split_once('@') {
+        return (repo.to_string(), digest.to_string());
+    }
+    let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            reference[..last_slash + i].to_string(),
+            reference[last_slash + i + 1..].to_string(),
+        ),
+        None => (reference.to_string(), "latest".to_string()),
+    }
+}
+
+/// Drops what an engine of API `api` does not accept at create: healthcheck
+/// `StartInterval` (1.44+) and all endpoints but the first (several need
+/// 1.44+). Returns the endpoints taken out, to connect after create.
+fn adapt_create_body(
+    body: &mut ContainerCreateBody,
+    api: (u64, u64),
+) -> Vec<(String, EndpointSettings)> {
+    let mut moved = Vec::new();
+    if api < (1, 44) {
+        if let Some(hc) = body.healthcheck.as_mut() {
+            hc.start_interval = None;
+        }
+        if let Some(NetworkingConfig {
+            endpoints_config: Some(eps),
+        }) = body.networking_config.as_mut()
+        {
+            if eps.len() > 1 {
+                // Keep the one HostConfig.NetworkMode names, else any.
+                let primary = body
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.network_mode.clone())
+                    .filter(|m| eps.contains_key(m))
+                    .or_else(|| {
+                        let mut keys: Vec<&String> = eps.keys().collect();
+                        keys.sort();
+                        keys.first().map(|k| k.to_string())
+                    });
+                let mut names: Vec<String> = eps.keys().cloned().collect();
+                names.sort();
+                for n in names {
+                    if Some(&n) != primary.as_ref() {
+                        if let Some(ep) = eps.remove(&n) {
+                            moved.push((n, ep));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    moved
+}
+
+impl Engine for Docker {
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("engine ping", e))
+    }
+
+    async fn list_containers(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.err("container list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.status.unwrap_or_default();
+                let health = health_from_status(&status).or_else(|| {
+                    c.health
+                        .as_ref()
+                        .and_then(|h| h.status.as_ref())
+                        .and_then(|s| match s.as_ref() {
+                            "starting" => Some(Health::Starting),
+                            "healthy" => Some(Health::Healthy),
+                            "unhealthy" => Some(Health::Unhealthy),
+                            _ => None,
+                        })
+                });
+                ContainerSummary {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    state: c
+                        .state
+                        .map(|s| State::parse(s.as_ref()))
+                        .unwrap_or(State::Exited),
+                    health,
+                }
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerDetails> {
+        let c = self
+            .client
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))?;
+        let state = c.state.unwrap_or_default();
+        Ok(ContainerDetails {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
+            state: state
+                .status
+                .map(|s| State::parse(s.as_ref()))
+                .unwrap_or(State::Exited),
+            health: state
+                .health
+                .as_ref()
+                .and_then(|h| h.status.as_ref())
+                .and_then(health_from_enum),
+            exit_code: state.exit_code,
+            started_at: engine_time(state.started_at),
+            finished_at: engine_time(state.finished_at),
+            restart_count: c.restart_count.unwrap_or(0),
+            pid: state.pid.filter(|p| *p > 0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let what = format!("container {}", spec.name);
+        let api = self.api_version().await?;
+        let mut body = spec.body.clone();
+        let mut extra = adapt_create_body(&mut body, api);
+        extra.extend(spec.extra_networks.iter().cloned());
+        let image = body.image.clone().unwrap_or_default();
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .client
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } if message.contains("No such image") => EngineError::NotFound {
+                    what: format!("image {image} (for {what})"),
+                },
+                BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } => EngineError::Api {
+                    what: what.clone(),
+                    status: 404,
+                    message,
+                },
+                e => self.err(what.clone(), e),
+            })?;
+        for (network, endpoint) in extra {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            if let Err(e) = self.client.connect_network(&network, req).await {
+                let err = self.err(format!("network {network} (connecting {what})"), e);
+                // Leave no half-made container behind.
+                let _ = self.remove_container(&created.id, true).await;
+                return Err(err);
+            }
+        }
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        match self.client.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: Option<i64>) -> Result<()> {
+        let mut opts = StopContainerOptionsBuilder::new();
+        if let Some(t) = timeout_secs {
+            opts = opts.t(t.clamp(0, i32::MAX as i64) as i32);
+        }
+        match self
+            .client_for_stop(timeout_secs)
+            .stop_container(id, Some(opts.build()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn restart_container(&self, id: &str, timeout_secs: Option<i64>) -> Result<()> {
+        let mut opts = RestartContainerOptionsBuilder::new();
+        if let Some(t) = timeout_secs {
+            opts = opts.t(t.clamp(0, i32::MAX as i64) as i32);
+        }
+        self.client_for_stop(timeout_secs)
+            .restart_container(id, Some(opts.build()))
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn remove_container(&self, id: &str, volumes: bool) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(volumes)
+            .build();
+        match self.client.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
+        let opts = ListNetworksOptionsBuilder::new()
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| self.err("network list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkSummary {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn find_network(&self, name: &str) -> Result<Option<NetworkSummary>> {
+        match self.client.inspect_network(name, None).await {
+            // Inspect also matches ID prefixes: insist on the exact name.
+            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(NetworkSummary {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })),
+            Ok(_) => Ok(None),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("network {name}"), e)),
+        }
+    }
+
+    async fn create_network(&self, req: &NetworkCreateRequest) -> Result<()> {
+        let what = format!("network {}", req.name);
+        if self.find_network(&req.name).await?.is_some() {
+            return Err(EngineError::Conflict {
+                what,
+                message: "a network with this name already exists".to_string(),
+            });
+        }
+        self.client
+            .create_network(req.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(what, e))
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.client.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("network {name}"), e)),
+        }
+    }
+
+    async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeSummary>> {
+        let opts = ListVolumesOptionsBuilder::new()
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| self.err("volume list", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeSummary {
+                name: v.name,
+                labels: v.labels,
+            })
+            .collect())
+    }
+
+    async fn find_volume(&self, name: &str) -> Result<Option<VolumeSummary>> {
+        match self.client.inspect_volume(name).await {
+            Ok(v) => Ok(Some(VolumeSummary {
+                name: v.name,
+                labels: v.labels,
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("volume {name}"), e)),
+        }
+    }
+
+    async fn create_volume(&self, req: &VolumeCreateRequest) -> Result<()> {
+        let what = format!("volume {}", req.name.as_deref().unwrap_or("(anonymous)"));
+        self.client
+            .create_volume(req.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(what, e))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let opts = RemoveVolumeOptionsBuilder::new().build();
+        match self.client.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("volume {name}"), e)),
+        }
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        match self.client.inspect_image(reference).await {
+            Ok(i) => Ok(i.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("image {reference}"), e)),
+        }
+    }
+
+    fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>> {
+        let (from_image, tag) = split_reference(reference);
+        let opts = CreateImageOptionsBuilder::new()
+            .from_image(&from_image)
+            .tag(&tag)
+            .build();
+        let socket = self.socket.clone();
+        let what = format!("image {reference}");
+        let mut failed = false;
+        let stream = self
+            .client
+            .create_image(Some(opts), None, None)
+            .map(move |item| match item {
+                Ok(info) => Ok(Progress::Layer {
+                    id: info.id.unwrap_or_default(),
+                    status: info.status.unwrap_or_default(),
+                    current: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.current)
+                        .map(|c| c.max(0) as u64),
+                    total: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.total)
+                        .map(|t| t.max(0) as u64),
+                }),
+                Err(BollardError::DockerStreamError { error }) => Err(EngineError::Other {
+                    what: format!("pull of {what}"),
+                    message: error,
+                }),
+                Err(e) => Err(map_error(&socket, what.clone(), e)),
+            })
+            // The stream ends at the first error.
+            .take_while(move |item| {
+                let go = !failed;
+                failed |= item.is_err();
+                std::future::ready(go)
+            });
+        Box::pin(stream)
+    }
+
+    fn build_image(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>> {
+        let client = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS));
+        let socket = self.socket.clone();
+        let spec = spec.clone();
+        // bollard's build stream borrows the client: run it in a task that
+        // owns the client, feeding a channel. The task starts on first poll.
+        let stream = futures_util::stream::once(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(run_build(client, socket, spec, tx));
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+        })
+        .flatten();
+        Box::pin(stream)
+    }
+
+    fn events(&self, labels: &[String]) -> BoxStream<Result<EngineEvent>> {
+        let opts = EventsOptionsBuilder::new()
+            .filters(&label_filters(labels, &[("type", "container")]))
+            .build();
+        let socket = self.socket.clone();
+        let stream = self.client.events(Some(opts)).map(move |item| match item {
+            Ok(ev) => {
+                let actor = ev.actor.unwrap_or_default();
+                Ok(EngineEvent {
+                    action: ev.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    attributes: actor.attributes.unwrap_or_default(),
+                    time_nano: ev
+                        .time_nano
+                        .or(ev.time.map(|t| t.saturating_mul(1_000_000_000)))
+                        .unwrap_or(0),
+                })
+            }
+            Err(e) => Err(map_error(&socket, "event stream".to_string(), e)),
+        });
+        Box::pin(stream)
+    }
+
+    fn logs(&self, id: &str, follow: bool, tail: Option<u64>) -> BoxStream<Result<LogChunk>> {
+        let tail = tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into());
+        let opts = LogsOptionsBuilder::new()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail)
+            .build();
+        let socket = self.socket.clone();
+        let what = format!("container {id}");
+        let stream = self.client.logs(id, Some(opts)).filter_map(move |item| {
+            let out = match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => Some(Ok(LogChunk {
+                    stderr: true,
+                    bytes: message.to_vec(),
+                })),
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => Some(Ok(LogChunk {
+                    stderr: false,
+                    bytes: message.to_vec(),
+                })),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(map_error(&socket, what.clone(), e))),
+            };
+            std::future::ready(out)
+        });
+        Box::pin(stream)
+    }
+}
+
+/// Tars the context, runs the build, forwards its output to `tx`.
+async fn run_build(
+    client: bollard::Docker,
+    socket: String,
+    spec: BuildSpec,
+    tx: tokio::sync::mpsc::Sender<Result<Progress>>,
+) {
+    let image = spec.tag.clone();
+    let fail = |message: String| EngineError::Build {
+        image: image.clone(),
+        message,
+    };
+    let context = spec.context.clone();
+    let dockerfile = spec.dockerfile.clone();
+    let tarred = tokio::task::spawn_blocking(move || tar_context(&context, &dockerfile)).await;
+    let (tar, dockerfile) = match tarred {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let _ = tx
+                .send(Err(fail(format!(
+                    "cannot read the build context {}: {e}",
+                    spec.context.display()
+                ))))
+                .await;
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(fail(format!("tar task failed: {e}")))).await;
+            return;
+        }
+    };
+    let mut opts = BuildImageOptionsBuilder::new()
+        .t(&spec.tag)
+        .dockerfile(&dockerfile)
+        .buildargs(&spec.args)
+        .labels(&spec.labels)
+        .rm(true)
+        .forcerm(true)
+        // The classic builder: the target machines have no BuildKit.
+        .version(BuilderVersion::BuilderV1);
+    if let Some(t) = &spec.target {
+        opts = opts.target(t);
+    }
+    let mut stream = client.build_image(opts.build(), None, Some(bollard::body_full(tar.into())));
+    while let Some(item) = stream.next().await {
+        let out: Vec<Result<Progress>> = match item {
+            Ok(info) => {
+                let text = info.stream.or(info.status).unwrap_or_default();
+                text.lines()
+                    .map(|l| l.trim_end_matches('\r'))
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| Ok(Progress::Log(l.to_string())))
+                    .collect()
+            }
+            Err(BollardError::DockerStreamError { error }) => vec![Err(fail(error))],
+            Err(e) if is_connection_error(&e) => {
+                vec![Err(map_error(&socket, format!("image build {image}"), e))]
+            }
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                vec![Err(fail(message))]
+            }
+            Err(e) => vec![Err(fail(error_chain(&e)))],
+        };
+        for o in out {
+            let stop = o.is_err();
+            if tx.send(o).await.is_err() || stop {
+                return;
+            }
+        }
+    }
+}
+
+/// One `.dockerignore` rule.
+#[derive(Debug, Clone)]
+struct IgnoreRule {
+    /// Path segments of the pattern (`**` allowed as a whole segment).
+    segments: Vec<String>,
+    /// `!pattern`: re-includes what earlier rules excluded.
+    exception: bool,
+}
+
+/// The rules of `<context>/.dockerignore` (none when the file is missing).
+fn read_dockerignore(context: &Path) -> io::Result<Vec<IgnoreRule>> {
+    let text = match std::fs::read_to_string(context.join(".dockerignore")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(parse_dockerignore(&text))
+}
+
+fn parse_dockerignore(text: &str) -> Vec<IgnoreRule> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (exception, pat) = match l.strip_prefix('!') {
+                Some(p) => (true, p.trim()),
+                None => (false, l),
+            };
+            let segments: Vec<String> = pat
+                .split('/')
+                .filter(|s| !s.is_empty() && *s != ".")
+                .map(str::to_string)
+                .collect();
+            (!segments.is_empty()).then_some(IgnoreRule {
+                segments,
+                exception,
+            })
+        })
+        .collect()
+}
+
+/// Glob match of one path segment: `*` any run of characters, `?` one.
+fn segment_match(pat: &[char], s: &[char]) -> bool {
+    match pat.split_first() {
+        None => s.is_empty(),
+        Some(('*', rest)) => (0..=s.len()).any(|i| segment_match(rest, &s[i..])),
+        Some(('?', rest)) => !s.is_empty() && segment_match(rest, &s[1..]),
+        Some((c, rest)) => s.first() == Some(c) && segment_match(rest, &s[1..]),
+    }
+}
+
+/// Match of a whole pattern against whole path segments (`**` spans any number).
+fn path_match(pat: &[String], path: &[&str]) -> bool {
+    match pat.split_first() {
+        None => path.is_empty(),
+        Some((p, rest)) if p == "**" => (0..=path.len()).any(|i| path_match(rest, &path[i..])),
+        Some((p, rest)) => {
+            !path.is_empty()
+                && segment_match(
+                    &p.chars().collect::<Vec<_>>(),
+                    &path[0].chars().collect::<Vec<_>>(),
+                )
+                && path_match(rest, &path[1..])
+        }
+    }
+}
+
+/// Whether `.dockerignore` excludes `rel` (a `/`-separated path): the last
+/// rule matching the path or one of its parent directories decides.
+fn is_ignored(rules: &[IgnoreRule], rel: &str) -> bool {
+    let segs: Vec<&str> = rel.split('/').collect();
+    let mut ignored = false;
+    for r in rules {
+        if (1..=segs.len()).any(|n| path_match(&r.segments, &segs[..n])) {
+            ignored = !r.exception;
+        }
+    }
+    ignored
+}
+
+/// Tars `context` in memory, honouring its `.dockerignore` (see the module
+/// documentation for the patterns supported). The Dockerfile and
+/// `.dockerignore` are always included, as the docker CLI does. A Dockerfile
+/// outside the context is added as `.turtle.Dockerfile`. Returns the archive
+/// and the Dockerfile name to pass to the engine.
+pub fn tar_context(context: &Path, dockerfile: &str) -> io::Result<(Vec<u8>, String)> {
+    if !context.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a directory", context.display()),
+        ));
+    }
+    let rules = read_dockerignore(context)?;
+    let df_path = context.join(dockerfile);
+    let (df_rel, df_outside) = match df_path.strip_prefix(context) {
+        Ok(rel) if !dockerfile.split('/').any(|s| s == "..") => {
+            (rel.to_string_lossy().replace('\\', "/"), None)
+        }
+        _ => (".turtle.Dockerfile".to_string(), Some(df_path.clone())),
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let has_exceptions = rules.iter().any(|r| r.exception);
+    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(context.join(&dir))?.collect::<io::Result<Vec<_>>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let rel = dir.join(entry.file_name());
+            let rel_str = rel.to_string_lossy().replace('\\', "/");
+            let always = rel_str == df_rel || rel_str == ".dockerignore";
+            let ignored = !always && is_ignored(&rules, &rel_str);
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                if !ignored {
+                    builder.append_dir(&rel, entry.path())?;
+                }
+                // Exceptions may re-include something under an ignored directory.
+                if !ignored || has_exceptions {
+                    stack.push(rel);
+                }
+            } else if !ignored {
+                builder.append_path_with_name(entry.path(), &rel)?;
+            }
+        }
+    }
+    if let Some(path) = df_outside {
+        let data = std::fs::read(&path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, &df_rel, data.as_slice())?;
+    }
+    Ok((builder.into_inner()?, df_rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_from_status_text() {
+        assert_eq!(
+            health_from_status("Up 3 seconds (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_from_status("Up 3 seconds (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(health_from_status("Up 3 seconds"), None);
+        assert_eq!(health_from_status("Exited (0) 3 seconds ago"), None);
+    }
+
+    #[test]
+    fn references_split_with_latest_default() {
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("busybox:1.36"),
+            ("busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x/y"),
+            ("localhost:5000/x/y".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x/y:v2"),
+            ("localhost:5000/x/y".into(), "v2".into())
+        );
+        assert_eq!(
+            split_reference("x/y@sha256:abc"),
+            ("x/y".into(), "sha256:abc".into())
+        );
+    }
+
+    #[test]
+    fn api_versions_parse() {
+        assert_eq!(parse_api_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_api_version("1.44"), Some((1, 44)));
+        assert_eq!(parse_api_version("x"), None);
+    }
+
+    #[test]
+    fn old_api_strips_start_interval_and_moves_extra_endpoints() {
+        let mut body = ContainerCreateBody {
+            healthcheck: Some(bollard::models::HealthConfig {
+                start_interval: Some(5),
+                ..Default::default()
+            }),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some("p_b".into()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([
+                    ("p_a".to_string(), EndpointSettings::default()),
+                    ("p_b".to_string(), EndpointSettings::default()),
+                    ("p_c".to_string(), EndpointSettings::default()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let new_api = adapt_create_body(&mut body.clone(), (1, 44));
+        assert!(new_api.is_empty());
+        let moved = adapt_create_body(&mut body, (1, 41));
+        assert_eq!(
+            moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            ["p_a", "p_c"]
+        );
+        let eps = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(eps.keys().collect::<Vec<_>>(), ["p_b"]);
+        assert_eq!(body.healthcheck.unwrap().start_interval, None);
+    }
+
+    #[test]
+    fn dockerignore_patterns() {
+        let rules = parse_dockerignore(
+            "# comment\n*.log\n/target\n**/node_modules\n!keep.log\nsecret?\ndocs/*.md\n",
+        );
+        assert!(is_ignored(&rules, "a.log"));
+        assert!(!is_ignored(&rules, "keep.log"));
+        assert!(
+            !is_ignored(&rules, "sub/a.log"),
+            "*.log is anchored at the root"
+        );
+        assert!(is_ignored(&rules, "target"));
+        assert!(is_ignored(&rules, "target/debug/x"));
+        assert!(is_ignored(&rules, "node_modules/x.js"));
+        assert!(is_ignored(&rules, "a/b/node_modules/x.js"));
+        assert!(is_ignored(&rules, "secret1"));
+        assert!(!is_ignored(&rules, "secret12"));
+        assert!(is_ignored(&rules, "docs/a.md"));
+        assert!(!is_ignored(&rules, "docs/sub/a.md"));
+        assert!(!is_ignored(&rules, "src/main.rs"));
+    }
+
+    #[test]
+    fn tar_honours_dockerignore_and_keeps_the_dockerfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(
+            d.join(".dockerignore"),
+            "*.tmp\nDockerfile\nbuild\n!build/keep\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("a.txt"), "a").unwrap();
+        std::fs::write(d.join("b.tmp"), "b").unwrap();
+        std::fs::create_dir_all(d.join("build/x")).unwrap();
+        std::fs::write(d.join("build/x/junk"), "j").unwrap();
+        std::fs::write(d.join("build/keep"), "k").unwrap();
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::write(d.join("src/lib.rs"), "").unwrap();
+        let (tar, df) = tar_context(d, "Dockerfile").unwrap();
+        assert_eq!(df, "Dockerfile");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "a.txt",
+                "build/keep",
+                "src",
+                "src/lib.rs"
+            ]
+        );
+    }
+
+    #[test]
+    fn tar_adds_an_outside_dockerfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(dir.path().join("Other.Dockerfile"), "FROM scratch\n").unwrap();
+        let (tar, df) = tar_context(&ctx, "../Other.Dockerfile").unwrap();
+        assert_eq!(df, ".turtle.Dockerfile");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, [".turtle.Dockerfile"]);
+    }
+
+    #[test]
+    fn server_errors_map_by_status() {
+        let server = |status_code: u16| BollardError::DockerResponseServerError {
+            status_code,
+            message: "boom".to_string(),
+        };
+        let e = map_error("/s", "container web-1".into(), server(404));
+        assert!(e.is_not_found());
+        assert_eq!(e.to_string(), "container web-1 not found");
+        let e = map_error("/s", "container web-1".into(), server(409));
+        assert!(matches!(e, EngineError::Conflict { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "container web-1: conflict: boom");
+        let e = map_error("/s", "image x".into(), server(500));
+        assert!(matches!(e, EngineError::Api { status: 500, .. }), "{e:?}");
+        assert!(e.to_string().contains("image x"), "{e}");
+        let refused = BollardError::IOError {
+            err: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        let e = map_error("/run/docker.sock", "engine ping".into(), refused);
+        assert!(matches!(e, EngineError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("/run/docker.sock"), "{e}");
+        let e = map_error("/s", "x".into(), BollardError::RequestTimeoutError);
+        assert!(matches!(e, EngineError::Other { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn missing_socket_is_unreachable() {
+        let err = Docker::connect(Some("/nonexistent/turtle.sock")).unwrap_err();
+        assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("is dockerd running"), "{err}");
+    }
+}

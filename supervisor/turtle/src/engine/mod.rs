@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, NetworkCreateRequest, VolumeCreateRequest,
+};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
@@ -214,26 +216,49 @@ pub trait Engine: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 
     /// All containers (running or not) carrying every given label.
-    fn list_containers(&self, labels: &[String]) -> impl Future<Output = Result<Vec<ContainerSummary>>> + Send;
+    fn list_containers(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>>> + Send;
     fn inspect_container(&self, id: &str) -> impl Future<Output = Result<ContainerDetails>> + Send;
     /// Creates the container, connects `extra_networks`; returns its ID.
-    fn create_container(&self, spec: &ContainerSpec) -> impl Future<Output = Result<String>> + Send;
+    fn create_container(&self, spec: &ContainerSpec)
+    -> impl Future<Output = Result<String>> + Send;
     fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     /// Stops with the engine's stop signal, then SIGKILL after `timeout_secs`.
-    fn stop_container(&self, id: &str, timeout_secs: Option<i64>) -> impl Future<Output = Result<()>> + Send;
-    fn restart_container(&self, id: &str, timeout_secs: Option<i64>) -> impl Future<Output = Result<()>> + Send;
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: Option<i64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn restart_container(
+        &self,
+        id: &str,
+        timeout_secs: Option<i64>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Force-removes the container (and its anonymous volumes when `volumes`).
     fn remove_container(&self, id: &str, volumes: bool) -> impl Future<Output = Result<()>> + Send;
 
-    fn list_networks(&self, labels: &[String]) -> impl Future<Output = Result<Vec<NetworkSummary>>> + Send;
+    fn list_networks(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<NetworkSummary>>> + Send;
     /// Network by exact name, if it exists.
-    fn find_network(&self, name: &str) -> impl Future<Output = Result<Option<NetworkSummary>>> + Send;
-    fn create_network(&self, req: &NetworkCreateRequest) -> impl Future<Output = Result<()>> + Send;
+    fn find_network(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<NetworkSummary>>> + Send;
+    fn create_network(&self, req: &NetworkCreateRequest)
+    -> impl Future<Output = Result<()>> + Send;
     fn remove_network(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
 
-    fn list_volumes(&self, labels: &[String]) -> impl Future<Output = Result<Vec<VolumeSummary>>> + Send;
+    fn list_volumes(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<VolumeSummary>>> + Send;
     /// Volume by exact name, if it exists.
-    fn find_volume(&self, name: &str) -> impl Future<Output = Result<Option<VolumeSummary>>> + Send;
+    fn find_volume(&self, name: &str)
+    -> impl Future<Output = Result<Option<VolumeSummary>>> + Send;
     fn create_volume(&self, req: &VolumeCreateRequest) -> impl Future<Output = Result<()>> + Send;
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
 

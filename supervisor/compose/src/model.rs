@@ -337,10 +337,9 @@ impl FromStr for RestartPolicy {
             "unless-stopped" => Ok(Self::UnlessStopped),
             "on-failure" => Ok(Self::OnFailure(0)),
             _ => match s.strip_prefix("on-failure:") {
-                Some(n) => n
-                    .parse()
-                    .map(Self::OnFailure)
-                    .map_err(|_| format!("invalid restart {s:?}: the count after on-failure: must be a number")),
+                Some(n) => n.parse().map(Self::OnFailure).map_err(|_| {
+                    format!("invalid restart {s:?}: the count after on-failure: must be a number")
+                }),
                 None => Err(format!(
                     "unknown restart policy {s:?}: expected no, always, unless-stopped or on-failure[:N]"
                 )),
@@ -549,12 +548,7 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        let (h, m, s, rem) = (
-            ms / 3_600_000,
-            ms / 60_000 % 60,
-            ms / 1000 % 60,
-            ms % 1000,
-        );
+        let (h, m, s, rem) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
         if h > 0 {
             write!(f, "{h}h")?;
         }
@@ -584,7 +578,8 @@ pub struct ByteSize(pub u64);
 impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid size {s:?}: expected e.g. 512m, 1g, 64k or a number of bytes");
+        let bad =
+            || format!("invalid size {s:?}: expected e.g. 512m, 1g, 64k or a number of bytes");
         let t = s.trim().to_ascii_lowercase();
         let num_len = t
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -637,7 +632,6 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
     }
 }
-
 
 fn is_false(b: &bool) -> bool {
     !*b

@@ -17,10 +17,20 @@
 //! hash is what makes the supervisor recreate a container.
 
 pub mod dotenv;
+pub mod error;
+pub mod extends;
+pub mod hash;
 pub mod interpolate;
 pub mod keys;
+pub mod load;
 pub mod locate;
+pub mod merge;
 pub mod model;
+pub mod normalize;
 pub mod shell;
+pub mod typed;
 
+pub use error::LoadError;
+pub use hash::service_hash;
+pub use load::{LoadOptions, Loaded, load};
 pub use model::*;

@@ -80,11 +80,16 @@ impl Ctx {
         })?;
         let mut value: Value = serde_norway::from_str(&text).map_err(|e| {
             let loc = e.location();
+            let mut message = e.to_string();
+            if let Some(l) = &loc {
+                // serde_norway repeats the position in its message.
+                message = message.replacen(&format!(" at line {} column {}", l.line(), l.column()), "", 1);
+            }
             LoadError::Yaml {
                 file: shown.clone(),
                 line: loc.as_ref().map(|l| l.line()),
                 column: loc.as_ref().map(|l| l.column()),
-                message: e.to_string(),
+                message,
             }
         })?;
         if value.is_null() {

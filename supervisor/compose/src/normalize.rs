@@ -244,6 +244,42 @@ fn raw_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// `ports:`, short and long entries mixed.
+fn ports(service: &str, v: Option<&Value>) -> Result<Vec<Port>, LoadError> {
+    let err = |m: String| LoadError::service(service, m);
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Sequence(items)) => items,
+        Some(_) => return Err(err("ports: expected a list".into())),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Value::Mapping(m) => {
+                let target = m
+                    .get("target")
+                    .and_then(raw_string)
+                    .and_then(|t| t.parse::<u16>().ok())
+                    .ok_or_else(|| err("ports: every long entry needs target: PORT".into()))?;
+                out.push(Port {
+                    target,
+                    published: m.get("published").and_then(raw_string).filter(|p| !p.is_empty()),
+                    host_ip: m.get("host_ip").and_then(raw_string).filter(|p| !p.is_empty()),
+                    protocol: m
+                        .get("protocol")
+                        .and_then(raw_string)
+                        .unwrap_or_else(|| "tcp".into()),
+                });
+            }
+            other => {
+                let spec = raw_string(other).ok_or_else(|| err("ports: invalid entry".into()))?;
+                out.extend(parse_port(&spec).map_err(err)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `secrets:`/`configs:` of a service, short or long form.
 fn file_refs(
     service: &str,
@@ -494,27 +530,7 @@ fn service(ctx: &Ctx, top: &Top<'_>, name: &str, ts: TypedService) -> Result<Ser
     }
     out.labels = labels(&s.labels);
 
-    out.ports = match &s.ports {
-        dct::Ports::Short(l) => {
-            let mut v = Vec::new();
-            for p in l {
-                v.extend(parse_port(p).map_err(err)?);
-            }
-            v
-        }
-        dct::Ports::Long(l) => l
-            .iter()
-            .map(|p| Port {
-                target: p.target,
-                published: p.published.as_ref().map(|pp| match pp {
-                    dct::PublishedPort::Single(n) => n.to_string(),
-                    dct::PublishedPort::Range(r) => r.clone(),
-                }),
-                host_ip: p.host_ip.clone(),
-                protocol: p.protocol.clone().unwrap_or_else(|| "tcp".into()),
-            })
-            .collect(),
-    };
+    out.ports = ports(name, raw.get("ports"))?;
     out.expose = s.expose.clone();
 
     for v in &s.volumes {

@@ -4,7 +4,7 @@
 //! unknown keys) are lifted out and kept as raw values for normalization:
 //! `cpus`, `cpu_shares`, `cpuset`, `memswap_limit`, `pids_limit`,
 //! `deploy.resources.limits.pids`, `platform`, `dns_search`, `scale`,
-//! `secrets`, `configs`, the top-level `secrets`/`configs`, and network
+//! `secrets`, `configs`, `ports` (it cannot mix short and long entries), the top-level `secrets`/`configs`, and network
 //! `ipam` (it lacks `ip_range`). And scalars YAML gives as numbers or
 //! booleans where docker-compose-types wants strings (`expose: [80]`,
 //! `labels: {port: 8080}`, `cpus: 0.5`, `interval: 30`) are written as strings.
@@ -29,6 +29,8 @@ const LIFTED: &[&str] = &[
     "secrets",
     "configs",
     "extends",
+    // docker-compose-types wants all-short or all-long; compose allows a mix.
+    "ports",
 ];
 
 /// Raw key under which `deploy.resources.limits.pids` is kept.
@@ -58,7 +60,6 @@ const STRINGS: &[&[&str]] = &[
     &["build", "target"],
     &["expose", "*"],
     &["dns", "*"],
-    &["ports", "*"],
     &["command", "*"],
     &["entrypoint", "*"],
     &["environment", "*"],
@@ -83,8 +84,6 @@ const STRINGS: &[&[&str]] = &[
     &["networks", "*", "aliases", "*"],
     &["networks", "*", "ipv4_address"],
     &["networks", "*", "ipv6_address"],
-    &["ports", "*", "published"],
-    &["ports", "*", "host_ip"],
 ];
 
 /// Service keys whose scalar value means a one-item list.

@@ -141,11 +141,9 @@ pub(crate) fn rebase_paths(svc: &mut Mapping, dir: &Path) {
                         }
                     }
                 }
-                Value::Mapping(m) => {
-                    if m.get("type").and_then(Value::as_str) == Some("bind") {
-                        if let Some(src) = m.get_mut("source") {
-                            rebase(src, dir);
-                        }
+                Value::Mapping(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                    if let Some(src) = m.get_mut("source") {
+                        rebase(src, dir);
                     }
                 }
                 _ => {}

@@ -181,10 +181,8 @@ pub fn interpolate_value(
     env: &mut Env<'_>,
 ) -> Result<(), (Vec<String>, InterpolateError)> {
     match value {
-        Value::String(s) => {
-            if s.contains('$') {
-                *s = interpolate_str(s, env).map_err(|e| (path.clone(), e))?;
-            }
+        Value::String(s) if s.contains('$') => {
+            *s = interpolate_str(s, env).map_err(|e| (path.clone(), e))?;
         }
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {

@@ -83,7 +83,11 @@ impl Ctx {
             let mut message = e.to_string();
             if let Some(l) = &loc {
                 // serde_norway repeats the position in its message.
-                message = message.replacen(&format!(" at line {} column {}", l.line(), l.column()), "", 1);
+                message = message.replacen(
+                    &format!(" at line {} column {}", l.line(), l.column()),
+                    "",
+                    1,
+                );
             }
             LoadError::Yaml {
                 file: shown.clone(),

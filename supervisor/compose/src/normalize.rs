@@ -263,8 +263,14 @@ fn ports(service: &str, v: Option<&Value>) -> Result<Vec<Port>, LoadError> {
                     .ok_or_else(|| err("ports: every long entry needs target: PORT".into()))?;
                 out.push(Port {
                     target,
-                    published: m.get("published").and_then(raw_string).filter(|p| !p.is_empty()),
-                    host_ip: m.get("host_ip").and_then(raw_string).filter(|p| !p.is_empty()),
+                    published: m
+                        .get("published")
+                        .and_then(raw_string)
+                        .filter(|p| !p.is_empty()),
+                    host_ip: m
+                        .get("host_ip")
+                        .and_then(raw_string)
+                        .filter(|p| !p.is_empty()),
                     protocol: m
                         .get("protocol")
                         .and_then(raw_string)
@@ -888,23 +894,20 @@ pub(crate) fn project(
             (true, None) => ext_name.unwrap_or_else(|| key.clone()),
             (false, None) => format!("{name}_{key}"),
         };
-        let ipam = match t.ipam.get(key) {
-            None => None,
-            Some(raw) => Some(Ipam {
-                driver: raw.get("driver").and_then(raw_string),
-                config: match raw.get("config") {
-                    Some(Value::Sequence(pools)) => pools
-                        .iter()
-                        .map(|p| IpamPool {
-                            subnet: p.get("subnet").and_then(raw_string),
-                            gateway: p.get("gateway").and_then(raw_string),
-                            ip_range: p.get("ip_range").and_then(raw_string),
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                },
-            }),
-        };
+        let ipam = t.ipam.get(key).map(|raw| Ipam {
+            driver: raw.get("driver").and_then(raw_string),
+            config: match raw.get("config") {
+                Some(Value::Sequence(pools)) => pools
+                    .iter()
+                    .map(|p| IpamPool {
+                        subnet: p.get("subnet").and_then(raw_string),
+                        gateway: p.get("gateway").and_then(raw_string),
+                        ip_range: p.get("ip_range").and_then(raw_string),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+        });
         networks.insert(
             key.clone(),
             Network {

@@ -88,7 +88,11 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
     };
 
     if let Some(img) = theirs.get("image").and_then(s) {
-        diff("image", format!("{:?}", ours.image), format!("{:?}", Some(img)));
+        diff(
+            "image",
+            format!("{:?}", ours.image),
+            format!("{:?}", Some(img)),
+        );
     }
 
     // environment: compose's non-null values must match ours; our keys must
@@ -150,13 +154,20 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
 
     // ports as (target, published, protocol).
     let mut theirs_ports = BTreeSet::new();
-    for p in theirs.get("ports").and_then(Value::as_sequence).into_iter().flatten() {
+    for p in theirs
+        .get("ports")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
         match p {
             Value::Mapping(_) => {
                 theirs_ports.insert((
                     p.get("target").and_then(s).unwrap_or_default(),
                     p.get("published").and_then(s),
-                    p.get("protocol").and_then(s).unwrap_or_else(|| "tcp".into()),
+                    p.get("protocol")
+                        .and_then(s)
+                        .unwrap_or_else(|| "tcp".into()),
                 ));
             }
             other => {
@@ -169,13 +180,28 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
     let ours_ports: BTreeSet<_> = ours
         .ports
         .iter()
-        .map(|p| (p.target.to_string(), p.published.clone(), p.protocol.clone()))
+        .map(|p| {
+            (
+                p.target.to_string(),
+                p.published.clone(),
+                p.protocol.clone(),
+            )
+        })
         .collect();
-    diff("ports", format!("{ours_ports:?}"), format!("{theirs_ports:?}"));
+    diff(
+        "ports",
+        format!("{ours_ports:?}"),
+        format!("{theirs_ports:?}"),
+    );
 
     // volumes as (target, source).
     let mut theirs_vols = BTreeSet::new();
-    for v in theirs.get("volumes").and_then(Value::as_sequence).into_iter().flatten() {
+    for v in theirs
+        .get("volumes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
         match v {
             Value::Mapping(_) => {
                 theirs_vols.insert((
@@ -198,11 +224,19 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
         .volumes
         .iter()
         .map(|m| {
-            let src = if m.kind == MountKind::Tmpfs { None } else { m.source.clone() };
+            let src = if m.kind == MountKind::Tmpfs {
+                None
+            } else {
+                m.source.clone()
+            };
             (m.target.clone(), src)
         })
         .collect();
-    diff("volumes", format!("{ours_vols:?}"), format!("{theirs_vols:?}"));
+    diff(
+        "volumes",
+        format!("{ours_vols:?}"),
+        format!("{theirs_vols:?}"),
+    );
 
     let theirs_deps: BTreeMap<String, String> = match theirs.get("depends_on") {
         Some(Value::Mapping(m)) => m
@@ -233,7 +267,11 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
             (k.clone(), c.to_string())
         })
         .collect();
-    diff("depends_on", format!("{ours_deps:?}"), format!("{theirs_deps:?}"));
+    diff(
+        "depends_on",
+        format!("{ours_deps:?}"),
+        format!("{theirs_deps:?}"),
+    );
 
     let theirs_hc = theirs.get("healthcheck").map(|h| {
         let mut test = match h.get("test") {
@@ -252,7 +290,11 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
         .healthcheck
         .as_ref()
         .map(|h| (h.test.clone(), h.interval, h.retries.map(|r| r.to_string())));
-    diff("healthcheck", format!("{ours_hc:?}"), format!("{theirs_hc:?}"));
+    diff(
+        "healthcheck",
+        format!("{ours_hc:?}"),
+        format!("{theirs_hc:?}"),
+    );
 
     let restart: RestartPolicy = theirs
         .get("restart")
@@ -264,7 +306,10 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
     let theirs_mode = theirs.get("network_mode").and_then(s);
     diff(
         "network_mode",
-        format!("{:?}", ours.network_mode.as_ref().map(NetworkMode::to_string)),
+        format!(
+            "{:?}",
+            ours.network_mode.as_ref().map(NetworkMode::to_string)
+        ),
         format!("{theirs_mode:?}"),
     );
     let theirs_nets: BTreeSet<String> = match theirs.get("networks") {
@@ -274,7 +319,11 @@ fn compare_service(name: &str, ours: &Service, theirs: &Value, diffs: &mut Vec<S
         _ => BTreeSet::new(),
     };
     let ours_nets: BTreeSet<String> = ours.networks.keys().cloned().collect();
-    diff("networks", format!("{ours_nets:?}"), format!("{theirs_nets:?}"));
+    diff(
+        "networks",
+        format!("{ours_nets:?}"),
+        format!("{theirs_nets:?}"),
+    );
 }
 
 #[test]
@@ -310,7 +359,10 @@ fn agrees_with_docker_compose_config() {
                     compare_service(name, ours, t, &mut d);
                     diffs.extend(d.into_iter().map(|d| format!("{}: {d}", case.name)));
                 }
-                None => diffs.push(format!("{}: service {name} missing in compose's output", case.name)),
+                None => diffs.push(format!(
+                    "{}: service {name} missing in compose's output",
+                    case.name
+                )),
             }
         }
     }

@@ -87,8 +87,7 @@ pub fn cases(root: &Path) -> Vec<Case> {
         let spec_path = dir.join("case.yaml");
         let spec = if spec_path.exists() {
             let text = std::fs::read_to_string(&spec_path).unwrap();
-            serde_norway::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", spec_path.display()))
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", spec_path.display()))
         } else {
             CaseSpec::default()
         };

@@ -219,7 +219,27 @@ pub const TOP: Schema = Keys(&[
 pub struct KeyIssue {
     /// Key path segments; sequence items are `[N]`.
     pub path: Vec<String>,
-    pub message: String,
+    /// `None` for an unknown key; for a known but unsupported key, what to
+    /// do instead.
+    pub unsupported: Option<&'static str>,
+}
+
+impl KeyIssue {
+    /// The message when the key is an error.
+    pub fn error_message(&self) -> String {
+        match self.unsupported {
+            None => "unknown key (turtle does not support it; remove it or run with --allow-unknown-keys to ignore it)".to_string(),
+            Some(why) => format!("not supported: {why} (or run with --allow-unknown-keys to ignore it)"),
+        }
+    }
+
+    /// The message when the key is ignored (`--allow-unknown-keys`).
+    pub fn warning_message(&self) -> String {
+        match self.unsupported {
+            None => "unknown key, ignored".to_string(),
+            Some(why) => format!("not supported, ignored: {why}"),
+        }
+    }
 }
 
 /// A mapping key as a string (numbers and booleans as written).
@@ -272,9 +292,7 @@ fn walk(value: &mut Value, schema: &Schema, path: &mut Vec<String>, issues: &mut
                     Some((_, Unsupported(why))) => {
                         issues.push(KeyIssue {
                             path: path.clone(),
-                            message: format!(
-                                "not supported: {why} (or run with --allow-unknown-keys to ignore it)"
-                            ),
+                            unsupported: Some(why),
                         });
                         refused.push(k.clone());
                     }
@@ -282,7 +300,7 @@ fn walk(value: &mut Value, schema: &Schema, path: &mut Vec<String>, issues: &mut
                     None => {
                         issues.push(KeyIssue {
                             path: path.clone(),
-                            message: UNKNOWN.to_string(),
+                            unsupported: None,
                         });
                         refused.push(k.clone());
                     }

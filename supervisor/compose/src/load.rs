@@ -136,16 +136,16 @@ impl Ctx {
             };
             if self.allow_unknown_keys {
                 self.warnings.push(format!(
-                    "{place}: {}: ignored: {}",
+                    "{place}: {}: {}",
                     display_path(&issue.path),
-                    issue.message
+                    issue.warning_message()
                 ));
             } else {
                 return Err(LoadError::Invalid {
                     file: shown,
                     line,
                     path: display_path(&issue.path),
-                    message: issue.message,
+                    message: issue.error_message(),
                 });
             }
         }

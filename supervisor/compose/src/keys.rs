@@ -228,8 +228,10 @@ impl KeyIssue {
     /// The message when the key is an error.
     pub fn error_message(&self) -> String {
         match self.unsupported {
-            None => "unknown key (turtle does not support it; remove it or run with --allow-unknown-keys to ignore it)".to_string(),
-            Some(why) => format!("not supported: {why} (or run with --allow-unknown-keys to ignore it)"),
+            None => UNKNOWN.to_string(),
+            Some(why) => {
+                format!("not supported: {why} (or run with --allow-unknown-keys to ignore it)")
+            }
         }
     }
 

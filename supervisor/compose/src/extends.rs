@@ -91,10 +91,10 @@ fn resolve_service(
     stack.push(key);
     let mut base = resolve_service(ctx, &base_path, &base_name, stack)?;
     stack.pop();
-    if base_path != file {
-        if let (Some(m), Some(d)) = (base.as_mapping_mut(), base_path.parent()) {
-            rebase_paths(m, d);
-        }
+    if base_path != file
+        && let (Some(m), Some(d)) = (base.as_mapping_mut(), base_path.parent())
+    {
+        rebase_paths(m, d);
     }
     Ok(merge_service(base, svc))
 }
@@ -105,10 +105,10 @@ fn relative(p: &str) -> bool {
 }
 
 fn rebase(v: &mut Value, dir: &Path) {
-    if let Value::String(s) = v {
-        if relative(s) {
-            *s = clean(&dir.join(&*s)).display().to_string();
-        }
+    if let Value::String(s) = v
+        && relative(s)
+    {
+        *s = clean(&dir.join(&*s)).display().to_string();
     }
 }
 
@@ -135,10 +135,10 @@ pub(crate) fn rebase_paths(svc: &mut Mapping, dir: &Path) {
         for item in items {
             match item {
                 Value::String(s) => {
-                    if let Some((src, rest)) = s.split_once(':') {
-                        if src.starts_with('.') {
-                            *s = format!("{}:{rest}", clean(&dir.join(src)).display());
-                        }
+                    if let Some((src, rest)) = s.split_once(':')
+                        && src.starts_with('.')
+                    {
+                        *s = format!("{}:{rest}", clean(&dir.join(src)).display());
                     }
                 }
                 Value::Mapping(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {

@@ -184,10 +184,10 @@ pub(crate) fn resolve_path(dir: &Path, p: &str, env: &HashMap<String, String>) -
 
 fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = opts.files.clone();
-    if files.is_empty() {
-        if let Some(list) = opts.env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
-            files = list.split(':').map(PathBuf::from).collect();
-        }
+    if files.is_empty()
+        && let Some(list) = opts.env.get("COMPOSE_FILE").filter(|s| !s.is_empty())
+    {
+        files = list.split(':').map(PathBuf::from).collect();
     }
     if files.is_empty() {
         let found = DEFAULT_FILES
@@ -270,15 +270,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     }
     let merged = merged.unwrap_or(Value::Mapping(Mapping::new()));
     let mut profiles = opts.profiles.clone();
-    if profiles.is_empty() {
-        if let Some(p) = ctx.env.get("COMPOSE_PROFILES") {
-            profiles = p
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-        }
+    if profiles.is_empty()
+        && let Some(p) = ctx.env.get("COMPOSE_PROFILES")
+    {
+        profiles = p
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
     }
     let project = normalize::project(
         &mut ctx,

@@ -576,14 +576,13 @@ fn service(ctx: &Ctx, top: &Top<'_>, name: &str, ts: TypedService) -> Result<Ser
                 }
             }
         };
-        if m.kind == MountKind::Volume {
-            if let Some(src) = &m.source {
-                if !top.volumes.contains_key(src) {
-                    return Err(err(format!(
-                        "uses volume {src:?}, which is not declared in the top-level volumes: section (declare it, or use ./{src} for a bind mount)"
-                    )));
-                }
-            }
+        if m.kind == MountKind::Volume
+            && let Some(src) = &m.source
+            && !top.volumes.contains_key(src)
+        {
+            return Err(err(format!(
+                "uses volume {src:?}, which is not declared in the top-level volumes: section (declare it, or use ./{src} for a bind mount)"
+            )));
         }
         out.volumes.push(m);
     }
@@ -732,12 +731,12 @@ fn service(ctx: &Ctx, top: &Top<'_>, name: &str, ts: TypedService) -> Result<Ser
         .get("cpus")
         .and_then(raw_string)
         .or_else(|| limits.and_then(|l| l.cpus.clone()));
-    if let Some(c) = &res.cpus {
-        if c.parse::<f64>().map_or(true, |f| f < 0.0) {
-            return Err(err(format!(
-                "cpus: {c:?} is not a number of CPUs, e.g. 0.5"
-            )));
-        }
+    if let Some(c) = &res.cpus
+        && c.parse::<f64>().map_or(true, |f| f < 0.0)
+    {
+        return Err(err(format!(
+            "cpus: {c:?} is not a number of CPUs, e.g. 0.5"
+        )));
     }
     res.cpu_shares = raw_int(name, "cpu_shares", raw.get("cpu_shares"))?;
     res.cpuset = raw.get("cpuset").and_then(raw_string);
@@ -1013,13 +1012,13 @@ pub(crate) fn project(
             ));
             s.depends_on.shift_remove(&d);
         }
-        if let Some(NetworkMode::Service(other)) = &s.network_mode {
-            if !names.contains(other) {
-                return Err(LoadError::service(
-                    sname,
-                    format!("network_mode: service:{other} names no enabled service"),
-                ));
-            }
+        if let Some(NetworkMode::Service(other)) = &s.network_mode
+            && !names.contains(other)
+        {
+            return Err(LoadError::service(
+                sname,
+                format!("network_mode: service:{other} names no enabled service"),
+            ));
         }
     }
     check_cycles(&services)?;

@@ -156,10 +156,11 @@ fn prepare_service(m: &mut Mapping) -> Mapping {
         raw.insert(DEPLOY_PIDS.into(), pids);
     }
     for key in LISTS {
-        if let Some(v) = m.get_mut(*key) {
-            if !v.is_sequence() && !v.is_null() {
-                *v = Value::Sequence(vec![v.clone()]);
-            }
+        if let Some(v) = m.get_mut(*key)
+            && !v.is_sequence()
+            && !v.is_null()
+        {
+            *v = Value::Sequence(vec![v.clone()]);
         }
     }
     // `extra_hosts: {host: ip}` -> `[host:ip]`.
@@ -191,22 +192,21 @@ fn prepare_service(m: &mut Mapping) -> Mapping {
             if d.is_null() {
                 *d = Value::Mapping(Mapping::new());
             }
-            if let Value::Mapping(dm) = d {
-                if !dm.contains_key("condition") {
-                    dm.insert("condition".into(), "service_started".into());
-                }
+            if let Value::Mapping(dm) = d
+                && !dm.contains_key("condition")
+            {
+                dm.insert("condition".into(), "service_started".into());
             }
         }
     }
     // tmpfs size as a byte count.
     if let Some(Value::Sequence(vols)) = back.get_mut("volumes") {
         for vol in vols {
-            if let Some(size) = vol.get_mut("tmpfs").and_then(|t| t.get_mut("size")) {
-                if let Some(s) = size.as_str() {
-                    if let Ok(b) = s.parse::<ByteSize>() {
-                        *size = Value::Number(b.0.into());
-                    }
-                }
+            if let Some(size) = vol.get_mut("tmpfs").and_then(|t| t.get_mut("size"))
+                && let Some(s) = size.as_str()
+                && let Ok(b) = s.parse::<ByteSize>()
+            {
+                *size = Value::Number(b.0.into());
             }
         }
     }

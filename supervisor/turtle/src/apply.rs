@@ -43,10 +43,24 @@ impl Default for Options {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Started { step: usize, what: String },
-    Done { step: usize, what: String, millis: u64 },
-    Failed { step: usize, what: String, error: String },
-    Progress { step: usize, line: String },
+    Started {
+        step: usize,
+        what: String,
+    },
+    Done {
+        step: usize,
+        what: String,
+        millis: u64,
+    },
+    Failed {
+        step: usize,
+        what: String,
+        error: String,
+    },
+    Progress {
+        step: usize,
+        line: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,17 +115,18 @@ pub async fn apply<E: Engine>(
 
     loop {
         if first_error.is_none() {
-            for i in 0..n {
+            for (i, step) in plan.steps.iter().enumerate() {
                 if running.len() >= opts.parallelism.max(1) {
                     break;
                 }
-                if !started[i] && plan.steps[i].after.iter().all(|&a| done[a]) {
+                if !started[i] && step.after.iter().all(|&a| done[a]) {
                     started[i] = true;
                     let what = plan.steps[i].action.to_string();
                     sink(Event::Started { step: i, what });
                     running.push(async move {
                         let t = Instant::now();
-                        let r = run_step(engine, project, i, &plan.steps[i].action, opts, sink).await;
+                        let r =
+                            run_step(engine, project, i, &plan.steps[i].action, opts, sink).await;
                         (i, r, t.elapsed())
                     });
                 }
@@ -207,8 +222,15 @@ async fn run_step<E: Engine>(
             let spec = BuildSpec {
                 tag: image.clone(),
                 context: build.context.clone(),
-                dockerfile: build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
-                args: build.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                dockerfile: build
+                    .dockerfile
+                    .clone()
+                    .unwrap_or_else(|| "Dockerfile".into()),
+                args: build
+                    .args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 target: build.target.clone(),
                 labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
             };
@@ -247,8 +269,12 @@ async fn run_step<E: Engine>(
                 source,
             };
             spec::prepare_host_paths(project, service, s).map_err(spec_err)?;
-            let spec = spec::container_spec(project, service, s, *number, hash, None).map_err(spec_err)?;
-            let id = engine.create_container(&spec).await.map_err(engine_err(&what))?;
+            let spec =
+                spec::container_spec(project, service, s, *number, hash, None).map_err(spec_err)?;
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(engine_err(&what))?;
             engine.start_container(&id).await.map_err(engine_err(what))
         }
         Action::StartContainer { service, id, .. } => {
@@ -259,7 +285,10 @@ async fn run_step<E: Engine>(
             let grace = project.services[service]
                 .stop_grace_period
                 .map(|d| (d.as_millis() / 1000) as i64);
-            engine.restart_container(id, grace).await.map_err(engine_err(what))
+            engine
+                .restart_container(id, grace)
+                .await
+                .map_err(engine_err(what))
         }
     }
 }
@@ -328,7 +357,10 @@ async fn wait_condition<E: Engine>(
                         return Err(fail(format!("container {} is unhealthy", c.name)));
                     }
                     (State::Exited | State::Dead, _) => {
-                        return Err(fail(format!("container {} exited before it was healthy", c.name)));
+                        return Err(fail(format!(
+                            "container {} exited before it was healthy",
+                            c.name
+                        )));
                     }
                     _ => false,
                 },

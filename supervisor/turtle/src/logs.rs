@@ -17,7 +17,9 @@ pub async fn lines<E: Engine>(
     follow: bool,
     tail: Option<u64>,
 ) -> Result<BoxStream<Result<String, EngineError>>, EngineError> {
-    let mut containers = engine.list_containers(&names::project_filter(project)).await?;
+    let mut containers = engine
+        .list_containers(&names::project_filter(project))
+        .await?;
     containers.retain(|c| {
         services.is_empty()
             || c.labels
@@ -28,7 +30,10 @@ pub async fn lines<E: Engine>(
     let streams = containers.into_iter().map(|c| {
         let prefix = format!(
             "{}-{}",
-            c.labels.get(names::SERVICE).map(String::as_str).unwrap_or("?"),
+            c.labels
+                .get(names::SERVICE)
+                .map(String::as_str)
+                .unwrap_or("?"),
             number_of(&c)
         );
         let mut pending = String::new();
@@ -42,7 +47,10 @@ pub async fn lines<E: Engine>(
                         let mut lines = Vec::new();
                         while let Some(i) = pending.find('\n') {
                             let line: String = pending.drain(..=i).collect();
-                            lines.push(Ok(format!("{prefix} | {}", line.trim_end_matches(['\n', '\r']))));
+                            lines.push(Ok(format!(
+                                "{prefix} | {}",
+                                line.trim_end_matches(['\n', '\r'])
+                            )));
                         }
                         lines
                     }

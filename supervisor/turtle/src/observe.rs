@@ -52,8 +52,18 @@ pub fn number_of(c: &ContainerSummary) -> u32 {
 pub async fn observe<E: Engine>(engine: &E, project: &Project) -> Result<Observed> {
     let filter = names::project_filter(&project.name);
     let containers = engine.list_containers(&filter);
-    let networks = try_join_all(project.networks.values().map(|n| engine.find_network(&n.name)));
-    let volumes = try_join_all(project.volumes.values().map(|v| engine.find_volume(&v.name)));
+    let networks = try_join_all(
+        project
+            .networks
+            .values()
+            .map(|n| engine.find_network(&n.name)),
+    );
+    let volumes = try_join_all(
+        project
+            .volumes
+            .values()
+            .map(|v| engine.find_volume(&v.name)),
+    );
     let mut refs: Vec<&str> = project
         .services
         .values()
@@ -84,10 +94,6 @@ pub async fn observe<E: Engine>(engine: &E, project: &Project) -> Result<Observe
         containers,
         networks: networks.into_iter().flatten().map(|n| n.name).collect(),
         volumes: volumes.into_iter().flatten().map(|v| v.name).collect(),
-        images: refs
-            .iter()
-            .map(|r| r.to_string())
-            .zip(images)
-            .collect(),
+        images: refs.iter().map(|r| r.to_string()).zip(images).collect(),
     })
 }

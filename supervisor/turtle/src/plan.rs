@@ -241,7 +241,11 @@ pub fn dependency_order(project: &Project) -> Result<Vec<String>, PlanError> {
 
 /// True for a container that ran to completion and is meant to stay done.
 fn finished_one_shot(service: &Service, exit_code: Option<i64>) -> bool {
-    exit_code == Some(0) && matches!(service.restart, RestartPolicy::No | RestartPolicy::OnFailure(_))
+    exit_code == Some(0)
+        && matches!(
+            service.restart,
+            RestartPolicy::No | RestartPolicy::OnFailure(_)
+        )
 }
 
 /// Computes the steps that take the engine from `observed` to `project`.
@@ -317,7 +321,9 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                 service: name.clone(),
             });
         };
-        if image_steps.contains_key(image) || observed.images.get(image).is_some_and(Option::is_some) {
+        if image_steps.contains_key(image)
+            || observed.images.get(image).is_some_and(Option::is_some)
+        {
             continue;
         }
         if opts.mode == Mode::Repair && !observed.service_containers(name).is_empty() {
@@ -504,7 +510,10 @@ mod tests {
             name: "demo".into(),
             working_dir: "/tmp".into(),
             files: vec![],
-            services: services.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+            services: services
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s))
+                .collect(),
             networks: [(
                 "default".to_string(),
                 Network {
@@ -549,9 +558,7 @@ mod tests {
     async fn up(engine: &FakeEngine, p: &Project) -> Plan {
         let observed = observe(engine, p).await.unwrap();
         let plan = plan(p, &observed, &Options::default()).unwrap();
-        apply(engine, p, &plan, &quick(), &|_| {})
-            .await
-            .unwrap();
+        apply(engine, p, &plan, &quick(), &|_| {}).await.unwrap();
         plan
     }
 
@@ -564,7 +571,10 @@ mod tests {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
         let p = project(vec![
-            ("web", depends(service("busybox"), "db", Condition::ServiceHealthy, false)),
+            (
+                "web",
+                depends(service("busybox"), "db", Condition::ServiceHealthy, false),
+            ),
             ("db", healthy(service("busybox"))),
         ]);
         let first = up(&engine, &p).await;
@@ -589,7 +599,10 @@ mod tests {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
         let mut p = project(vec![
-            ("api", depends(service("busybox"), "db", Condition::ServiceStarted, true)),
+            (
+                "api",
+                depends(service("busybox"), "db", Condition::ServiceStarted, true),
+            ),
             ("db", service("busybox")),
             ("other", service("busybox")),
         ]);
@@ -618,7 +631,11 @@ mod tests {
             context: "/tmp".into(),
             ..Default::default()
         });
-        let p2 = project(vec![("a", service("busybox")), ("c", built), ("d", service("redis"))]);
+        let p2 = project(vec![
+            ("a", service("busybox")),
+            ("c", built),
+            ("d", service("redis")),
+        ]);
         let observed = observe(&engine, &p2).await.unwrap();
         let plan = plan(&p2, &observed, &Options::default()).unwrap();
         assert_eq!(
@@ -660,7 +677,12 @@ mod tests {
             ("init", service("busybox")),
             (
                 "app",
-                depends(service("busybox"), "init", Condition::ServiceCompletedSuccessfully, false),
+                depends(
+                    service("busybox"),
+                    "init",
+                    Condition::ServiceCompletedSuccessfully,
+                    false,
+                ),
             ),
         ]);
         up(&engine, &p).await;
@@ -684,7 +706,12 @@ mod tests {
             ("init", service("busybox")),
             (
                 "app",
-                depends(service("busybox"), "init", Condition::ServiceCompletedSuccessfully, false),
+                depends(
+                    service("busybox"),
+                    "init",
+                    Condition::ServiceCompletedSuccessfully,
+                    false,
+                ),
             ),
         ]);
         let observed = observe(&engine, &p).await.unwrap();
@@ -693,19 +720,33 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("exited with code 3"), "{err}");
-        assert!(!engine.calls().iter().any(|c| c == "create_container demo-app-1"));
+        assert!(
+            !engine
+                .calls()
+                .iter()
+                .any(|c| c == "create_container demo-app-1")
+        );
     }
 
     #[test]
     fn cycles_and_missing_healthchecks_are_errors() {
         let p = project(vec![
-            ("a", depends(service("x"), "b", Condition::ServiceStarted, false)),
-            ("b", depends(service("x"), "a", Condition::ServiceStarted, false)),
+            (
+                "a",
+                depends(service("x"), "b", Condition::ServiceStarted, false),
+            ),
+            (
+                "b",
+                depends(service("x"), "a", Condition::ServiceStarted, false),
+            ),
         ]);
         let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
         assert_eq!(err, PlanError::Cycle("a -> b -> a".into()));
         let p = project(vec![
-            ("a", depends(service("x"), "b", Condition::ServiceHealthy, false)),
+            (
+                "a",
+                depends(service("x"), "b", Condition::ServiceHealthy, false),
+            ),
             ("b", service("x")),
         ]);
         let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();

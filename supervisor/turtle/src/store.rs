@@ -120,7 +120,8 @@ impl Store {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(dir_err)?;
         }
         let path = dir.join("turtle.db");
         let sql = |source| StoreError::Sql {
@@ -128,9 +129,12 @@ impl Store {
             source,
         };
         let conn = Connection::open(&path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Self {
             path,
@@ -183,8 +187,12 @@ impl Store {
 
     pub fn project(&self, name: &str) -> Result<Option<Project>> {
         let json: Option<String> = self.with(|c| {
-            c.query_row("SELECT project FROM projects WHERE name = ?1", params![name], |r| r.get(0))
-                .optional()
+            c.query_row(
+                "SELECT project FROM projects WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
         })?;
         json.map(|j| {
             serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
@@ -201,15 +209,19 @@ impl Store {
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })?;
         rows.into_iter()
-            .map(|(name, j)| serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { name, source }))
+            .map(|(name, j)| {
+                serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { name, source })
+            })
             .collect()
     }
 
     /// Number of times each project was applied or removed, newest first.
     pub fn history(&self, name: &str) -> Result<Vec<(String, i64)>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT action, at FROM history WHERE name = ?1 ORDER BY id DESC")?;
-            st.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            let mut st =
+                c.prepare("SELECT action, at FROM history WHERE name = ?1 ORDER BY id DESC")?;
+            st.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
         })
     }
 
@@ -232,7 +244,10 @@ impl Store {
     }
 
     pub fn clear_held(&self, project: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM held WHERE project = ?1", params![project]).map(|_| ()))
+        self.with(|c| {
+            c.execute("DELETE FROM held WHERE project = ?1", params![project])
+                .map(|_| ())
+        })
     }
 
     pub fn held(&self, project: &str) -> Result<HashSet<String>> {
@@ -258,7 +273,8 @@ impl Store {
     pub fn restarts(&self, project: &str) -> Result<HashMap<String, i64>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT service, count FROM restarts WHERE project = ?1")?;
-            st.query_map(params![project], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            st.query_map(params![project], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
         })
     }
 
@@ -318,7 +334,8 @@ impl Store {
 
     /// The last `n` events, oldest first.
     pub fn recent_events(&self, n: i64) -> Result<Vec<EventRecord>> {
-        let last: i64 = self.with(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)))?;
+        let last: i64 = self
+            .with(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)))?;
         self.events_after((last - n).max(0), n)
     }
 }
@@ -359,7 +376,12 @@ mod tests {
         s.remove_project("a").unwrap();
         assert!(s.project("a").unwrap().is_none());
         assert!(s.held("a").unwrap().is_empty());
-        let h: Vec<String> = s.history("a").unwrap().into_iter().map(|(a, _)| a).collect();
+        let h: Vec<String> = s
+            .history("a")
+            .unwrap()
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
         assert_eq!(h, ["removed", "applied"]);
     }
 
@@ -368,12 +390,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         for i in 0..5 {
-            s.record_event("p", Some("web"), None, "died", &format!("exit {i}")).unwrap();
+            s.record_event("p", Some("web"), None, "died", &format!("exit {i}"))
+                .unwrap();
         }
         let all = s.events_after(0, 100).unwrap();
         assert_eq!(all.len(), 5);
         let tail = s.recent_events(2).unwrap();
-        assert_eq!(tail.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["exit 3", "exit 4"]);
+        assert_eq!(
+            tail.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["exit 3", "exit 4"]
+        );
         assert_eq!(s.events_after(all[3].id, 100).unwrap().len(), 1);
     }
 }

@@ -156,9 +156,19 @@ impl<E: Engine> Supervisor<E> {
 
     /// Logs, stores and broadcasts an event. A store failure is logged, not
     /// fatal: the event log must never stop the supervisor.
-    pub fn record(&self, project: &str, service: Option<&str>, container: Option<&str>, kind: &str, message: &str) {
+    pub fn record(
+        &self,
+        project: &str,
+        service: Option<&str>,
+        container: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) {
         tracing::info!(project, service, container, kind, "{message}");
-        match self.store.record_event(project, service, container, kind, message) {
+        match self
+            .store
+            .record_event(project, service, container, kind, message)
+        {
             Ok(ev) => {
                 let _ = self.events.send(ev);
             }
@@ -182,7 +192,11 @@ impl<E: Engine> Supervisor<E> {
             Mode::Up => Default::default(),
             Mode::Repair => self.store.held(&project.name)?,
         };
-        Ok(plan::plan(project, &observed, &plan::Options { mode, held })?)
+        Ok(plan::plan(
+            project,
+            &observed,
+            &plan::Options { mode, held },
+        )?)
     }
 
     /// Applies `project` and records it as the desired state.
@@ -200,7 +214,12 @@ impl<E: Engine> Supervisor<E> {
                 None,
                 None,
                 "applied",
-                &format!("{} of {} step(s) done; changed: {}", r.steps_done, r.steps_total, list(&r.changed)),
+                &format!(
+                    "{} of {} step(s) done; changed: {}",
+                    r.steps_done,
+                    r.steps_total,
+                    list(&r.changed)
+                ),
             ),
             Err(e) => self.record(&project.name, None, None, "apply-failed", &e.to_string()),
         }
@@ -221,7 +240,8 @@ impl<E: Engine> Supervisor<E> {
                 self.record(name, None, None, "repair", &step.action.to_string());
             }
         }
-        let report = apply::apply(&*self.engine, &project, &plan, &self.config.apply, &|_| {}).await?;
+        let report =
+            apply::apply(&*self.engine, &project, &plan, &self.config.apply, &|_| {}).await?;
         drop(_guard);
         let filter = names::project_filter(name);
         for c in self.engine.list_containers(&filter).await? {
@@ -244,7 +264,10 @@ impl<E: Engine> Supervisor<E> {
         let grace = |c: &ContainerSummary| {
             let service = c.labels.get(names::SERVICE)?;
             let p = project.as_ref()?;
-            p.services.get(service)?.stop_grace_period.map(|d| (d.as_millis() / 1000) as i64)
+            p.services
+                .get(service)?
+                .stop_grace_period
+                .map(|d| (d.as_millis() / 1000) as i64)
         };
         let removals = containers.iter().map(|c| async move {
             match self.engine.stop_container(&c.id, grace(c)).await {
@@ -288,7 +311,11 @@ impl<E: Engine> Supervisor<E> {
     /// Names of the projects applied here, plus any with containers on the engine.
     pub async fn project_names(&self) -> Result<Vec<String>, Error> {
         let mut names: Vec<String> = self.store.projects()?.into_iter().map(|p| p.name).collect();
-        for c in self.engine.list_containers(&names::managed_filter()).await? {
+        for c in self
+            .engine
+            .list_containers(&names::managed_filter())
+            .await?
+        {
             if let Some(p) = c.labels.get(names::PROJECT)
                 && !names.contains(p)
             {
@@ -303,11 +330,18 @@ impl<E: Engine> Supervisor<E> {
         let applied = self.store.project(name)?.is_some();
         let held = self.store.held(name)?;
         let restarts = self.store.restarts(name)?;
-        let mut listed = self.engine.list_containers(&names::project_filter(name)).await?;
+        let mut listed = self
+            .engine
+            .list_containers(&names::project_filter(name))
+            .await?;
         listed.sort_by(|a, b| {
-            (a.labels.get(names::SERVICE), number_of(a)).cmp(&(b.labels.get(names::SERVICE), number_of(b)))
+            (a.labels.get(names::SERVICE), number_of(a))
+                .cmp(&(b.labels.get(names::SERVICE), number_of(b)))
         });
-        let details = futures_util::future::join_all(listed.iter().map(|c| self.engine.inspect_container(&c.id))).await;
+        let details = futures_util::future::join_all(
+            listed.iter().map(|c| self.engine.inspect_container(&c.id)),
+        )
+        .await;
         let mut containers = Vec::new();
         for (c, d) in listed.iter().zip(details) {
             let Ok(d) = d else { continue };
@@ -337,7 +371,12 @@ impl<E: Engine> Supervisor<E> {
     }
 
     /// Starts, stops or restarts every container of a service.
-    pub async fn service_action(&self, name: &str, service: &str, action: ServiceAction) -> Result<Vec<String>, Error> {
+    pub async fn service_action(
+        &self,
+        name: &str,
+        service: &str,
+        action: ServiceAction,
+    ) -> Result<Vec<String>, Error> {
         let lock = self.lock_for(name);
         let _guard = lock.lock().await;
         let project = self.store.project(name)?;
@@ -364,7 +403,9 @@ impl<E: Engine> Supervisor<E> {
             .map(|d| (d.as_millis() / 1000) as i64);
         match action {
             ServiceAction::Stop => self.store.set_held(name, service, true)?,
-            ServiceAction::Start | ServiceAction::Restart => self.store.set_held(name, service, false)?,
+            ServiceAction::Start | ServiceAction::Restart => {
+                self.store.set_held(name, service, false)?
+            }
         }
         let mut done = Vec::new();
         for c in &containers {
@@ -380,7 +421,13 @@ impl<E: Engine> Supervisor<E> {
             ServiceAction::Stop => "stopped",
             ServiceAction::Restart => "restarted",
         };
-        self.record(name, Some(service), None, verb, &format!("{verb} by request: {}", list(&done)));
+        self.record(
+            name,
+            Some(service),
+            None,
+            verb,
+            &format!("{verb} by request: {}", list(&done)),
+        );
         Ok(done)
     }
 
@@ -390,7 +437,10 @@ impl<E: Engine> Supervisor<E> {
             return false;
         };
         let now = Instant::now();
-        while q.front().is_some_and(|t| now.duration_since(*t) > self.config.crash_loop_window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.config.crash_loop_window)
+        {
             q.pop_front();
         }
         q.len() >= self.config.crash_loop_deaths
@@ -399,8 +449,12 @@ impl<E: Engine> Supervisor<E> {
     /// Restarts an unhealthy container when its service allows it, with a
     /// backoff: 0 s for the first restart in the window, then 1 s, 2 s, ... 60 s.
     async fn heal(&self, project: &Project, c: &ContainerSummary) {
-        let Some(service_name) = c.labels.get(names::SERVICE) else { return };
-        let Some(service) = project.services.get(service_name) else { return };
+        let Some(service_name) = c.labels.get(names::SERVICE) else {
+            return;
+        };
+        let Some(service) = project.services.get(service_name) else {
+            return;
+        };
         if !autoheal(service) {
             return;
         }
@@ -408,7 +462,10 @@ impl<E: Engine> Supervisor<E> {
             let mut heals = self.heals.lock().unwrap();
             let q = heals.entry(c.id.clone()).or_default();
             let now = Instant::now();
-            while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(600)) {
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(600))
+            {
                 q.pop_front();
             }
             let n = q.len() as u32;
@@ -425,7 +482,9 @@ impl<E: Engine> Supervisor<E> {
             Ok(d) if d.health == Some(Health::Unhealthy) && d.state == State::Running => {}
             _ => return,
         }
-        let grace = service.stop_grace_period.map(|d| (d.as_millis() / 1000) as i64);
+        let grace = service
+            .stop_grace_period
+            .map(|d| (d.as_millis() / 1000) as i64);
         match self.engine.restart_container(&c.id, grace).await {
             Ok(()) => {
                 let _ = self.store.bump_restarts(&project.name, service_name);
@@ -456,7 +515,9 @@ impl<E: Engine> Supervisor<E> {
             }
             let mut filter = names::project_filter(&project.name);
             filter.push(format!("{}={name}", names::SERVICE));
-            let Ok(containers) = self.engine.list_containers(&filter).await else { continue };
+            let Ok(containers) = self.engine.list_containers(&filter).await else {
+                continue;
+            };
             for c in containers.iter().filter(|c| c.state == State::Running) {
                 if self.engine.restart_container(&c.id, None).await.is_ok() {
                     self.record(
@@ -471,20 +532,35 @@ impl<E: Engine> Supervisor<E> {
         }
     }
 
-    async fn on_event(self: &Arc<Self>, ev: EngineEvent, repair: &tokio::sync::mpsc::UnboundedSender<String>) {
-        let Some(project_name) = ev.attributes.get(names::PROJECT).cloned() else { return };
+    async fn on_event(
+        self: &Arc<Self>,
+        ev: EngineEvent,
+        repair: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) {
+        let Some(project_name) = ev.attributes.get(names::PROJECT).cloned() else {
+            return;
+        };
         let service = ev.attributes.get(names::SERVICE).cloned();
         let container = ev.attributes.get("name").cloned();
-        let Ok(Some(project)) = self.store.project(&project_name) else { return };
+        let Ok(Some(project)) = self.store.project(&project_name) else {
+            return;
+        };
         match ev.action.as_str() {
             "die" => {
-                let code = ev.attributes.get("exitCode").cloned().unwrap_or_else(|| "?".into());
+                let code = ev
+                    .attributes
+                    .get("exitCode")
+                    .cloned()
+                    .unwrap_or_else(|| "?".into());
                 self.record(
                     &project_name,
                     service.as_deref(),
                     container.as_deref(),
                     "died",
-                    &format!("{} exited with code {code}", container.as_deref().unwrap_or(&ev.id)),
+                    &format!(
+                        "{} exited with code {code}",
+                        container.as_deref().unwrap_or(&ev.id)
+                    ),
                 );
                 if let Some(service) = &service {
                     let was = self.in_crash_loop(&project_name, service);
@@ -625,5 +701,9 @@ pub fn autoheal(service: &Service) -> bool {
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }

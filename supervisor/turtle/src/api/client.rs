@@ -38,7 +38,12 @@ impl Client {
         c.send(Method::GET, "/v1/ping", None).await.ok().map(|_| c)
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<hyper::body::Incoming, ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::body::Incoming, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ClientError::Connect {
@@ -94,7 +99,8 @@ impl Client {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
             .to_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Http(format!("unexpected answer: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Http(format!("unexpected answer: {e}")))
     }
 
     /// Sends a request and yields the answer line by line as it streams.
@@ -116,7 +122,9 @@ impl Client {
                     let mut lines = Vec::new();
                     while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=i).collect();
-                        lines.push(Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()));
+                        lines.push(Ok(
+                            String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()
+                        ));
                     }
                     lines
                 }

@@ -64,9 +64,9 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Engine(EngineError::Other { .. }) => StatusCode::BAD_GATEWAY,
         Error::Plan(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Error::Store(StoreError::Dir { .. } | StoreError::Sql { .. } | StoreError::Corrupt { .. }) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Error::Store(
+            StoreError::Dir { .. } | StoreError::Sql { .. } | StoreError::Corrupt { .. },
+        ) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::UnknownProject(_) | Error::UnknownService { .. } => StatusCode::NOT_FOUND,
     }
 }
@@ -86,10 +86,15 @@ pub fn router<E: Engine>(sup: Arc<Supervisor<E>>) -> Router {
         .route("/v1/projects", get(list_projects::<E>))
         .route(
             "/v1/projects/{name}",
-            get(project_status::<E>).put(apply_project::<E>).delete(down::<E>),
+            get(project_status::<E>)
+                .put(apply_project::<E>)
+                .delete(down::<E>),
         )
         .route("/v1/projects/{name}/plan", post(plan_project::<E>))
-        .route("/v1/projects/{name}/services/{service}/{action}", post(service_action::<E>))
+        .route(
+            "/v1/projects/{name}/services/{service}/{action}",
+            post(service_action::<E>),
+        )
         .route("/v1/projects/{name}/logs", get(logs::<E>))
         .route("/v1/events", get(events::<E>))
         .with_state(sup)
@@ -119,7 +124,10 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
-                format!("{} is in use: is another turtle daemon running?", path.display()),
+                format!(
+                    "{} is in use: is another turtle daemon running?",
+                    path.display()
+                ),
             ));
         }
         std::fs::remove_file(path)?;
@@ -145,7 +153,10 @@ async fn list_projects<E: Engine>(State(sup): App<E>) -> Result<Response, ApiErr
     Ok(Json(out).into_response())
 }
 
-async fn project_status<E: Engine>(State(sup): App<E>, UrlPath(name): UrlPath<String>) -> Result<Response, ApiError> {
+async fn project_status<E: Engine>(
+    State(sup): App<E>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(sup.status(&name).await?).into_response())
 }
 
@@ -254,7 +265,10 @@ struct EventsQuery {
     limit: Option<i64>,
 }
 
-async fn events<E: Engine>(State(sup): App<E>, Query(q): Query<EventsQuery>) -> Result<Response, ApiError> {
+async fn events<E: Engine>(
+    State(sup): App<E>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
     let mut live = q.follow.then(|| sup.subscribe());
     let limit = q.limit.unwrap_or(100);
     let past = match q.after {
@@ -263,16 +277,18 @@ async fn events<E: Engine>(State(sup): App<E>, Query(q): Query<EventsQuery>) -> 
     }
     .map_err(Error::from)?;
     let last = past.last().map(|e| e.id).unwrap_or(q.after.unwrap_or(0));
-    let head = futures_util::stream::iter(past.into_iter().map(|e| Ok::<_, Infallible>(ndjson(&e))));
+    let head =
+        futures_util::stream::iter(past.into_iter().map(|e| Ok::<_, Infallible>(ndjson(&e))));
     let body: crate::engine::BoxStream<Result<Bytes, Infallible>> = match live.take() {
         None => Box::pin(head),
         Some(rx) => {
-            let tail = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |e| async move {
-                match e {
-                    Ok(e) if e.id > last => Some(Ok(ndjson(&e))),
-                    _ => None,
-                }
-            });
+            let tail =
+                tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |e| async move {
+                    match e {
+                        Ok(e) if e.id > last => Some(Ok(ndjson(&e))),
+                        _ => None,
+                    }
+                });
             Box::pin(head.chain(tail))
         }
     };

@@ -83,11 +83,16 @@ pub async fn target(g: &GlobalArgs) -> Result<Target, Failure> {
     if let Some(c) = Client::connect(&g.socket_path()).await {
         return Ok(Target::Daemon(c));
     }
-    Ok(Target::Local(local(g, supervisor::Config::default()).await?))
+    Ok(Target::Local(
+        local(g, supervisor::Config::default()).await?,
+    ))
 }
 
 /// An in-process supervisor on the engine and the state directory.
-pub async fn local(g: &GlobalArgs, config: supervisor::Config) -> Result<Arc<Supervisor<Docker>>, Failure> {
+pub async fn local(
+    g: &GlobalArgs,
+    config: supervisor::Config,
+) -> Result<Arc<Supervisor<Docker>>, Failure> {
     let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
     use crate::engine::Engine;
     engine.ping().await.map_err(Failure::op)?;

@@ -37,13 +37,23 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Runs the API and the keep-alive loop until SIGINT or SIGTERM, then removes
 /// the socket. Containers keep running.
-pub async fn serve(sup: Arc<Supervisor<Docker>>, listener: tokio::net::UnixListener, socket: &Path) -> Result<(), Failure> {
+pub async fn serve(
+    sup: Arc<Supervisor<Docker>>,
+    listener: tokio::net::UnixListener,
+    socket: &Path,
+) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
         let mut rx = stop_rx.clone();

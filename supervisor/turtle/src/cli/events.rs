@@ -48,7 +48,9 @@ pub async fn run(g: &GlobalArgs, a: EventsArgs) -> Result<(), Failure> {
         }
         Target::Local(sup) => {
             if a.follow {
-                return Err(Failure::op("events --follow needs a running daemon (turtle daemon or turtle up)"));
+                return Err(Failure::op(
+                    "events --follow needs a running daemon (turtle daemon or turtle up)",
+                ));
             }
             for e in sup.store().recent_events(a.limit).map_err(Failure::op)? {
                 show(&e);

@@ -28,11 +28,18 @@ pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let mut print = |line: String| -> Result<(), Failure> {
         // A closed pipe (`| head`) ends the command quietly.
-        writeln!(out, "{line}").map_err(|_| Failure { message: String::new(), code: 0 })
+        writeln!(out, "{line}").map_err(|_| Failure {
+            message: String::new(),
+            code: 0,
+        })
     };
     let result = match context::target(g).await? {
         Target::Daemon(c) => {
-            let mut path = format!("/v1/projects/{name}/logs?follow={}&services={}", a.follow, a.services.join(","));
+            let mut path = format!(
+                "/v1/projects/{name}/logs?follow={}&services={}",
+                a.follow,
+                a.services.join(",")
+            );
             if let Some(t) = a.tail {
                 path.push_str(&format!("&tail={t}"));
             }

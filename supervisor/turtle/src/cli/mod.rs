@@ -39,7 +39,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Directory of the supervisor's state (SQLite database, API socket, daemon log).
-    #[arg(long, global = true, env = "TURTLE_STATE_DIR", default_value = "/var/lib/turtle")]
+    #[arg(
+        long,
+        global = true,
+        env = "TURTLE_STATE_DIR",
+        default_value = "/var/lib/turtle"
+    )]
     pub state_dir: PathBuf,
     /// The daemon's API socket [default: STATE_DIR/turtle.sock].
     #[arg(long, global = true, env = "TURTLE_SOCKET")]

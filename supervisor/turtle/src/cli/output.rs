@@ -35,7 +35,10 @@ impl Printer {
         match e {
             Event::Started { step, what } => {
                 let pb = multi.add(ProgressBar::new_spinner());
-                pb.set_style(ProgressStyle::with_template(" {spinner} {prefix} {wide_msg}").expect("valid template"));
+                pb.set_style(
+                    ProgressStyle::with_template(" {spinner} {prefix} {wide_msg}")
+                        .expect("valid template"),
+                );
                 pb.set_prefix(what);
                 pb.enable_steady_tick(Duration::from_millis(120));
                 bars.insert(step, pb);
@@ -47,7 +50,10 @@ impl Printer {
             }
             Event::Done { step, what, millis } => {
                 if let Some(pb) = bars.remove(&step) {
-                    pb.set_style(ProgressStyle::with_template(" ✔ {prefix} {wide_msg}").expect("valid template"));
+                    pb.set_style(
+                        ProgressStyle::with_template(" ✔ {prefix} {wide_msg}")
+                            .expect("valid template"),
+                    );
                     pb.finish_with_message(format!("({millis} ms)"));
                 } else {
                     eprintln!(" ✔ {what} ({millis} ms)");
@@ -55,7 +61,10 @@ impl Printer {
             }
             Event::Failed { step, what, error } => {
                 if let Some(pb) = bars.remove(&step) {
-                    pb.set_style(ProgressStyle::with_template(" ✘ {prefix} {wide_msg}").expect("valid template"));
+                    pb.set_style(
+                        ProgressStyle::with_template(" ✘ {prefix} {wide_msg}")
+                            .expect("valid template"),
+                    );
                     pb.finish_with_message(error);
                 } else {
                     eprintln!(" ✘ {what}: {error}");

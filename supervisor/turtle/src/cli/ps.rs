@@ -19,9 +19,16 @@ pub struct PsArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: PsArgs) -> Result<(), Failure> {
-    let name = if a.all { None } else { Some(context::project_name(&a.project)?) };
+    let name = if a.all {
+        None
+    } else {
+        Some(context::project_name(&a.project)?)
+    };
     let statuses: Vec<ProjectStatus> = match (context::target(g).await?, &name) {
-        (Target::Daemon(c), Some(n)) => vec![c.json(Method::GET, &format!("/v1/projects/{n}"), None::<&()>).await?],
+        (Target::Daemon(c), Some(n)) => vec![
+            c.json(Method::GET, &format!("/v1/projects/{n}"), None::<&()>)
+                .await?,
+        ],
         (Target::Daemon(c), None) => c.json(Method::GET, "/v1/projects", None::<&()>).await?,
         (Target::Local(sup), Some(n)) => vec![sup.status(n).await?],
         (Target::Local(sup), None) => {

@@ -44,7 +44,10 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
             Target::Local(sup) => sup.plan(&project, Mode::Up).await?,
         };
         if a.format == "json" {
-            println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).expect("plans serialize")
+            );
         } else {
             print!("{plan}");
         }
@@ -76,21 +79,31 @@ async fn hand_over(c: &Client, project: &Project) -> Result<(), Failure> {
                 }
             }
             Ok(ApplyLine::Done(r)) => {
-                eprintln!("turtle: project {} is up ({} step(s))", r.project, r.steps_done);
+                eprintln!(
+                    "turtle: project {} is up ({} step(s))",
+                    r.project, r.steps_done
+                );
                 return Ok(());
             }
             Ok(ApplyLine::Error(e)) => return Err(Failure::op(e)),
-            Err(e) => return Err(Failure::op(format!("unexpected answer from the daemon: {e}"))),
+            Err(e) => {
+                return Err(Failure::op(format!(
+                    "unexpected answer from the daemon: {e}"
+                )));
+            }
         }
     }
-    Err(Failure::op("the daemon closed the connection before the project was applied"))
+    Err(Failure::op(
+        "the daemon closed the connection before the project was applied",
+    ))
 }
 
 /// Starts `turtle daemon` in its own process group, logging to
 /// STATE_DIR/daemon.log, and waits for its socket.
 async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> {
     use std::os::unix::process::CommandExt;
-    std::fs::create_dir_all(&g.state_dir).map_err(|e| Failure::op(format!("{}: {e}", g.state_dir.display())))?;
+    std::fs::create_dir_all(&g.state_dir)
+        .map_err(|e| Failure::op(format!("{}: {e}", g.state_dir.display())))?;
     let log_path = g.state_dir.join("daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -111,11 +124,17 @@ async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> 
     if let Some(d) = &g.docker_socket {
         cmd.arg("--docker-socket").arg(d);
     }
-    let child = cmd.spawn().map_err(|e| Failure::op(format!("cannot start the daemon: {e}")))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| Failure::op(format!("cannot start the daemon: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(c) = Client::connect(socket).await {
-            eprintln!("turtle: daemon started (pid {}, log {})", child.id(), log_path.display());
+            eprintln!(
+                "turtle: daemon started (pid {}, log {})",
+                child.id(),
+                log_path.display()
+            );
             return Ok(c);
         }
         if Instant::now() > deadline {

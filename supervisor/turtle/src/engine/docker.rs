@@ -211,17 +211,17 @@ fn is_connection_error(e: &BollardError) -> bool {
 fn io_failure_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut src = Some(e);
     while let Some(c) = src {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            if matches!(
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && matches!(
                 io.kind(),
                 io::ErrorKind::NotFound
                     | io::ErrorKind::ConnectionRefused
                     | io::ErrorKind::PermissionDenied
                     | io::ErrorKind::ConnectionReset
                     | io::ErrorKind::BrokenPipe
-            ) {
-                return true;
-            }
+            )
+        {
+            return true;
         }
         src = c.source();
     }
@@ -334,27 +334,26 @@ fn adapt_create_body(
         if let Some(NetworkingConfig {
             endpoints_config: Some(eps),
         }) = body.networking_config.as_mut()
+            && eps.len() > 1
         {
-            if eps.len() > 1 {
-                // Keep the one HostConfig.NetworkMode names, else any.
-                let primary = body
-                    .host_config
-                    .as_ref()
-                    .and_then(|h| h.network_mode.clone())
-                    .filter(|m| eps.contains_key(m))
-                    .or_else(|| {
-                        let mut keys: Vec<&String> = eps.keys().collect();
-                        keys.sort();
-                        keys.first().map(|k| k.to_string())
-                    });
-                let mut names: Vec<String> = eps.keys().cloned().collect();
-                names.sort();
-                for n in names {
-                    if Some(&n) != primary.as_ref() {
-                        if let Some(ep) = eps.remove(&n) {
-                            moved.push((n, ep));
-                        }
-                    }
+            // Keep the one HostConfig.NetworkMode names, else any.
+            let primary = body
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.clone())
+                .filter(|m| eps.contains_key(m))
+                .or_else(|| {
+                    let mut keys: Vec<&String> = eps.keys().collect();
+                    keys.sort();
+                    keys.first().map(|k| k.to_string())
+                });
+            let mut names: Vec<String> = eps.keys().cloned().collect();
+            names.sort();
+            for n in names {
+                if Some(&n) != primary.as_ref()
+                    && let Some(ep) = eps.remove(&n)
+                {
+                    moved.push((n, ep));
                 }
             }
         }

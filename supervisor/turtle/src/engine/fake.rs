@@ -13,8 +13,8 @@ use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use futures_util::stream;
 
 use super::{
-    BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError, EngineEvent, Health,
-    LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
+    BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
+    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
 };
 
 /// Calls that change engine state.
@@ -71,7 +71,11 @@ impl FakeEngine {
 
     /// Containers of `service` exit with `code` as soon as they start.
     pub fn exit_on_start(&self, service: &str, code: i64) {
-        self.inner.lock().unwrap().exits.insert(service.to_string(), code);
+        self.inner
+            .lock()
+            .unwrap()
+            .exits
+            .insert(service.to_string(), code);
     }
 
     /// Every call so far, as `name arg`.
@@ -106,7 +110,11 @@ impl FakeEngine {
 
     /// Removes a container behind the supervisor's back.
     pub fn vanish(&self, name: &str) {
-        self.inner.lock().unwrap().containers.retain(|c| c.summary.name != name);
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .retain(|c| c.summary.name != name);
     }
 
     fn record(&self, call: String) {
@@ -208,7 +216,12 @@ impl Engine for FakeEngine {
             .iter_mut()
             .find(|c| c.summary.id == id)
             .ok_or_else(|| not_found(format!("container {id}")))?;
-        let service = c.summary.labels.get(crate::names::SERVICE).cloned().unwrap_or_default();
+        let service = c
+            .summary
+            .labels
+            .get(crate::names::SERVICE)
+            .cloned()
+            .unwrap_or_default();
         if let Some(code) = exits.get(&service) {
             c.summary.state = State::Exited;
             c.exit_code = Some(*code);
@@ -253,14 +266,22 @@ impl Engine for FakeEngine {
 
     async fn remove_container(&self, id: &str, _volumes: bool) -> Result<()> {
         self.record(format!("remove_container {id}"));
-        self.inner.lock().unwrap().containers.retain(|c| c.summary.id != id);
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .retain(|c| c.summary.id != id);
         Ok(())
     }
 
     async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
         self.record("list_networks".into());
         let i = self.inner.lock().unwrap();
-        Ok(i.networks.values().filter(|n| matches(&n.labels, labels)).cloned().collect())
+        Ok(i.networks
+            .values()
+            .filter(|n| matches(&n.labels, labels))
+            .cloned()
+            .collect())
     }
 
     async fn find_network(&self, name: &str) -> Result<Option<NetworkSummary>> {
@@ -289,7 +310,11 @@ impl Engine for FakeEngine {
     async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeSummary>> {
         self.record("list_volumes".into());
         let i = self.inner.lock().unwrap();
-        Ok(i.volumes.values().filter(|v| matches(&v.labels, labels)).cloned().collect())
+        Ok(i.volumes
+            .values()
+            .filter(|v| matches(&v.labels, labels))
+            .cloned()
+            .collect())
     }
 
     async fn find_volume(&self, name: &str) -> Result<Option<VolumeSummary>> {

@@ -127,7 +127,7 @@ pub struct Step {
     #[serde(flatten)]
     pub action: Action,
     /// Indices of the steps this one waits for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<usize>,
 }
 

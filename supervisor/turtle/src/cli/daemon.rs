@@ -30,8 +30,13 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     let sup = context::local(g, config).await?;
     let listener = crate::api::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
+    let pid_file = g.state_dir.join("daemon.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
-    serve(sup, listener, &g.socket_path()).await
+    let result = serve(sup, listener, &g.socket_path()).await;
+    let _ = std::fs::remove_file(&pid_file);
+    result
 }
 
 fn init_logging(json: bool) {

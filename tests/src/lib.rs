@@ -1,0 +1,282 @@
+//! The end-to-end test harness: runs the real `turtle` binary against the
+//! machine's Docker engine.
+//!
+//! Each [`Env`] has a unique project name and its own state directory; it owns
+//! the daemon it starts (ended by PID) and, on drop, removes every container,
+//! network and volume carrying its project label, even when the test failed.
+//! Waits poll a condition with a deadline ([`wait_until`]); nothing sleeps in
+//! place of a condition.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const IMAGE: &str = "turtle-test-busybox:latest";
+
+/// The `turtle` binary next to this test binary (`target/<profile>/turtle`).
+pub fn turtle_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("turtle");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --bins` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Builds the busybox test image once per test binary.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/test-busybox/build.sh");
+        let out = Command::new("sh")
+            .arg(&script)
+            .arg(IMAGE)
+            .output()
+            .expect("run build.sh");
+        assert!(
+            out.status.success(),
+            "building {IMAGE} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    IMAGE
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker inspect` of one object, or None when it does not exist.
+pub fn inspect(name: &str) -> Option<Value> {
+    let out = Command::new("docker")
+        .args(["inspect", name])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.get(0).cloned()
+}
+
+pub struct Env {
+    pub project: String,
+    pub dir: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl Env {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        test_image();
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        Self {
+            project: format!("tt{}{}-{tag}", std::process::id(), n),
+            dir: tempfile::tempdir().expect("temp dir"),
+            daemon: None,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes `compose.yaml` in the test directory.
+    pub fn compose(&self, yaml: &str) {
+        std::fs::write(self.dir.path().join("compose.yaml"), yaml).expect("write compose.yaml");
+    }
+
+    /// Runs `turtle ARGS -p PROJECT` in the test directory.
+    pub fn turtle(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        cmd.arg("-p").arg(&self.project);
+        cmd.output().expect("run turtle")
+    }
+
+    /// Runs turtle without adding `-p`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(turtle_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TURTLE_STATE_DIR", self.state_dir())
+            .env_remove("TURTLE_SOCKET")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs turtle and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.turtle(args);
+        assert!(
+            out.status.success(),
+            "turtle {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `turtle daemon` (resync every 2 s) and waits for its socket.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("daemon log");
+        let child = self
+            .command(&["daemon", "--resync-interval", "2"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start turtle daemon");
+        self.daemon = Some(child);
+        let socket = self.state_dir().join("turtle.sock");
+        wait_until("the daemon's socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        });
+    }
+
+    /// SIGKILLs the daemon and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// `<project>-<service>-1`.
+    pub fn container(&self, service: &str) -> String {
+        format!("{}-{service}-1", self.project)
+    }
+
+    /// The container's ID, or None when it does not exist.
+    pub fn id(&self, service: &str) -> Option<String> {
+        inspect(&self.container(service)).and_then(|v| v["Id"].as_str().map(String::from))
+    }
+
+    pub fn state(&self, service: &str) -> Option<Value> {
+        inspect(&self.container(service)).map(|v| v["State"].clone())
+    }
+
+    pub fn running(&self, service: &str) -> bool {
+        self.state(service).is_some_and(|s| s["Running"] == true)
+    }
+
+    pub fn healthy(&self, service: &str) -> bool {
+        self.state(service)
+            .is_some_and(|s| s["Health"]["Status"] == "healthy")
+    }
+
+    /// `turtle ps --format json`.
+    pub fn ps(&self) -> Value {
+        serde_json::from_str(&self.ok(&["ps", "--format", "json"])).expect("ps json")
+    }
+
+    /// Engine events of this project's containers that change state, since
+    /// `since` (a [`now_stamp`]).
+    pub fn mutating_events(&self, since: &str) -> Vec<String> {
+        let until = now_stamp();
+        let out = docker(&[
+            "events",
+            "--since",
+            since,
+            "--until",
+            &until,
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ]);
+        out.lines()
+            .filter(|l| !l.contains("exec_") && !l.contains("health_status"))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// Now, as `docker events --since` takes it with nanoseconds (`secs.nanos`).
+pub fn now_stamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_daemon();
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let ids = |kind: &[&str]| -> Vec<String> {
+            let mut args: Vec<&str> = kind.to_vec();
+            args.extend(["--filter", &label, "-q"]);
+            Command::new("docker")
+                .args(&args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let rm = |cmd: &[&str], ids: Vec<String>| {
+            if !ids.is_empty() {
+                let _ = Command::new("docker").args(cmd).args(&ids).output();
+            }
+        };
+        rm(&["rm", "-f", "-v"], ids(&["ps", "-a"]));
+        rm(&["network", "rm"], ids(&["network", "ls"]));
+        rm(&["volume", "rm", "-f"], ids(&["volume", "ls"]));
+    }
+}
+
+/// Sends SIGKILL to a host PID.
+pub fn kill9(pid: i64) {
+    // The workspace forbids unsafe code, so no libc::kill: use kill(1).
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {pid} failed");
+}

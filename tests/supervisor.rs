@@ -1,0 +1,361 @@
+//! The supervisor core against the real Docker engine: up, idempotence,
+//! targeted recreation, orphans, keep-alive (crash, unhealthy, removal),
+//! adoption after SIGKILL, down and volumes, and bad input.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use turtle_e2e::{Env, IMAGE, docker, inspect, kill9, now_stamp, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A stack with a one-shot, a healthchecked server and a dependent of both.
+fn ordered_stack() -> String {
+    format!(
+        r#"
+services:
+  setup:
+    image: {IMAGE}
+    command: ["sh", "-c", "sleep 1; echo ready > /data/flag"]
+    volumes: ["data:/data"]
+  server:
+    image: {IMAGE}
+    command: ["sh", "-c", "test -f /data/flag && exec httpd -f -p 8080 -h /data"]
+    volumes: ["data:/data"]
+    depends_on:
+      setup: {{condition: service_completed_successfully}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/flag"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+    restart: unless-stopped
+  client:
+    image: {IMAGE}
+    command: ["sh", "-c", "wget -q -O - http://server:8080/flag && exec sleep 3600"]
+    depends_on:
+      server: {{condition: service_healthy}}
+    restart: always
+volumes:
+  data: {{}}
+"#
+    )
+}
+
+fn time_of(v: &Value) -> String {
+    v.as_str().expect("a timestamp").to_string()
+}
+
+#[test]
+fn up_honours_depends_on_conditions_and_a_second_up_changes_nothing() {
+    let mut env = Env::new("order");
+    env.compose(&ordered_stack());
+    env.start_daemon();
+    env.ok(&["up"]);
+
+    for s in ["server", "client"] {
+        assert!(env.running(s), "{s} is not running");
+    }
+    assert!(env.healthy("server"));
+    let setup = env.state("setup").unwrap();
+    assert_eq!(setup["ExitCode"], 0);
+    let server = env.state("server").unwrap();
+    let client = env.state("client").unwrap();
+    // server started only after setup finished (RFC 3339 strings in UTC compare as text).
+    assert!(
+        time_of(&server["StartedAt"]) > time_of(&setup["FinishedAt"]),
+        "server started before setup completed"
+    );
+    // client started only after server's first passing healthcheck.
+    let first_pass = server["Health"]["Log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ExitCode"] == 0)
+        .expect("a passing healthcheck")["End"]
+        .clone();
+    assert!(
+        time_of(&client["StartedAt"]) > time_of(&first_pass),
+        "client started before server was healthy"
+    );
+
+    // Second up: an empty plan, and no state-changing engine event.
+    let since = now_stamp();
+    let ids = ["setup", "server", "client"].map(|s| env.id(s));
+    let plan = env.ok(&["up", "--dry-run"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
+    env.ok(&["up"]);
+    assert_eq!(ids, ["setup", "server", "client"].map(|s| env.id(s)));
+    let events = env.mutating_events(&since);
+    assert!(
+        events.is_empty(),
+        "a no-op up touched the engine: {events:?}"
+    );
+
+    // compose's tooling sees our containers.
+    let listed = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", env.project),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(listed.contains(&env.container("server")), "{listed}");
+}
+
+#[test]
+fn changing_one_service_recreates_only_it_and_removed_services_go_but_volumes_stay() {
+    let mut env = Env::new("change");
+    let stack = |a_env: &str, with_b: bool| {
+        let b = if with_b {
+            format!(
+                "  b:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    volumes: [\"keep:/keep\"]\n"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    environment:\n      MODE: {a_env}\n{b}  c:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\nvolumes:\n  keep: {{}}\n"
+        )
+    };
+    env.compose(&stack("one", true));
+    env.start_daemon();
+    env.ok(&["up"]);
+    let (a1, b1, c1) = (
+        env.id("a").unwrap(),
+        env.id("b").unwrap(),
+        env.id("c").unwrap(),
+    );
+
+    env.compose(&stack("two", true));
+    let plan = env.ok(&["up", "--dry-run"]);
+    assert!(
+        plan.contains(&format!("remove container {}", env.container("a"))),
+        "{plan}"
+    );
+    env.ok(&["up"]);
+    let a2 = env.id("a").unwrap();
+    assert_ne!(a1, a2, "a was not recreated");
+    assert_eq!(env.id("b").unwrap(), b1, "b was recreated");
+    assert_eq!(env.id("c").unwrap(), c1, "c was recreated");
+    let mode = docker(&["exec", &env.container("a"), "sh", "-c", "echo $MODE"]);
+    assert_eq!(mode, "two");
+
+    env.compose(&stack("two", false));
+    env.ok(&["up"]);
+    assert!(env.id("b").is_none(), "the orphan b is still there");
+    assert_eq!(env.id("a").unwrap(), a2);
+    assert!(
+        inspect(&format!("{}_keep", env.project)).is_some(),
+        "the named volume went with its service"
+    );
+}
+
+#[test]
+fn crashed_unhealthy_and_removed_containers_come_back() {
+    let mut env = Env::new("alive");
+    env.compose(&format!(
+        r#"
+services:
+  crasher:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    restart: always
+  sick:
+    image: {IMAGE}
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 3600"]
+    init: true
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+  plain:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+"#
+    ));
+    env.start_daemon();
+    env.ok(&["up"]);
+    wait_until("sick healthy", LONG, || env.healthy("sick"));
+
+    // kill -9 the main process: the engine's policy restarts it, the restart is counted.
+    let pid = env.state("crasher").unwrap()["Pid"].as_i64().unwrap();
+    let id = env.id("crasher").unwrap();
+    kill9(pid);
+    wait_until("crasher restarted", LONG, || {
+        env.state("crasher")
+            .is_some_and(|s| s["Running"] == true && s["Pid"].as_i64() != Some(pid))
+    });
+    assert_eq!(env.id("crasher").unwrap(), id, "a crash must not recreate");
+    wait_until("the restart shows in ps", LONG, || {
+        env.ps()["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["service"] == "crasher" && c["restarts"].as_i64() >= Some(1))
+    });
+
+    // Unhealthy: the engine would leave it; the supervisor restarts it.
+    let started = env.state("sick").unwrap()["StartedAt"].clone();
+    docker(&["exec", &env.container("sick"), "rm", "/tmp/ok"]);
+    wait_until("sick restarted by the supervisor", LONG, || {
+        env.state("sick")
+            .is_some_and(|s| s["StartedAt"] != started && s["Running"] == true)
+    });
+    wait_until("sick healthy again", LONG, || env.healthy("sick"));
+    let events = env.ok(&["events", "--json", "-n", "1000"]);
+    assert!(events.contains("unhealthy-restart"), "{events}");
+
+    // Removed behind the supervisor's back: re-created.
+    let old = env.id("plain").unwrap();
+    docker(&["rm", "-f", &env.container("plain")]);
+    wait_until("plain re-created", LONG, || {
+        env.id("plain").is_some_and(|id| id != old) && env.running("plain")
+    });
+}
+
+#[test]
+fn a_killed_daemon_adopts_the_running_containers_without_touching_them() {
+    let mut env = Env::new("adopt");
+    env.compose(&ordered_stack());
+    env.start_daemon();
+    env.ok(&["up"]);
+    let before: Vec<_> = ["server", "client"]
+        .map(|s| {
+            (
+                env.id(s).unwrap(),
+                env.state(s).unwrap()["StartedAt"].clone(),
+            )
+        })
+        .into();
+    env.kill_daemon();
+    let since = now_stamp();
+    env.start_daemon();
+    // The new daemon resyncs at once on start; `up` then goes through it too.
+    env.ok(&["up"]);
+    let after: Vec<_> = ["server", "client"]
+        .map(|s| {
+            (
+                env.id(s).unwrap(),
+                env.state(s).unwrap()["StartedAt"].clone(),
+            )
+        })
+        .into();
+    assert_eq!(
+        before, after,
+        "containers were touched after the daemon restarted"
+    );
+    let events = env.mutating_events(&since);
+    assert!(events.is_empty(), "adoption touched the engine: {events:?}");
+}
+
+#[test]
+fn down_keeps_volumes_unless_asked_and_data_survives() {
+    let mut env = Env::new("down");
+    env.compose(&format!(
+        r#"
+services:
+  store:
+    image: {IMAGE}
+    command: ["sh", "-c", "test -f /data/born || date +%s%N > /data/born; exec sleep 3600"]
+    volumes: ["data:/data"]
+volumes:
+  data: {{}}
+"#
+    ));
+    env.start_daemon();
+    env.ok(&["up"]);
+    let read = |env: &Env| docker(&["exec", &env.container("store"), "cat", "/data/born"]);
+    let born = read(&env);
+    let volume = format!("{}_data", env.project);
+
+    env.ok(&["down"]);
+    assert!(env.id("store").is_none());
+    assert!(inspect(&volume).is_some(), "down removed the volume");
+    env.ok(&["up"]);
+    assert_eq!(read(&env), born, "the data did not survive down/up");
+
+    env.ok(&["down", "--volumes"]);
+    assert!(inspect(&volume).is_none(), "down --volumes kept the volume");
+    // The daemon does not bring a project back once it is down.
+    env.ok(&["ps", "--all"]);
+    assert!(env.id("store").is_none());
+}
+
+#[test]
+fn a_bad_compose_file_is_refused_with_its_line_and_the_stack_is_untouched() {
+    let mut env = Env::new("bad");
+    let good = format!("services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n");
+    env.compose(&good);
+    env.start_daemon();
+    env.ok(&["up"]);
+    let id = env.id("a").unwrap();
+
+    env.compose(&format!("{good}    restart_policy: always\n"));
+    let out = env.turtle(&["up"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("compose.yaml:5"), "{err}");
+    assert!(err.contains("services.a.restart_policy"), "{err}");
+    assert_eq!(env.id("a").unwrap(), id);
+    assert!(env.running("a"));
+
+    env.compose("services:\n  a:\n    image: [unclosed\n");
+    let out = env.turtle(&["config", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compose.yaml"));
+}
+
+#[test]
+fn an_unreachable_engine_is_named() {
+    let env = Env::new("noengine");
+    env.compose(&format!("services:\n  a:\n    image: {IMAGE}\n"));
+    let out = env
+        .command(&[
+            "--docker-socket",
+            "/nonexistent/docker.sock",
+            "ps",
+            "-p",
+            &env.project,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/docker.sock") && err.contains("is dockerd running"),
+        "{err}"
+    );
+}
+
+#[test]
+fn up_detach_starts_a_daemon_that_keeps_the_project_alive() {
+    let env = Env::new("detach");
+    env.compose(&format!(
+        "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n"
+    ));
+    env.ok(&["up", "--detach"]);
+    let pid_file = env.state_dir().join("daemon.pid");
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .expect("daemon.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let guard = KillOnDrop(pid);
+    let old = env.id("a").unwrap();
+    docker(&["rm", "-f", &env.container("a")]);
+    wait_until("a re-created by the detached daemon", LONG, || {
+        env.id("a").is_some_and(|id| id != old)
+    });
+    drop(guard);
+}
+
+struct KillOnDrop(i64);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill9(self.0);
+    }
+}

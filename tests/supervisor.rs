@@ -359,3 +359,75 @@ impl Drop for KillOnDrop {
         kill9(self.0);
     }
 }
+
+#[test]
+fn builds_logs_held_services_and_crash_loops() {
+    let mut env = Env::new("ops");
+    let app = env.dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nRUN echo built > /built\nCMD [\"sh\", \"-c\", \"cat /built; echo hello-$GREETING; exec sleep 3600\"]\n"
+        ),
+    )
+    .unwrap();
+    env.compose(&format!(
+        r#"
+services:
+  app:
+    build: ./app
+    environment: {{GREETING: world}}
+    restart: always
+  looper:
+    image: {IMAGE}
+    command: ["sh", "-c", "echo boom; exit 3"]
+    restart: always
+"#
+    ));
+    env.start_daemon();
+    env.ok(&["up"]);
+    let image = format!("{}-app", env.project);
+    assert!(inspect(&image).is_some(), "image {image} was not built");
+    wait_until("app's output", LONG, || {
+        let logs = env.ok(&["logs", "app"]);
+        logs.contains("app-1 | built") && logs.contains("app-1 | hello-world")
+    });
+    let tail = env.ok(&["logs", "--tail", "1", "app"]);
+    assert_eq!(tail.trim(), "app-1 | hello-world");
+
+    // A service stopped on purpose stays stopped through resyncs.
+    env.ok(&["stop", "app"]);
+    let seen = env.resyncs();
+    wait_until("two more resyncs", LONG, || env.resyncs() >= seen + 2);
+    assert!(
+        !env.running("app"),
+        "the supervisor restarted a stopped service"
+    );
+    let ps = env.ps();
+    let app_status = ps["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "app")
+        .unwrap()
+        .clone();
+    assert_eq!(app_status["held"], true, "{app_status}");
+    env.ok(&["start", "app"]);
+    assert!(env.running("app"));
+
+    // A service that keeps crashing is flagged.
+    wait_until("looper flagged as crash-looping", LONG, || {
+        env.ps()["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["service"] == "looper" && c["crash_loop"] == true)
+    });
+    let events = env.ok(&["events", "-n", "1000"]);
+    assert!(events.contains("crash-loop"), "{events}");
+    assert!(
+        !events.contains("app crashed"),
+        "a requested stop counted as a crash: {events}"
+    );
+}

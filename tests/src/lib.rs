@@ -168,6 +168,30 @@ impl Env {
         });
     }
 
+    /// GET `path` from the daemon's API; returns the body.
+    pub fn api_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.state_dir().join("turtle.sock"))
+            .expect("connect to the daemon");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: turtle\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Full resyncs the daemon has done.
+    pub fn resyncs(&self) -> u64 {
+        let body = self.api_get("/v1/ping");
+        let v: Value = serde_json::from_str(&body).expect("ping answer");
+        v["resyncs"].as_u64().expect("resyncs")
+    }
+
     /// SIGKILLs the daemon and reaps it.
     pub fn kill_daemon(&mut self) {
         if let Some(mut c) = self.daemon.take() {
@@ -268,6 +292,7 @@ impl Drop for Env {
         rm(&["rm", "-f", "-v"], ids(&["ps", "-a"]));
         rm(&["network", "rm"], ids(&["network", "ls"]));
         rm(&["volume", "rm", "-f"], ids(&["volume", "ls"]));
+        rm(&["image", "rm", "-f"], ids(&["image", "ls"]));
     }
 }
 

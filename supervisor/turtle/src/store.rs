@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_by_service ON events (project, service, kind, time);
 ";
 
 /// Events kept; older ones are trimmed as new ones arrive.
@@ -307,6 +308,23 @@ impl Store {
             container: container.map(Into::into),
             kind: kind.into(),
             message: message.into(),
+        })
+    }
+
+    /// How many `kind` events a service had since `since` (unix milliseconds).
+    pub fn count_events(
+        &self,
+        project: &str,
+        service: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM events WHERE project = ?1 AND service = ?2 AND kind = ?3 AND time >= ?4",
+                params![project, service, kind, since],
+                |r| r.get(0),
+            )
         })
     }
 

@@ -37,8 +37,8 @@ use crate::store::{EventRecord, Store, StoreError};
 pub struct Config {
     /// How often every project is resynced even without events.
     pub resync_interval: Duration,
-    /// A service whose container died this many times within the window is
-    /// in a crash loop.
+    /// A service whose containers crashed this many times within the window
+    /// is in a crash loop.
     pub crash_loop_deaths: usize,
     pub crash_loop_window: Duration,
     pub apply: apply::Options,
@@ -120,8 +120,10 @@ pub struct Supervisor<E: Engine> {
     config: Config,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: broadcast::Sender<EventRecord>,
-    /// Death times per (project, service), for crash-loop detection.
-    deaths: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+    /// When a kill (stop, restart, docker kill) was last requested, per container.
+    kills: Mutex<HashMap<String, Instant>>,
+    /// Full resyncs done since start.
+    resyncs: std::sync::atomic::AtomicU64,
     /// Supervisor restarts per container (for backoff), with their times.
     heals: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -136,8 +138,9 @@ impl<E: Engine> Supervisor<E> {
             config,
             locks: Mutex::default(),
             events: broadcast::channel(1024).0,
-            deaths: Mutex::default(),
             heals: Mutex::default(),
+            kills: Mutex::default(),
+            resyncs: Default::default(),
         })
     }
 
@@ -431,19 +434,14 @@ impl<E: Engine> Supervisor<E> {
         Ok(done)
     }
 
+    /// Whether a service's containers crashed at least `crash_loop_deaths`
+    /// times within the window. Crashes are the `crashed` events in the store,
+    /// so the verdict survives a restart of the supervisor.
     fn in_crash_loop(&self, project: &str, service: &str) -> bool {
-        let mut deaths = self.deaths.lock().unwrap();
-        let Some(q) = deaths.get_mut(&(project.to_string(), service.to_string())) else {
-            return false;
-        };
-        let now = Instant::now();
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.config.crash_loop_window)
-        {
-            q.pop_front();
-        }
-        q.len() >= self.config.crash_loop_deaths
+        let since = crate::store::now_millis() - self.config.crash_loop_window.as_millis() as i64;
+        self.store
+            .count_events(project, service, "crashed", since)
+            .is_ok_and(|n| n >= self.config.crash_loop_deaths as i64)
     }
 
     /// Restarts an unhealthy container when its service allows it, with a
@@ -546,39 +544,55 @@ impl<E: Engine> Supervisor<E> {
             return;
         };
         match ev.action.as_str() {
+            "kill" => {
+                self.kills
+                    .lock()
+                    .unwrap()
+                    .insert(ev.id.clone(), Instant::now());
+            }
             "die" => {
                 let code = ev
                     .attributes
                     .get("exitCode")
                     .cloned()
                     .unwrap_or_else(|| "?".into());
+                // A death that follows a kill request (stop, restart, down,
+                // docker kill) is not a crash; nor is a clean exit.
+                let requested = self
+                    .kills
+                    .lock()
+                    .unwrap()
+                    .remove(&ev.id)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                let kind = match (requested, code.as_str()) {
+                    (true, _) => "stopped",
+                    (false, "0") => "exited",
+                    (false, _) => "crashed",
+                };
+                let who = container.as_deref().unwrap_or(&ev.id);
                 self.record(
                     &project_name,
                     service.as_deref(),
                     container.as_deref(),
-                    "died",
-                    &format!(
-                        "{} exited with code {code}",
-                        container.as_deref().unwrap_or(&ev.id)
-                    ),
+                    kind,
+                    &format!("{who} exited with code {code}"),
                 );
-                if let Some(service) = &service {
-                    let was = self.in_crash_loop(&project_name, service);
-                    self.deaths
-                        .lock()
-                        .unwrap()
-                        .entry((project_name.clone(), service.clone()))
-                        .or_default()
-                        .push_back(Instant::now());
-                    if !was && self.in_crash_loop(&project_name, service) {
+                if let (Some(service), "crashed") = (&service, kind) {
+                    let since = crate::store::now_millis()
+                        - self.config.crash_loop_window.as_millis() as i64;
+                    let crashes = self
+                        .store
+                        .count_events(&project_name, service, "crashed", since)
+                        .unwrap_or(0);
+                    // Announce the loop once, when the count reaches the threshold.
+                    if crashes == self.config.crash_loop_deaths as i64 {
                         self.record(
                             &project_name,
                             Some(service),
                             container.as_deref(),
                             "crash-loop",
                             &format!(
-                                "{service} died {} times within {}s",
-                                self.config.crash_loop_deaths,
+                                "{service} crashed {crashes} times within {}s",
                                 self.config.crash_loop_window.as_secs()
                             ),
                         );
@@ -647,6 +661,11 @@ impl<E: Engine> Supervisor<E> {
         watcher.abort();
     }
 
+    /// Full resyncs done since this supervisor started.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn resync_all(&self) {
         let projects = match self.store.projects() {
             Ok(p) => p,
@@ -660,6 +679,8 @@ impl<E: Engine> Supervisor<E> {
                 self.record(&p.name, None, None, "repair-failed", &e.to_string());
             }
         }
+        self.resyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Follows engine events; reconnects with backoff when the stream drops and

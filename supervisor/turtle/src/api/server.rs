@@ -4,7 +4,7 @@
 //!
 //! | method | path | body / query | answer |
 //! |---|---|---|---|
-//! | GET | `/v1/ping` | | `{"version"}` |
+//! | GET | `/v1/ping` | | `{"version", "resyncs"}` |
 //! | GET | `/v1/projects` | | `[ProjectStatus]` |
 //! | GET | `/v1/projects/{name}` | | `ProjectStatus` |
 //! | PUT | `/v1/projects/{name}` | `Project` | stream of `ApplyLine` |
@@ -82,7 +82,7 @@ type App<E> = State<Arc<Supervisor<E>>>;
 
 pub fn router<E: Engine>(sup: Arc<Supervisor<E>>) -> Router {
     Router::new()
-        .route("/v1/ping", get(ping))
+        .route("/v1/ping", get(ping::<E>))
         .route("/v1/projects", get(list_projects::<E>))
         .route(
             "/v1/projects/{name}",
@@ -137,8 +137,8 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-async fn ping() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }))
+async fn ping<E: Engine>(State(sup): App<E>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "resyncs": sup.resyncs() }))
 }
 
 async fn list_projects<E: Engine>(State(sup): App<E>) -> Result<Response, ApiError> {

@@ -11,8 +11,13 @@ use super::{GlobalArgs, ProjectArgs};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    #[command(flatten)]
-    pub project: ProjectArgs,
+    /// Compose file(s) [default: compose.yaml or docker-compose.yml here]
+    /// (no -f here: as in docker compose, `logs -f` follows).
+    #[arg(long = "file")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Project name [default: COMPOSE_PROJECT_NAME, the file's `name:`, or its directory's name].
+    #[arg(short = 'p', long = "project-name", env = "COMPOSE_PROJECT_NAME")]
+    pub project_name: Option<String>,
     /// Keep following the output.
     #[arg(short, long)]
     pub follow: bool,
@@ -24,7 +29,12 @@ pub struct LogsArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
-    let name = context::project_name(&a.project)?;
+    let project = ProjectArgs {
+        files: a.files.clone(),
+        project_name: a.project_name.clone(),
+        ..Default::default()
+    };
+    let name = context::project_name(&project)?;
     let mut out = std::io::stdout().lock();
     let mut print = |line: String| -> Result<(), Failure> {
         // A closed pipe (`| head`) ends the command quietly.

@@ -145,3 +145,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Daemon(a) => daemon::run(&g, a).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -122,6 +122,8 @@ pub struct Supervisor<E: Engine> {
     events: broadcast::Sender<EventRecord>,
     /// When a kill (stop, restart, docker kill) was last requested, per container.
     kills: Mutex<HashMap<String, Instant>>,
+    /// Containers with a heal under way.
+    healing: Mutex<std::collections::HashSet<String>>,
     /// Full resyncs done since start.
     resyncs: std::sync::atomic::AtomicU64,
     /// Supervisor restarts per container (for backoff), with their times.
@@ -141,6 +143,7 @@ impl<E: Engine> Supervisor<E> {
             heals: Mutex::default(),
             kills: Mutex::default(),
             resyncs: Default::default(),
+            healing: Mutex::default(),
         })
     }
 
@@ -229,9 +232,10 @@ impl<E: Engine> Supervisor<E> {
         Ok(result?)
     }
 
-    /// Repairs an applied project: re-creates what vanished, restarts
-    /// unhealthy containers whose service allows it.
-    pub async fn repair(&self, name: &str) -> Result<Report, Error> {
+    /// Repairs an applied project: re-creates what vanished, and starts
+    /// restarting (in the background) unhealthy containers whose service
+    /// allows it.
+    pub async fn repair(self: &Arc<Self>, name: &str) -> Result<Report, Error> {
         let lock = self.lock_for(name);
         let _guard = lock.lock().await;
         let Some(project) = self.store.project(name)? else {
@@ -249,10 +253,22 @@ impl<E: Engine> Supervisor<E> {
         let filter = names::project_filter(name);
         for c in self.engine.list_containers(&filter).await? {
             if c.health == Some(Health::Unhealthy) && c.state == State::Running {
-                self.heal(&project, &c).await;
+                self.spawn_heal(project.clone(), c);
             }
         }
         Ok(report)
+    }
+
+    /// Heals a container in the background, unless a heal of it is under way.
+    fn spawn_heal(self: &Arc<Self>, project: Project, c: ContainerSummary) {
+        if !self.healing.lock().unwrap().insert(c.id.clone()) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            this.heal(&project, &c).await;
+            this.healing.lock().unwrap().remove(&c.id);
+        });
     }
 
     /// Stops and removes everything of a project; volumes only when asked.
@@ -610,8 +626,7 @@ impl<E: Engine> Supervisor<E> {
                     state: State::Running,
                     health: Some(Health::Unhealthy),
                 };
-                let this = Arc::clone(self);
-                tokio::spawn(async move { this.heal(&project, &summary).await });
+                self.spawn_heal(project, summary);
             }
             "destroy" => {
                 let _ = repair.send(project_name);
@@ -666,7 +681,7 @@ impl<E: Engine> Supervisor<E> {
         self.resyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn resync_all(&self) {
+    async fn resync_all(self: &Arc<Self>) {
         let projects = match self.store.projects() {
             Ok(p) => p,
             Err(e) => {

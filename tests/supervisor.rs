@@ -101,6 +101,33 @@ fn up_honours_depends_on_conditions_and_a_second_up_changes_nothing() {
         "{{.Names}}",
     ]);
     assert!(listed.contains(&env.container("server")), "{listed}");
+    if let Some(listed) = compose_ps(&env) {
+        assert!(
+            listed.contains(&env.container("server")),
+            "docker-compose ps: {listed}"
+        );
+    }
+}
+
+/// `docker compose ps` (or docker-compose's) output for the env's project,
+/// when a compose tool is installed.
+fn compose_ps(env: &Env) -> Option<String> {
+    let file = env.dir.path().join("compose.yaml");
+    let file = file.to_str().unwrap();
+    let tries: [&[&str]; 2] = [&["docker", "compose"], &["docker-compose"]];
+    for base in tries {
+        let out = std::process::Command::new(base[0])
+            .args(&base[1..])
+            .args(["-f", file, "-p", &env.project, "ps"])
+            .output();
+        if let Ok(out) = out
+            && out.status.success()
+        {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+    eprintln!("no compose tool found: skipping the docker compose ps check");
+    None
 }
 
 #[test]
@@ -174,6 +201,11 @@ services:
   plain:
     image: {IMAGE}
     command: ["sleep", "3600"]
+  follower:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    depends_on:
+      sick: {{condition: service_started, restart: true}}
 "#
     ));
     env.start_daemon();
@@ -197,14 +229,20 @@ services:
             .any(|c| c["service"] == "crasher" && c["restarts"].as_i64() >= Some(1))
     });
 
-    // Unhealthy: the engine would leave it; the supervisor restarts it.
+    // Unhealthy: the engine would leave it; the supervisor restarts it, and
+    // the dependent that asked for `restart: true` with it.
     let started = env.state("sick").unwrap()["StartedAt"].clone();
+    let follower_started = env.state("follower").unwrap()["StartedAt"].clone();
     docker(&["exec", &env.container("sick"), "rm", "/tmp/ok"]);
     wait_until("sick restarted by the supervisor", LONG, || {
         env.state("sick")
             .is_some_and(|s| s["StartedAt"] != started && s["Running"] == true)
     });
     wait_until("sick healthy again", LONG, || env.healthy("sick"));
+    wait_until("follower restarted with sick", LONG, || {
+        env.state("follower")
+            .is_some_and(|s| s["StartedAt"] != follower_started && s["Running"] == true)
+    });
     let events = env.ok(&["events", "--json", "-n", "1000"]);
     assert!(events.contains("unhealthy-restart"), "{events}");
 

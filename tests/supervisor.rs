@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use turtle_e2e::{Env, IMAGE, docker, inspect, kill9, now_stamp, wait_until};
+use turtle_e2e::{DockerProxy, Env, IMAGE, docker, inspect, kill9, now_stamp, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -468,4 +468,28 @@ services:
         !events.contains("app crashed"),
         "a requested stop counted as a crash: {events}"
     );
+}
+
+#[test]
+fn after_the_engine_connection_drops_the_daemon_resyncs_what_it_missed() {
+    let mut env = Env::new("reconnect");
+    env.compose(&format!(
+        "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n"
+    ));
+    let mut proxy = DockerProxy::start(&env.dir.path().join("docker.sock"));
+    let socket = proxy.path().to_str().unwrap().to_string();
+    // No periodic resync during the test: only the reconnect can repair.
+    env.start_daemon_with(&["--resync-interval", "3600", "--docker-socket", &socket]);
+    env.ok(&["up"]);
+    let old = env.id("a").unwrap();
+
+    proxy.cut();
+    docker(&["rm", "-f", &env.container("a")]);
+    assert!(env.id("a").is_none());
+    proxy.restore();
+    wait_until("a re-created after the reconnect", LONG, || {
+        env.id("a").is_some_and(|id| id != old) && env.running("a")
+    });
+    let log = env.daemon_log();
+    assert!(log.contains("engine reachable again"), "{log}");
 }

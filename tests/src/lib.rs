@@ -153,10 +153,17 @@ impl Env {
 
     /// Starts `turtle daemon` (resync every 2 s) and waits for its socket.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&["--resync-interval", "2"]);
+    }
+
+    /// Starts `turtle daemon ARGS` and waits for its socket.
+    pub fn start_daemon_with(&mut self, args: &[&str]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("daemon log");
+        let mut all = vec!["daemon"];
+        all.extend_from_slice(args);
         let child = self
-            .command(&["daemon", "--resync-interval", "2"])
+            .command(&all)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -304,4 +311,92 @@ pub fn kill9(pid: i64) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -9 {pid} failed");
+}
+
+/// A unix-socket proxy in front of dockerd that a test can cut and restore,
+/// as if the engine restarted: [`DockerProxy::cut`] closes every connection
+/// and stops listening.
+pub struct DockerProxy {
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DockerProxy {
+    pub const ENGINE: &str = "/var/run/docker.sock";
+
+    pub fn start(path: &Path) -> Self {
+        let mut p = Self {
+            path: path.to_path_buf(),
+            stop: Default::default(),
+            conns: Default::default(),
+            thread: None,
+        };
+        p.listen();
+        p
+    }
+
+    fn listen(&mut self) {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let _ = std::fs::remove_file(&self.path);
+        let listener = UnixListener::bind(&self.path).expect("bind the proxy socket");
+        listener.set_nonblocking(true).unwrap();
+        self.stop.store(false, Ordering::SeqCst);
+        let (stop, conns) = (self.stop.clone(), self.conns.clone());
+        self.thread = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        // Nothing to accept: look again shortly (and at `stop`).
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                let Ok(upstream) = UnixStream::connect(Self::ENGINE) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let mut c = conns.lock().unwrap();
+                c.push(client.try_clone().unwrap());
+                c.push(upstream.try_clone().unwrap());
+                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pipe(upstream, client);
+            }
+        }));
+    }
+
+    /// Drops every connection and stops listening.
+    pub fn cut(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Listens again.
+    pub fn restore(&mut self) {
+        self.listen();
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DockerProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
 }

@@ -698,31 +698,42 @@ impl<E: Engine> Supervisor<E> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Follows engine events; reconnects with backoff when the stream drops and
-    /// asks for a full resync (an empty project name) each time it is back.
+    /// Follows engine events; when the stream drops (the engine restarted,
+    /// its socket went away) it waits for the engine to answer again, with
+    /// backoff, and then asks for a full resync (an empty project name), since
+    /// events were missed meanwhile.
     async fn watch_events(self: Arc<Self>, repair: tokio::sync::mpsc::UnboundedSender<String>) {
         let mut backoff = Duration::from_millis(500);
         let mut first = true;
         loop {
-            let connected = Instant::now();
-            let mut stream = self.engine.events(&names::managed_filter());
-            if !first {
-                let _ = repair.send(String::new());
-            }
-            first = false;
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(ev) => self.on_event(ev, &repair).await,
-                    Err(e) => {
-                        tracing::warn!("engine event stream failed: {e}");
-                        break;
+            match self.engine.ping().await {
+                Ok(()) => {
+                    let connected = Instant::now();
+                    let mut stream = self.engine.events(&names::managed_filter());
+                    if !first {
+                        tracing::info!("engine reachable again; resyncing every project");
+                        let _ = repair.send(String::new());
                     }
+                    first = false;
+                    while let Some(ev) = stream.next().await {
+                        match ev {
+                            Ok(ev) => self.on_event(ev, &repair).await,
+                            Err(e) => {
+                                tracing::warn!("engine event stream failed: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    if connected.elapsed() > Duration::from_secs(30) {
+                        backoff = Duration::from_millis(500);
+                    }
+                    tracing::warn!("engine event stream ended; reconnecting in {backoff:?}");
+                }
+                Err(e) => {
+                    first = false;
+                    tracing::warn!("{e}; retrying in {backoff:?}");
                 }
             }
-            if connected.elapsed() > Duration::from_secs(30) {
-                backoff = Duration::from_millis(500);
-            }
-            tracing::warn!("engine event stream ended; reconnecting in {:?}", backoff);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::context::{self, Failure};
+use super::context::Failure;
 use crate::engine::docker::Docker;
+use crate::store::Store;
 use crate::supervisor::{self, Supervisor};
 
 #[derive(Debug, Args)]
@@ -27,7 +28,7 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
         resync_interval: Duration::from_secs(a.resync_interval.max(1)),
         ..Default::default()
     };
-    let sup = context::local(g, config).await?;
+    let sup = wait_for_engine(g, config).await?;
     let listener = crate::api::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
     let pid_file = g.state_dir.join("daemon.pid");
@@ -37,6 +38,33 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     let result = serve(sup, listener, &g.socket_path()).await;
     let _ = std::fs::remove_file(&pid_file);
     result
+}
+
+/// The daemon waits for the engine (it may start before dockerd on boot),
+/// retrying with backoff; a bad state directory or any other error fails at once.
+async fn wait_for_engine(
+    g: &GlobalArgs,
+    config: supervisor::Config,
+) -> Result<Arc<Supervisor<Docker>>, Failure> {
+    use crate::engine::{Engine, EngineError};
+    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
+    let mut backoff = Duration::from_millis(500);
+    let engine = loop {
+        let attempt = match Docker::connect(g.docker_socket.as_deref()) {
+            Ok(engine) => engine.ping().await.map(|()| engine),
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(engine) => break engine,
+            Err(e @ EngineError::Unreachable { .. }) => {
+                tracing::warn!("{e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(Failure::op(e)),
+        }
+    };
+    Ok(Supervisor::new(Arc::new(engine), Arc::new(store), config))
 }
 
 fn init_logging(json: bool) {

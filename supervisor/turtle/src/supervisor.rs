@@ -754,3 +754,134 @@ fn list(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use turtle_compose::{Healthcheck, Network, ServiceNetwork};
+
+    fn project(autoheal_label: Option<&str>) -> Project {
+        let mut web = Service {
+            image: Some("busybox".into()),
+            replicas: 1,
+            restart: RestartPolicy::Always,
+            healthcheck: Some(Healthcheck {
+                test: vec!["CMD".into(), "true".into()],
+                ..Default::default()
+            }),
+            networks: [("default".to_string(), ServiceNetwork::default())].into(),
+            ..Default::default()
+        };
+        if let Some(v) = autoheal_label {
+            web.labels.insert(names::AUTOHEAL.into(), v.into());
+        }
+        Project {
+            name: "demo".into(),
+            working_dir: "/tmp".into(),
+            files: vec![],
+            services: [("web".to_string(), web)].into(),
+            networks: [(
+                "default".to_string(),
+                Network {
+                    name: "demo_default".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            volumes: Default::default(),
+            secrets: Default::default(),
+            configs: Default::default(),
+        }
+    }
+
+    async fn supervisor(
+        p: &Project,
+    ) -> (
+        Arc<Supervisor<FakeEngine>>,
+        Arc<FakeEngine>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new());
+        engine.add_image("busybox");
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let sup = Supervisor::new(engine.clone(), store, Config::default());
+        sup.up(p, &|_| {}).await.unwrap();
+        (sup, engine, dir)
+    }
+
+    fn restarts(engine: &FakeEngine) -> usize {
+        engine
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("restart_container"))
+            .count()
+    }
+
+    /// Lets spawned tasks run to their next await.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unhealthy_containers_are_restarted_with_growing_backoff() {
+        let p = project(None);
+        let (sup, engine, _dir) = supervisor(&p).await;
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        settle().await;
+        assert_eq!(restarts(&engine), 1, "the first heal is immediate");
+        assert_eq!(sup.store().restarts("demo").unwrap()["web"], 1);
+
+        // Unhealthy again at once: the second heal waits 1 s.
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(restarts(&engine), 1, "restarted before the backoff ran out");
+        // A resync meanwhile must not start a second heal of the same container.
+        sup.repair("demo").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        settle().await;
+        assert_eq!(restarts(&engine), 2);
+
+        // The third waits 2 s.
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert_eq!(restarts(&engine), 2);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        settle().await;
+        assert_eq!(restarts(&engine), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_autoheal_label_turns_healing_off() {
+        let p = project(Some("false"));
+        let (sup, engine, _dir) = supervisor(&p).await;
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        settle().await;
+        assert_eq!(restarts(&engine), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_that_recovered_on_its_own_is_left_alone() {
+        let p = project(None);
+        let (sup, engine, _dir) = supervisor(&p).await;
+        // First heal, so the next one waits and has time to see the recovery.
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        settle().await;
+        engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
+        sup.repair("demo").await.unwrap();
+        engine.set_state("demo-web-1", State::Running, Some(Health::Healthy));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        settle().await;
+        assert_eq!(restarts(&engine), 1);
+    }
+}

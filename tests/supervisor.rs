@@ -142,7 +142,7 @@ fn changing_one_service_recreates_only_it_and_removed_services_go_but_volumes_st
             String::new()
         };
         format!(
-            "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    environment:\n      MODE: {a_env}\n{b}  c:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\nvolumes:\n  keep: {{}}\n"
+            "services:\n  a:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"test -f /anon/born || date +%s%N > /anon/born; exec sleep 3600\"]\n    volumes: [\"/anon\"]\n    stop_grace_period: 1s\n    environment:\n      MODE: {a_env}\n{b}  c:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\nvolumes:\n  keep: {{}}\n"
         )
     };
     env.compose(&stack("one", true));
@@ -153,11 +153,13 @@ fn changing_one_service_recreates_only_it_and_removed_services_go_but_volumes_st
         env.id("b").unwrap(),
         env.id("c").unwrap(),
     );
+    let born = || docker(&["exec", &env.container("a"), "cat", "/anon/born"]);
+    let a_born = born();
 
     env.compose(&stack("two", true));
     let plan = env.ok(&["up", "--dry-run"]);
     assert!(
-        plan.contains(&format!("remove container {}", env.container("a"))),
+        plan.contains(&format!("recreate container {}", env.container("a"))),
         "{plan}"
     );
     env.ok(&["up"]);
@@ -167,6 +169,11 @@ fn changing_one_service_recreates_only_it_and_removed_services_go_but_volumes_st
     assert_eq!(env.id("c").unwrap(), c1, "c was recreated");
     let mode = docker(&["exec", &env.container("a"), "sh", "-c", "echo $MODE"]);
     assert_eq!(mode, "two");
+    assert_eq!(
+        born(),
+        a_born,
+        "the anonymous volume did not carry over the recreate"
+    );
 
     env.compose(&stack("two", false));
     env.ok(&["up"]);

@@ -14,7 +14,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use turtle_compose::{Condition, Project};
 
-use crate::engine::{BuildSpec, Engine, EngineError, Health, Progress, State};
+use bollard::models::{Mount, MountType};
+
+use crate::engine::{
+    BuildSpec, ContainerSpec, Engine, EngineError, Health, Progress, State, VolumeMount,
+};
 use crate::names;
 use crate::plan::{Action, Plan, dependencies};
 use crate::spec;
@@ -175,6 +179,7 @@ pub async fn apply<E: Engine>(
 fn touched_service(a: &Action) -> Option<&str> {
     match a {
         Action::CreateContainer { service, .. }
+        | Action::RecreateContainer { service, .. }
         | Action::StartContainer { service, .. }
         | Action::RestartContainer { service, .. } => Some(service),
         _ => None,
@@ -240,13 +245,10 @@ async fn run_step<E: Engine>(
             }
             Ok(())
         }
-        Action::RemoveContainer { service, id, .. } => {
-            let grace = project
-                .services
-                .get(service)
-                .and_then(|s| s.stop_grace_period)
-                .map(|d| (d.as_millis() / 1000) as i64);
-            match engine.stop_container(id, grace).await {
+        Action::RemoveContainer { id, .. } => {
+            // No timeout: the engine uses the container's own stop timeout
+            // (set from stop_grace_period at create).
+            match engine.stop_container(id, None).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => return Ok(()),
                 Err(e) => return Err(engine_err(&what)(e)),
@@ -263,14 +265,35 @@ async fn run_step<E: Engine>(
             ..
         } => {
             wait_dependencies(engine, project, service, opts).await?;
-            let s = &project.services[service];
-            let spec_err = |source| ApplyError::Spec {
-                what: what.clone(),
-                source,
-            };
-            spec::prepare_host_paths(project, service, s).map_err(spec_err)?;
-            let spec =
-                spec::container_spec(project, service, s, *number, hash, None).map_err(spec_err)?;
+            let spec = prepared_spec(project, service, *number, hash, &what)?;
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(engine_err(&what))?;
+            engine.start_container(&id).await.map_err(engine_err(what))
+        }
+        Action::RecreateContainer {
+            service,
+            number,
+            hash,
+            old_id,
+            ..
+        } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            let mut spec = prepared_spec(project, service, *number, hash, &what)?;
+            match engine.inspect_container(old_id).await {
+                Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(engine_err(&what)(e)),
+            }
+            match engine.stop_container(old_id, None).await {
+                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
+                _ => {}
+            }
+            match engine.remove_container(old_id, false).await {
+                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
+                _ => {}
+            }
             let id = engine
                 .create_container(&spec)
                 .await
@@ -281,14 +304,53 @@ async fn run_step<E: Engine>(
             wait_dependencies(engine, project, service, opts).await?;
             engine.start_container(id).await.map_err(engine_err(what))
         }
-        Action::RestartContainer { service, id, .. } => {
-            let grace = project.services[service]
-                .stop_grace_period
-                .map(|d| (d.as_millis() / 1000) as i64);
-            engine
-                .restart_container(id, grace)
-                .await
-                .map_err(engine_err(what))
+        Action::RestartContainer { id, .. } => engine
+            .restart_container(id, None)
+            .await
+            .map_err(engine_err(what)),
+    }
+}
+
+/// The create request of a container, with its host paths ready.
+fn prepared_spec(
+    project: &Project,
+    service: &str,
+    number: u32,
+    hash: &str,
+    what: &str,
+) -> Result<ContainerSpec, ApplyError> {
+    let s = &project.services[service];
+    let spec_err = |source| ApplyError::Spec {
+        what: what.to_string(),
+        source,
+    };
+    spec::prepare_host_paths(project, service, s).map_err(spec_err)?;
+    spec::container_spec(project, service, s, number, hash, None).map_err(spec_err)
+}
+
+/// Gives the new container the anonymous volumes of the one it replaces (those
+/// of the compose file and those the image declares), as compose does, so a
+/// recreate keeps their data.
+fn carry_anonymous_volumes(spec: &mut ContainerSpec, project: &Project, old: &[VolumeMount]) {
+    let named: HashSet<&str> = project.volumes.values().map(|v| v.name.as_str()).collect();
+    let host = spec.body.host_config.get_or_insert_with(Default::default);
+    let mounts = host.mounts.get_or_insert_with(Vec::new);
+    for v in old.iter().filter(|v| !named.contains(v.name.as_str())) {
+        let target = Some(v.destination.clone());
+        match mounts.iter_mut().find(|m| m.target == target) {
+            Some(m)
+                if m.typ == Some(MountType::VOLUME)
+                    && m.source.as_deref().unwrap_or("").is_empty() =>
+            {
+                m.source = Some(v.name.clone());
+            }
+            Some(_) => {}
+            None => mounts.push(Mount {
+                target,
+                source: Some(v.name.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }),
         }
     }
 }
@@ -353,6 +415,12 @@ async fn wait_condition<E: Engine>(
                 }
                 Condition::ServiceHealthy => match (c.state, c.health) {
                     (_, Some(Health::Healthy)) => true,
+                    (State::Running, None) => {
+                        return Err(fail(format!(
+                            "container {} has no healthcheck (neither in the compose file nor in its image): add one or use condition service_started",
+                            c.name
+                        )));
+                    }
                     (_, Some(Health::Unhealthy)) => {
                         return Err(fail(format!("container {} is unhealthy", c.name)));
                     }

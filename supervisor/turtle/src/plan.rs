@@ -49,8 +49,6 @@ pub struct Options {
 pub enum RemoveReason {
     /// Its service is no longer in the project.
     Orphan,
-    /// Its configuration or image changed; a new container replaces it.
-    Outdated,
     /// Its number is above the service's replica count.
     ScaledDown,
 }
@@ -85,6 +83,16 @@ pub enum Action {
         name: String,
         hash: String,
     },
+    /// Replaces a container whose configuration or image changed. The old one
+    /// is removed only once the new one can be created (its dependencies
+    /// ready, its spec valid), and its anonymous volumes carry over.
+    RecreateContainer {
+        service: String,
+        number: u32,
+        name: String,
+        hash: String,
+        old_id: String,
+    },
     StartContainer {
         service: String,
         name: String,
@@ -108,12 +116,17 @@ impl fmt::Display for Action {
             Self::RemoveContainer { name, reason, .. } => {
                 let why = match reason {
                     RemoveReason::Orphan => "service no longer in the project",
-                    RemoveReason::Outdated => "configuration or image changed",
                     RemoveReason::ScaledDown => "scaled down",
                 };
                 write!(f, "remove container {name} ({why})")
             }
             Self::CreateContainer { name, .. } => write!(f, "create and start container {name}"),
+            Self::RecreateContainer { name, .. } => {
+                write!(
+                    f,
+                    "recreate container {name} (configuration or image changed)"
+                )
+            }
             Self::StartContainer { name, .. } => write!(f, "start container {name}"),
             Self::RestartContainer { name, because, .. } => {
                 write!(f, "restart container {name} ({because} changed)")
@@ -172,14 +185,14 @@ impl fmt::Display for Plan {
 pub enum PlanError {
     #[error("external {kind} {name} not found: create it first (docker {kind} create {name})")]
     ExternalMissing { kind: &'static str, name: String },
-    #[error(
-        "service {service} depends on {dependency} being healthy, but {dependency} has no healthcheck: add one or use condition service_started"
-    )]
-    NoHealthcheck { service: String, dependency: String },
     #[error("service {service} has neither image nor build")]
     NoImage { service: String },
     #[error("depends_on cycle: {0}")]
     Cycle(String),
+    #[error(
+        "service {service} sets container_name and {replicas} replicas: a name fits one container only"
+    )]
+    NamedReplicas { service: String, replicas: u32 },
 }
 
 /// Dependencies of a service that the planner and applier honour: `depends_on`
@@ -239,6 +252,73 @@ pub fn dependency_order(project: &Project) -> Result<Vec<String>, PlanError> {
     Ok(out)
 }
 
+/// The hash a container is labelled with: the service's own config hash plus
+/// what the service refers to by key, resolved — the engine names of its
+/// networks and volumes, the host files of its secrets and configs, and the
+/// container whose network it shares. Renaming a network with `name:` or
+/// pointing a secret at another file recreates the container.
+pub fn config_hash(project: &Project, service: &Service) -> String {
+    use sha2::{Digest, Sha256};
+    let networks: Vec<(&str, Option<&str>)> = service
+        .networks
+        .keys()
+        .map(|k| (k.as_str(), project.networks.get(k).map(|n| n.name.as_str())))
+        .collect();
+    let volumes: Vec<(&str, Option<&str>)> = service
+        .volumes
+        .iter()
+        .filter_map(|m| m.source.as_deref())
+        .filter(|s| project.volumes.contains_key(*s))
+        .map(|k| (k, project.volumes.get(k).map(|v| v.name.as_str())))
+        .collect();
+    let files: Vec<(&str, Option<&std::path::Path>)> = service
+        .secrets
+        .iter()
+        .map(|f| {
+            (
+                f.source.as_str(),
+                project.secrets.get(&f.source).map(|o| o.file.as_path()),
+            )
+        })
+        .chain(service.configs.iter().map(|f| {
+            (
+                f.source.as_str(),
+                project.configs.get(&f.source).map(|o| o.file.as_path()),
+            )
+        }))
+        .collect();
+    let shared = match &service.network_mode {
+        Some(NetworkMode::Service(s)) => Some(
+            project
+                .services
+                .get(s)
+                .and_then(|x| x.container_name.clone())
+                .unwrap_or_else(|| names::container_name(&project.name, s, 1)),
+        ),
+        _ => None,
+    };
+    let resolved = serde_json::json!({
+        "service": turtle_compose::service_hash(service),
+        "networks": networks,
+        "volumes": volumes,
+        "files": files,
+        "shares_network_of": shared,
+    });
+    hex::encode(Sha256::digest(resolved.to_string()))
+}
+
+/// Services that others wait on to complete successfully: one-shots (a
+/// migration, a seed job) that must not be run again by a repair.
+fn one_shots(project: &Project) -> HashSet<&str> {
+    project
+        .services
+        .values()
+        .flat_map(|s| s.depends_on.iter())
+        .filter(|(_, d)| d.condition == Condition::ServiceCompletedSuccessfully)
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
 /// True for a container that ran to completion and is meant to stay done.
 fn finished_one_shot(service: &Service, exit_code: Option<i64>) -> bool {
     exit_code == Some(0)
@@ -256,18 +336,12 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
     };
     let order = dependency_order(project)?;
 
-    // Healthy conditions need a healthcheck to wait for.
     for (name, service) in &project.services {
-        for (dep, cond, _) in dependencies(service) {
-            if cond == Condition::ServiceHealthy
-                && let Some(d) = project.services.get(&dep)
-                && !d.healthcheck.as_ref().is_some_and(|h| h.is_active())
-            {
-                return Err(PlanError::NoHealthcheck {
-                    service: name.clone(),
-                    dependency: dep,
-                });
-            }
+        if service.container_name.is_some() && service.replicas > 1 {
+            return Err(PlanError::NamedReplicas {
+                service: name.clone(),
+                replicas: service.replicas,
+            });
         }
     }
 
@@ -346,12 +420,14 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
     // Containers, in dependency order.
     let mut service_steps: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut changed: HashSet<&str> = HashSet::new();
+    let one_shots = one_shots(project);
     for name in &order {
         let service = &project.services[name];
-        let hash = turtle_compose::service_hash(service);
+        let hash = config_hash(project, service);
         let image = service.image.clone().unwrap_or_default();
         let current_image = observed.images.get(&image).cloned().flatten();
         let deps = dependencies(service);
+        let held = opts.held.contains(name);
 
         let mut base: Vec<usize> = Vec::new();
         base.extend(service.networks.keys().filter_map(|k| network_steps.get(k)));
@@ -368,7 +444,7 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
 
         let existing = observed.service_containers(name);
         let mut steps = Vec::new();
-        for number in 1..=service.replicas.max(1) {
+        for number in 1..=service.replicas {
             let container_name = service
                 .container_name
                 .clone()
@@ -380,36 +456,43 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                 hash: hash.clone(),
             };
             let Some(c) = existing.iter().find(|c| number_of(c) == number) else {
-                steps.push(p.push(create, base.clone()));
+                // In a repair, a service the user stopped stays as it is, and
+                // a one-shot that already did its job is not run again.
+                let skip = opts.mode == Mode::Repair
+                    && (held
+                        || (one_shots.contains(name.as_str())
+                            && service.restart != RestartPolicy::Always));
+                if !skip {
+                    steps.push(p.push(create, base.clone()));
+                }
                 continue;
             };
             let outdated = c.labels.get(names::CONFIG_HASH) != Some(&hash)
                 || image_steps.contains_key(&image)
                 || current_image.as_ref().is_some_and(|id| *id != c.image_id);
-            if opts.mode == Mode::Repair {
-                continue;
-            }
-            if outdated {
-                let r = p.push(
-                    Action::RemoveContainer {
+            if outdated && opts.mode == Mode::Up {
+                // After everything the new container needs (image, networks,
+                // volumes, dependencies): a failed pull or build leaves the
+                // old one running.
+                steps.push(p.push(
+                    Action::RecreateContainer {
                         service: name.clone(),
-                        name: c.name.clone(),
-                        id: c.id.clone(),
-                        reason: RemoveReason::Outdated,
+                        number,
+                        name: container_name,
+                        hash: hash.clone(),
+                        old_id: c.id.clone(),
                     },
-                    vec![],
-                );
-                let mut after = base.clone();
-                after.push(r);
-                steps.push(r);
-                steps.push(p.push(create, after));
+                    base.clone(),
+                ));
                 continue;
             }
-            let stopped = matches!(c.state, State::Created | State::Exited | State::Dead);
-            if stopped
-                && !opts.held.contains(name)
-                && !finished_one_shot(service, observed.exit_codes.get(&c.id).copied())
-            {
+            // Never started (a start failed, or the supervisor died between
+            // create and start): start it, in a repair too.
+            let never_started = c.state == State::Created;
+            let stopped = matches!(c.state, State::Exited | State::Dead)
+                && opts.mode == Mode::Up
+                && !finished_one_shot(service, observed.exit_codes.get(&c.id).copied());
+            if (never_started || stopped) && !held {
                 steps.push(p.push(
                     Action::StartContainer {
                         service: name.clone(),
@@ -423,7 +506,7 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
         if opts.mode == Mode::Up {
             for c in existing
                 .iter()
-                .filter(|c| number_of(c) == 0 || number_of(c) > service.replicas.max(1))
+                .filter(|c| number_of(c) == 0 || number_of(c) > service.replicas)
             {
                 steps.push(p.push(
                     Action::RemoveContainer {
@@ -613,8 +696,7 @@ mod tests {
         assert_eq!(
             actions(&plan),
             [
-                "remove container demo-db-1 (configuration or image changed)",
-                "create and start container demo-db-1",
+                "recreate container demo-db-1 (configuration or image changed)",
                 "restart container demo-api-1 (db changed)"
             ]
         );
@@ -728,8 +810,82 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_outdated_container_goes_only_after_the_new_image_is_ready() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox"))]);
+        up(&engine, &p).await;
+        p.services["a"].image = Some("redis".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "pull image redis",
+                "recreate container demo-a-1 (configuration or image changed)"
+            ]
+        );
+        assert_eq!(
+            plan.steps[1].after,
+            vec![0],
+            "the recreate must wait for the pull"
+        );
+    }
+
+    #[tokio::test]
+    async fn scale_to_zero_and_renamed_networks_are_honoured() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        p.services["a"].replicas = 0;
+        p.networks["default"].name = "renamed".into();
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "create network renamed",
+                "remove container demo-a-1 (scaled down)",
+                "recreate container demo-b-1 (configuration or image changed)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repair_starts_never_started_containers_but_not_held_or_one_shots() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 0);
+        let p = project(vec![
+            ("init", service("busybox")),
+            (
+                "app",
+                depends(
+                    service("busybox"),
+                    "init",
+                    Condition::ServiceCompletedSuccessfully,
+                    false,
+                ),
+            ),
+            ("held", service("busybox")),
+        ]);
+        up(&engine, &p).await;
+        engine.vanish("demo-init-1");
+        engine.vanish("demo-held-1");
+        engine.set_state("demo-app-1", State::Created, None);
+        let observed = observe(&engine, &p).await.unwrap();
+        let opts = Options {
+            mode: Mode::Repair,
+            held: ["held".to_string()].into(),
+        };
+        let plan = plan(&p, &observed, &opts).unwrap();
+        assert_eq!(actions(&plan), ["start container demo-app-1"]);
+    }
+
     #[test]
-    fn cycles_and_missing_healthchecks_are_errors() {
+    fn cycles_and_named_replicas_are_errors() {
         let p = project(vec![
             (
                 "a",
@@ -742,14 +898,11 @@ mod tests {
         ]);
         let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
         assert_eq!(err, PlanError::Cycle("a -> b -> a".into()));
-        let p = project(vec![
-            (
-                "a",
-                depends(service("x"), "b", Condition::ServiceHealthy, false),
-            ),
-            ("b", service("x")),
-        ]);
+        let mut named = service("x");
+        named.container_name = Some("fixed".into());
+        named.replicas = 2;
+        let p = project(vec![("a", named)]);
         let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
-        assert!(matches!(err, PlanError::NoHealthcheck { .. }), "{err}");
+        assert!(matches!(err, PlanError::NamedReplicas { .. }), "{err}");
     }
 }

@@ -69,6 +69,8 @@ pub enum Error {
     UnknownProject(String),
     #[error("project {project} has no service {service}")]
     UnknownService { project: String, service: String },
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 /// What `ps` shows for one container.
@@ -235,9 +237,14 @@ impl<E: Engine> Supervisor<E> {
     /// Repairs an applied project: re-creates what vanished, and starts
     /// restarting (in the background) unhealthy containers whose service
     /// allows it.
+    ///
+    /// A project busy with an `up`, `down` or another repair is skipped: the
+    /// operation under way leaves it reconciled, and the next resync looks again.
     pub async fn repair(self: &Arc<Self>, name: &str) -> Result<Report, Error> {
         let lock = self.lock_for(name);
-        let _guard = lock.lock().await;
+        let Ok(_guard) = lock.try_lock() else {
+            return Ok(Report::default());
+        };
         let Some(project) = self.store.project(name)? else {
             return Ok(Report::default());
         };
@@ -247,8 +254,17 @@ impl<E: Engine> Supervisor<E> {
                 self.record(name, None, None, "repair", &step.action.to_string());
             }
         }
-        let report =
-            apply::apply(&*self.engine, &project, &plan, &self.config.apply, &|_| {}).await?;
+        // A repair must not hold the project for long: wait a minute at most
+        // for a dependency.
+        let opts = apply::Options {
+            dependency_timeout: self
+                .config
+                .apply
+                .dependency_timeout
+                .min(Duration::from_secs(60)),
+            ..self.config.apply.clone()
+        };
+        let report = apply::apply(&*self.engine, &project, &plan, &opts, &|_| {}).await?;
         drop(_guard);
         let filter = names::project_filter(name);
         for c in self.engine.list_containers(&filter).await? {
@@ -280,37 +296,66 @@ impl<E: Engine> Supervisor<E> {
         self.store.remove_project(name)?;
         let filter = names::project_filter(name);
         let containers = self.engine.list_containers(&filter).await?;
-        let grace = |c: &ContainerSummary| {
-            let service = c.labels.get(names::SERVICE)?;
-            let p = project.as_ref()?;
-            p.services
-                .get(service)?
-                .stop_grace_period
-                .map(|d| (d.as_millis() / 1000) as i64)
-        };
+        // Carry on past a failure, so one stuck object does not leave the
+        // rest behind; report every failure at the end.
+        let mut failures = Vec::new();
         let removals = containers.iter().map(|c| async move {
-            match self.engine.stop_container(&c.id, grace(c)).await {
+            // No timeout: the engine uses the container's own stop timeout.
+            match self.engine.stop_container(&c.id, None).await {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }
-            match self.engine.remove_container(&c.id, true).await {
+            // Anonymous volumes go with the container only on `down --volumes`.
+            match self.engine.remove_container(&c.id, volumes).await {
                 Err(e) if !e.is_not_found() => Err(e),
                 _ => Ok(c.name.clone()),
             }
         });
-        let mut report = DownReport {
-            containers: futures_util::future::try_join_all(removals).await?,
-            ..Default::default()
+        let mut report = DownReport::default();
+        for r in futures_util::future::join_all(removals).await {
+            match r {
+                Ok(name) => report.containers.push(name),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        // Objects the project declares external are never removed, even when
+        // an earlier version of the project created them.
+        let external = |kind: &str, engine_name: &str| {
+            project.as_ref().is_some_and(|p| match kind {
+                "network" => p
+                    .networks
+                    .values()
+                    .any(|n| n.external && n.name == engine_name),
+                _ => p
+                    .volumes
+                    .values()
+                    .any(|v| v.external && v.name == engine_name),
+            })
         };
         for n in self.engine.list_networks(&filter).await? {
-            self.engine.remove_network(&n.name).await?;
-            report.networks.push(n.name);
+            if external("network", &n.name) {
+                continue;
+            }
+            match self.engine.remove_network(&n.name).await {
+                Ok(()) => report.networks.push(n.name),
+                Err(e) => failures.push(e.to_string()),
+            }
         }
         if volumes {
             for v in self.engine.list_volumes(&filter).await? {
-                self.engine.remove_volume(&v.name).await?;
-                report.volumes.push(v.name);
+                if external("volume", &v.name) {
+                    continue;
+                }
+                match self.engine.remove_volume(&v.name).await {
+                    Ok(()) => report.volumes.push(v.name),
+                    Err(e) => failures.push(e.to_string()),
+                }
             }
+        }
+        if !failures.is_empty() {
+            let message = format!("down left some objects behind: {}", failures.join("; "));
+            self.record(name, None, None, "down-failed", &message);
+            return Err(Error::Incomplete(message));
         }
         self.record(
             name,
@@ -416,10 +461,6 @@ impl<E: Engine> Supervisor<E> {
                 service: service.into(),
             });
         }
-        let grace = project
-            .as_ref()
-            .and_then(|p| p.services[service].stop_grace_period)
-            .map(|d| (d.as_millis() / 1000) as i64);
         match action {
             ServiceAction::Stop => self.store.set_held(name, service, true)?,
             ServiceAction::Start | ServiceAction::Restart => {
@@ -430,8 +471,9 @@ impl<E: Engine> Supervisor<E> {
         for c in &containers {
             match action {
                 ServiceAction::Start => self.engine.start_container(&c.id).await?,
-                ServiceAction::Stop => self.engine.stop_container(&c.id, grace).await?,
-                ServiceAction::Restart => self.engine.restart_container(&c.id, grace).await?,
+                // No timeout: the engine uses the container's own stop timeout.
+                ServiceAction::Stop => self.engine.stop_container(&c.id, None).await?,
+                ServiceAction::Restart => self.engine.restart_container(&c.id, None).await?,
             }
             done.push(c.name.clone());
         }
@@ -496,10 +538,8 @@ impl<E: Engine> Supervisor<E> {
             Ok(d) if d.health == Some(Health::Unhealthy) && d.state == State::Running => {}
             _ => return,
         }
-        let grace = service
-            .stop_grace_period
-            .map(|d| (d.as_millis() / 1000) as i64);
-        match self.engine.restart_container(&c.id, grace).await {
+        // No timeout: the engine uses the container's own stop timeout.
+        match self.engine.restart_container(&c.id, None).await {
             Ok(()) => {
                 let _ = self.store.bump_restarts(&project.name, service_name);
                 self.record(
@@ -521,10 +561,15 @@ impl<E: Engine> Supervisor<E> {
         }
     }
 
-    /// Restarts the services that declared `depends_on: {X: {restart: true}}`.
+    /// Restarts the services that declared `depends_on: {X: {restart: true}}`,
+    /// and those sharing X's network stack (`network_mode: service:X`), whose
+    /// namespace died with X.
     async fn restart_dependents(&self, project: &Project, restarted: &str) {
         for (name, s) in &project.services {
-            if !s.depends_on.get(restarted).is_some_and(|d| d.restart) {
+            let follows = crate::plan::dependencies(s)
+                .iter()
+                .any(|(dep, _, restart)| dep == restarted && *restart);
+            if !follows {
                 continue;
             }
             let mut filter = names::project_filter(&project.name);
@@ -656,7 +701,7 @@ impl<E: Engine> Supervisor<E> {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => self.resync_all().await,
+                _ = tick.tick() => self.spawn_resync_all(),
                 Some(name) = repair_rx.recv() => {
                     // Coalesce a burst of events into one repair per project.
                     let mut names = vec![name];
@@ -665,9 +710,10 @@ impl<E: Engine> Supervisor<E> {
                     }
                     for name in names {
                         if name.is_empty() {
-                            self.resync_all().await;
-                        } else if let Err(e) = self.repair(&name).await {
-                            self.record(&name, None, None, "repair-failed", &e.to_string());
+                            self.spawn_resync_all();
+                        } else {
+                            let this = Arc::clone(&self);
+                            tokio::spawn(async move { this.repair_logged(&name).await });
                         }
                     }
                 }
@@ -681,21 +727,29 @@ impl<E: Engine> Supervisor<E> {
         self.resyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn resync_all(self: &Arc<Self>) {
-        let projects = match self.store.projects() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("cannot read the applied projects: {e}");
-                return;
-            }
-        };
-        for p in projects {
-            if let Err(e) = self.repair(&p.name).await {
-                self.record(&p.name, None, None, "repair-failed", &e.to_string());
-            }
+    /// Repairs every applied project, in the background: the loop stays free
+    /// to take events and the shutdown signal.
+    fn spawn_resync_all(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let projects = match this.store.projects() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("cannot read the applied projects: {e}");
+                    return;
+                }
+            };
+            futures_util::future::join_all(projects.iter().map(|p| this.repair_logged(&p.name)))
+                .await;
+            this.resyncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    async fn repair_logged(self: &Arc<Self>, name: &str) {
+        if let Err(e) = self.repair(name).await {
+            self.record(name, None, None, "repair-failed", &e.to_string());
         }
-        self.resyncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Follows engine events; when the stream drops (the engine restarted,
@@ -741,8 +795,12 @@ impl<E: Engine> Supervisor<E> {
 }
 
 /// Whether the supervisor restarts this service's containers when unhealthy.
+///
+/// The healthcheck may come from the compose file or from the image (the
+/// container only turns unhealthy when it has one); one disabled in the compose
+/// file turns healing off too.
 pub fn autoheal(service: &Service) -> bool {
-    service.healthcheck.as_ref().is_some_and(|h| h.is_active())
+    service.healthcheck.as_ref().is_none_or(|h| h.is_active())
         && service.restart != RestartPolicy::No
         && service.labels.get(names::AUTOHEAL).map(String::as_str) != Some("false")
 }

@@ -35,7 +35,13 @@ impl Client {
         let c = Client {
             socket: socket.to_path_buf(),
         };
-        c.send(Method::GET, "/v1/ping", None).await.ok().map(|_| c)
+        // A live daemon answers at once; a stale socket or a wedged process
+        // must not hang the CLI.
+        let ping = c.send(Method::GET, "/v1/ping", None);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ping).await {
+            Ok(Ok(_)) => Some(c),
+            _ => None,
+        }
     }
 
     async fn send(

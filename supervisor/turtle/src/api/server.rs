@@ -68,6 +68,7 @@ fn status_of(e: &Error) -> StatusCode {
             StoreError::Dir { .. } | StoreError::Sql { .. } | StoreError::Corrupt { .. },
         ) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::UnknownProject(_) | Error::UnknownService { .. } => StatusCode::NOT_FOUND,
+        Error::Incomplete(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -117,8 +118,14 @@ pub async fn serve<E: Engine>(
 /// replaced; a live one is an error.
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {

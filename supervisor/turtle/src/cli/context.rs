@@ -68,7 +68,8 @@ pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
 /// The project name: `-p` when given, else the compose file's.
 pub fn project_name(args: &ProjectArgs) -> Result<String, Failure> {
     match &args.project_name {
-        Some(n) => Ok(n.clone()),
+        // Normalized as compose does, so `-p MyApp` finds `myapp`.
+        Some(n) => Ok(turtle_compose::normalize::normalize_project_name(n)),
         None => Ok(load_project(args)?.name),
     }
 }

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use turtle_compose::Project;
+
 use super::GlobalArgs;
 use super::context::Failure;
+use super::output::Printer;
 use crate::engine::docker::Docker;
 use crate::store::Store;
 use crate::supervisor::{self, Supervisor};
@@ -35,7 +38,7 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
-    let result = serve(sup, listener, &g.socket_path()).await;
+    let result = serve(sup, listener, &g.socket_path(), None).await;
     let _ = std::fs::remove_file(&pid_file);
     result
 }
@@ -81,11 +84,14 @@ fn init_logging(json: bool) {
 }
 
 /// Runs the API and the keep-alive loop until SIGINT or SIGTERM, then removes
-/// the socket. Containers keep running.
+/// the socket. Containers keep running. With `initial`, applies that project
+/// first (printing progress), with the API already answering, so other
+/// commands see this supervisor while it works.
 pub async fn serve(
     sup: Arc<Supervisor<Docker>>,
     listener: tokio::net::UnixListener,
     socket: &Path,
+    initial: Option<&Project>,
 ) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
@@ -99,6 +105,21 @@ pub async fn serve(
                 .await
         })
     };
+    if let Some(project) = initial {
+        let printer = Printer::new();
+        match sup.up(project, &|e| printer.event(e)).await {
+            Ok(report) => eprintln!(
+                "turtle: project {} is up ({} step(s)); supervising it, Ctrl-C stops supervising and leaves the containers running",
+                report.project, report.steps_done
+            ),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+                let _ = std::fs::remove_file(socket);
+                return Err(Failure::op(e));
+            }
+        }
+    }
     let keep_alive = {
         let mut rx = stop_rx.clone();
         tokio::spawn(Arc::clone(&sup).run(async move {

@@ -155,11 +155,5 @@ async fn foreground(g: &GlobalArgs, project: &Project) -> Result<(), Failure> {
     // second supervisor cannot start on the same state directory.
     let listener = crate::api::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
-    let printer = Printer::new();
-    let report = sup.up(project, &|e| printer.event(e)).await?;
-    eprintln!(
-        "turtle: project {} is up ({} step(s)); supervising it, Ctrl-C stops supervising and leaves the containers running",
-        report.project, report.steps_done
-    );
-    super::daemon::serve(sup, listener, &g.socket_path()).await
+    super::daemon::serve(sup, listener, &g.socket_path(), Some(project)).await
 }

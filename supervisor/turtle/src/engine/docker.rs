@@ -66,7 +66,8 @@ use tokio::sync::OnceCell;
 
 use super::{
     BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
+    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeMount,
+    VolumeSummary,
 };
 
 /// The engine's socket when neither the caller nor `DOCKER_HOST` names one.
@@ -445,6 +446,18 @@ impl Engine for Docker {
             restart_count: c.restart_count.unwrap_or(0),
             pid: state.pid.filter(|p| *p > 0),
             oom_killed: state.oom_killed.unwrap_or(false),
+            volumes: c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.typ.as_deref() == Some("volume"))
+                .filter_map(|m| {
+                    Some(VolumeMount {
+                        name: m.name?,
+                        destination: m.destination?,
+                    })
+                })
+                .collect(),
         })
     }
 

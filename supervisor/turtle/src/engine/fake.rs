@@ -169,6 +169,7 @@ impl Engine for FakeEngine {
             restart_count: c.restart_count,
             pid: None,
             oom_killed: false,
+            volumes: vec![],
         })
     }
 

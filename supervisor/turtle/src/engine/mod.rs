@@ -133,6 +133,17 @@ pub struct ContainerDetails {
     pub restart_count: i64,
     pub pid: Option<i64>,
     pub oom_killed: bool,
+    /// Volumes mounted (named or anonymous), with where.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The engine's volume name (a 64-hex ID for an anonymous volume).
+    pub name: String,
+    pub destination: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 //! `.env` and `env_file:` syntax: `KEY=VALUE`, `export KEY=VALUE`, `# comments`,
-//! blank lines, single quotes (literal), double quotes (with `\n`, `\t`, `\"`
+//! blank lines, single quotes (no escapes; in `.env` the value is still
+//! interpolated afterwards, as docker-compose v1 does, while compose v2 keeps
+//! single-quoted values literal), double quotes (with `\n`, `\t`, `\"`
 //! and `\\` escapes), inline ` # comments` after unquoted values. A line with a
 //! bare `KEY` has no value (`None`): the caller looks it up in the environment.
 

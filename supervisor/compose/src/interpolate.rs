@@ -71,9 +71,10 @@ pub fn interpolate_str(s: &str, env: &mut Env<'_>) -> Result<String, Interpolate
         } else {
             let len = name_len(after);
             if len == 0 || after.starts_with(|c: char| c.is_ascii_digit()) {
-                // A lone `$` stays as it is.
-                out.push('$');
-                rest = after;
+                // As docker compose: a `$` that starts no variable is an error.
+                return Err(InterpolateError::Syntax(format!(
+                    "invalid interpolation format in {s:?}: a lone $ (write $$ for a literal $)"
+                )));
             } else {
                 out.push_str(&lookup(&after[..len], env).unwrap_or_default());
                 rest = &after[len..];
@@ -228,8 +229,12 @@ mod tests {
         assert_eq!(ok("${MISSING}|$MISSING|", &v), "||");
         assert_eq!(ok("no vars", &v), "no vars");
         assert_eq!(ok("cost: $$5 and $$A", &v), "cost: $5 and $A");
-        assert_eq!(ok("trailing $", &v), "trailing $");
-        assert_eq!(ok("$1 stays", &v), "$1 stays");
+        // As in docker compose, a `$` that starts no variable is refused.
+        for bad in ["trailing $", "echo $ 1", "$1", "cost $(x)"] {
+            let e = run(bad, &v).unwrap_err();
+            assert!(e.message().contains("lone $"), "{bad}: {}", e.message());
+        }
+        assert_eq!(ok("literal $$ sign", &v), "literal $ sign");
         assert_eq!(ok("${A}_suffix $A_suffix", &v), "x_suffix ");
     }
 

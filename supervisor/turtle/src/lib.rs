@@ -26,3 +26,5 @@ pub mod plan;
 pub mod spec;
 pub mod store;
 pub mod supervisor;
+#[cfg(test)]
+mod test_support;

@@ -328,6 +328,34 @@ fn finished_one_shot(service: &Service, exit_code: Option<i64>) -> bool {
         )
 }
 
+/// Adds a step for each network or volume (`kind`) that does not exist yet;
+/// a missing external one is an error. Returns the steps by project key.
+fn create_missing<'a>(
+    p: &mut Plan,
+    kind: &'static str,
+    wanted: impl Iterator<Item = (&'a String, &'a str, bool)>,
+    existing: &[String],
+    action: impl Fn(String, String) -> Action,
+) -> Result<HashMap<String, usize>, PlanError> {
+    let mut steps = HashMap::new();
+    for (key, name, external) in wanted {
+        if existing.iter().any(|e| e == name) {
+            continue;
+        }
+        if external {
+            return Err(PlanError::ExternalMissing {
+                kind,
+                name: name.to_string(),
+            });
+        }
+        steps.insert(
+            key.clone(),
+            p.push(action(key.clone(), name.to_string()), vec![]),
+        );
+    }
+    Ok(steps)
+}
+
 /// Computes the steps that take the engine from `observed` to `project`.
 pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Plan, PlanError> {
     let mut p = Plan {
@@ -345,46 +373,26 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
         }
     }
 
-    let mut network_steps = HashMap::new();
-    for (key, net) in &project.networks {
-        if observed.networks.contains(&net.name) {
-            continue;
-        }
-        if net.external {
-            return Err(PlanError::ExternalMissing {
-                kind: "network",
-                name: net.name.clone(),
-            });
-        }
-        let i = p.push(
-            Action::CreateNetwork {
-                key: key.clone(),
-                name: net.name.clone(),
-            },
-            vec![],
-        );
-        network_steps.insert(key.clone(), i);
-    }
-    let mut volume_steps = HashMap::new();
-    for (key, vol) in &project.volumes {
-        if observed.volumes.contains(&vol.name) {
-            continue;
-        }
-        if vol.external {
-            return Err(PlanError::ExternalMissing {
-                kind: "volume",
-                name: vol.name.clone(),
-            });
-        }
-        let i = p.push(
-            Action::CreateVolume {
-                key: key.clone(),
-                name: vol.name.clone(),
-            },
-            vec![],
-        );
-        volume_steps.insert(key.clone(), i);
-    }
+    let network_steps = create_missing(
+        &mut p,
+        "network",
+        project
+            .networks
+            .iter()
+            .map(|(k, n)| (k, n.name.as_str(), n.external)),
+        &observed.networks,
+        |key, name| Action::CreateNetwork { key, name },
+    )?;
+    let volume_steps = create_missing(
+        &mut p,
+        "volume",
+        project
+            .volumes
+            .iter()
+            .map(|(k, v)| (k, v.name.as_str(), v.external)),
+        &observed.volumes,
+        |key, name| Action::CreateVolume { key, name },
+    )?;
 
     // Images: build what has a build section, pull the rest; once per reference.
     let mut image_steps: HashMap<String, usize> = HashMap::new();
@@ -577,7 +585,7 @@ mod tests {
     use crate::apply::{self, apply};
     use crate::engine::fake::FakeEngine;
     use crate::observe::observe;
-    use turtle_compose::{Dependency, Healthcheck, Network, ServiceNetwork};
+    use turtle_compose::{Dependency, Healthcheck, ServiceNetwork};
 
     fn service(image: &str) -> Service {
         Service {
@@ -589,26 +597,7 @@ mod tests {
     }
 
     fn project(services: Vec<(&str, Service)>) -> Project {
-        Project {
-            name: "demo".into(),
-            working_dir: "/tmp".into(),
-            files: vec![],
-            services: services
-                .into_iter()
-                .map(|(n, s)| (n.to_string(), s))
-                .collect(),
-            networks: [(
-                "default".to_string(),
-                Network {
-                    name: "demo_default".into(),
-                    ..Default::default()
-                },
-            )]
-            .into(),
-            volumes: Default::default(),
-            secrets: Default::default(),
-            configs: Default::default(),
-        }
+        crate::test_support::project("demo", services)
     }
 
     fn healthy(mut s: Service) -> Service {

@@ -817,7 +817,7 @@ fn list(items: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::engine::fake::FakeEngine;
-    use turtle_compose::{Healthcheck, Network, ServiceNetwork};
+    use turtle_compose::{Healthcheck, ServiceNetwork};
 
     fn project(autoheal_label: Option<&str>) -> Project {
         let mut web = Service {
@@ -834,23 +834,7 @@ mod tests {
         if let Some(v) = autoheal_label {
             web.labels.insert(names::AUTOHEAL.into(), v.into());
         }
-        Project {
-            name: "demo".into(),
-            working_dir: "/tmp".into(),
-            files: vec![],
-            services: [("web".to_string(), web)].into(),
-            networks: [(
-                "default".to_string(),
-                Network {
-                    name: "demo_default".into(),
-                    ..Default::default()
-                },
-            )]
-            .into(),
-            volumes: Default::default(),
-            secrets: Default::default(),
-            configs: Default::default(),
-        }
+        crate::test_support::project("demo", vec![("web", web)])
     }
 
     async fn supervisor(

@@ -195,6 +195,7 @@ class Bench:
         self.live: dict[str, tuple[str, Path]] = {}
         self.turtle = args.turtle
         self.step_log: list[tuple[str, list[tuple[str, int]]]] = []
+        self.engine_n = 0
 
     # -- helpers -----------------------------------------------------------
 
@@ -267,6 +268,10 @@ class Bench:
 
     def up(self, tool: str, project: str, file: Path) -> tuple[float, str]:
         self.live[project] = (tool, file)
+        if tool == "engine":
+            t0 = time.perf_counter()
+            engine_up(project, self.engine_n)
+            return time.perf_counter() - t0, ""
         if tool == "turtle":
             dt, err = self.run([self.turtle, "up", "-f", str(file), "-p", project])
             self.step_log.append((project, parse_steps(err)))
@@ -275,7 +280,9 @@ class Bench:
 
     def down(self, project: str) -> None:
         tool, file = self.live.pop(project)
-        if tool == "turtle":
+        if tool == "engine":
+            pass  # sweep() below removes it
+        elif tool == "turtle":
             self.run([self.turtle, "down", "-f", str(file), "-p", project], check=False)
         else:
             self.run(
@@ -307,6 +314,45 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def engine_up(project: str, n: int) -> None:
+    """The floor: a network and n containers created and started straight
+    through the engine API, all at once from threads (no tool, no process start)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    labels = {"com.docker.compose.project": project}
+    net = f"{project}_default"
+    api_post("/networks/create", {"Name": net, "Labels": labels})
+
+    def one(i: int) -> None:
+        body = {
+            "Image": IMAGE,
+            "Cmd": ["sleep", "3600"],
+            "Labels": {**labels, "com.docker.compose.service": f"s{i:02d}"},
+            "StopTimeout": 0,
+            "HostConfig": {"NetworkMode": net},
+        }
+        cid = api_post(f"/containers/create?name={project}-s{i:02d}-1", body)["Id"]
+        api_post(f"/containers/{cid}/start", None)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        list(pool.map(one, range(n)))
+
+
+def api_post(path: str, body) -> dict | None:
+    conn = _UnixConn(DOCKER_SOCK)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request("POST", "/v1.41" + path, body=data,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        out = r.read()
+    finally:
+        conn.close()
+    if r.status >= 400:
+        raise RuntimeError(f"engine POST {path}: {r.status} {out[:200]!r}")
+    return json.loads(out) if out else None
+
+
 def sweep(project: str) -> None:
     """Last resort after a `down`: remove what is left of the project."""
     for c in project_containers(project):
@@ -333,15 +379,19 @@ def med(xs: list[float]) -> float:
 # Scenarios
 
 
-def bench_up(b: Bench, name: str, yaml: str, n: int, runs: int) -> dict:
-    """Interleaved turtle / compose runs of one stack, each from nothing."""
+def bench_up(b: Bench, name: str, yaml: str, n: int, runs: int, floor: bool) -> dict:
+    """Interleaved turtle / compose (/ raw engine API) runs of one stack, each
+    from nothing."""
     file = b.write(name, yaml)
-    res = {"turtle": ([], []), "compose": ([], [])}
+    res = {"turtle": ([], []), "compose": ([], []), "engine": ([], [])}
+    b.engine_n = n
     steps: list[list[tuple[str, int]]] = []
     b.start_daemon()
     try:
         for i in range(runs):
             order = ("turtle", "compose") if i % 2 == 0 else ("compose", "turtle")
+            if floor:
+                order += ("engine",)
             for tool in order:
                 cmd, ready = b.timed_up(tool, file, n, name)
                 res[tool][0].append(cmd)
@@ -566,6 +616,9 @@ def report(results: dict, info: dict, args) -> str:
         rows.append((f"{label}: all running{' & healthy' if 'chain' in key else ''}",
                      f"{tr:.2f} s", f"{cr:.2f} s", f"{tr / cr:.2f}x",
                      f"<= {target}x: {ok}"))
+        if r["engine"][1]:
+            er = med(r["engine"][1])
+            rows.append((f"{label}: raw engine API floor", f"{er:.2f} s", "", "", ""))
 
     nf = results.get("sizes", {})
     up_rows("flat_small", f"flat {nf.get('flat_small')} services", 0.5)
@@ -614,6 +667,7 @@ def report(results: dict, info: dict, args) -> str:
                 f"- {key}: turtle steps (per-step ms from `turtle up`): {s}; "
                 f"runs turtle ready {[round(x, 2) for x in r['turtle'][1]]}, "
                 f"compose ready {[round(x, 2) for x in r['compose'][1]]}"
+                + (f", engine floor {[round(x, 2) for x in r['engine'][1]]}" if r["engine"][1] else "")
             )
     if "kill9" in results:
         details.append(f"- kill9 runs (ms): turtle {[round(x * 1000) for x in results['kill9']['turtle']]}, "
@@ -697,14 +751,14 @@ def main() -> int:
         if "flat" in only:
             print(f"flat stack of {sizes['flat_small']}", flush=True)
             results["flat_small"] = bench_up(b, "flats", flat_yaml(sizes["flat_small"]),
-                                             sizes["flat_small"], args.runs)
+                                             sizes["flat_small"], args.runs, True)
             print(f"flat stack of {sizes['flat_large']}", flush=True)
             results["flat_large"] = bench_up(b, "flatl", flat_yaml(sizes["flat_large"]),
-                                             sizes["flat_large"], args.runs)
+                                             sizes["flat_large"], args.runs, True)
         if "chain" in only:
             print(f"chain of {sizes['chain']} (service_healthy)", flush=True)
             results["chain"] = bench_up(b, "chain", chain_yaml(sizes["chain"]),
-                                        sizes["chain"], args.runs)
+                                        sizes["chain"], args.runs, False)
         if "kill9" in only:
             print("kill -9 -> running again", flush=True)
             results["kill9"] = bench_kill9(b, args.runs)

@@ -282,13 +282,16 @@ class Bench:
         tool, file = self.live.pop(project)
         if tool == "engine":
             pass  # sweep() below removes it
-        elif tool == "turtle":
-            self.run([self.turtle, "down", "-f", str(file), "-p", project], check=False)
         else:
-            self.run(
-                ["docker-compose", "-f", str(file), "-p", project, "down", "-t", "0"],
-                check=False,
+            cmd = (
+                [self.turtle, "down", "-f", str(file), "-p", project]
+                if tool == "turtle"
+                else ["docker-compose", "-f", str(file), "-p", project, "down", "-t", "0"]
             )
+            p = subprocess.run(cmd, capture_output=True, text=True, env=self.env())
+            if p.returncode != 0:
+                print(f"  warning: {tool} down {project} exited {p.returncode}: "
+                      f"{p.stderr.strip()[-300:]}", file=sys.stderr)
         sweep(project)
 
     def timed_up(self, tool: str, file: Path, n: int, tag: str) -> tuple[float, float]:
@@ -360,8 +363,8 @@ def sweep(project: str) -> None:
     for n in project_networks(project):
         try:
             api("DELETE", f"/networks/{n['Id']}")
-        except RuntimeError:
-            pass
+        except RuntimeError as e:
+            print(f"  warning: network {n['Name']} left behind: {e}", file=sys.stderr)
 
 
 STEP_RE = re.compile(r"✔ (.+?) \((\d+) ms\)")

@@ -183,6 +183,22 @@ fn changing_one_service_recreates_only_it_and_removed_services_go_but_volumes_st
         inspect(&format!("{}_keep", env.project)).is_some(),
         "the named volume went with its service"
     );
+
+    // down --volumes takes the carried-over anonymous volume too.
+    let anon = inspect(&env.container("a")).unwrap()["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/anon")
+        .unwrap()["Name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["down", "--volumes"]);
+    assert!(
+        inspect(&anon).is_none(),
+        "down --volumes left the anonymous volume {anon}"
+    );
 }
 
 #[test]

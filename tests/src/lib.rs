@@ -296,7 +296,24 @@ impl Drop for Env {
                 let _ = Command::new("docker").args(cmd).args(&ids).output();
             }
         };
-        rm(&["rm", "-f", "-v"], ids(&["ps", "-a"]));
+        let containers = ids(&["ps", "-a"]);
+        // Volumes carried over a recreate are mounted by name: `rm -v` keeps them.
+        let mut mounted = Vec::new();
+        for c in &containers {
+            if let Ok(o) = Command::new("docker")
+                .args(["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", c])
+                .output()
+            {
+                mounted.extend(
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .filter(|n| n.len() == 64)
+                        .map(String::from),
+                );
+            }
+        }
+        rm(&["rm", "-f", "-v"], containers);
+        rm(&["volume", "rm", "-f"], mounted);
         rm(&["network", "rm"], ids(&["network", "ls"]));
         rm(&["volume", "rm", "-f"], ids(&["volume", "ls"]));
         rm(&["image", "rm", "-f"], ids(&["image", "ls"]));

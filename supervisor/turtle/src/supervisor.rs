@@ -300,6 +300,13 @@ impl<E: Engine> Supervisor<E> {
         // rest behind; report every failure at the end.
         let mut failures = Vec::new();
         let removals = containers.iter().map(|c| async move {
+            // The volumes it mounts, for `--volumes`: an anonymous volume
+            // carried over a recreate is mounted by name, so the engine no
+            // longer removes it with the container.
+            let mounted = match self.engine.inspect_container(&c.id).await {
+                Ok(d) => d.volumes,
+                Err(_) => Vec::new(),
+            };
             // No timeout: the engine uses the container's own stop timeout.
             match self.engine.stop_container(&c.id, None).await {
                 Err(e) if !e.is_not_found() => return Err(e),
@@ -308,14 +315,29 @@ impl<E: Engine> Supervisor<E> {
             // Anonymous volumes go with the container only on `down --volumes`.
             match self.engine.remove_container(&c.id, volumes).await {
                 Err(e) if !e.is_not_found() => Err(e),
-                _ => Ok(c.name.clone()),
+                _ => Ok((c.name.clone(), mounted)),
             }
         });
         let mut report = DownReport::default();
+        let mut mounted = Vec::new();
         for r in futures_util::future::join_all(removals).await {
             match r {
-                Ok(name) => report.containers.push(name),
+                Ok((name, vols)) => {
+                    report.containers.push(name);
+                    mounted.extend(vols);
+                }
                 Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if volumes {
+            // Anonymous ones only: named volumes are handled by label below,
+            // and a volume of another project or an external one is not ours.
+            for v in mounted.iter().filter(|v| is_anonymous(&v.name)) {
+                match self.engine.remove_volume(&v.name).await {
+                    Ok(()) => report.volumes.push(v.name.clone()),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => failures.push(e.to_string()),
+                }
             }
         }
         // Objects the project declares external are never removed, even when
@@ -792,6 +814,11 @@ impl<E: Engine> Supervisor<E> {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
+}
+
+/// An anonymous volume's name: 64 hex digits, as the engine makes them.
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether the supervisor restarts this service's containers when unhealthy.

@@ -516,3 +516,64 @@ fn after_the_engine_connection_drops_the_daemon_resyncs_what_it_missed() {
     let log = env.daemon_log();
     assert!(log.contains("engine reachable again"), "{log}");
 }
+
+#[test]
+fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("fg");
+    env.compose(&format!(
+        "services:\n  a:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"echo up-and-running; exec sleep 3600\"]\n    restart: always\n"
+    ));
+    let mut child = env
+        .command(&["up", "-p", &env.project])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i64;
+    let guard = KillOnDrop(pid);
+    wait_until("a running", LONG, || env.running("a"));
+    let socket = env.state_dir().join("turtle.sock");
+    wait_until("the socket", LONG, || socket.exists());
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+
+    // The other commands reach the foreground supervisor; logs -f streams.
+    let mut logs = env
+        .command(&["logs", "-f", "-p", &env.project])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs_guard = KillOnDrop(logs.id() as i64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = logs.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(LONG).expect("a line from logs -f");
+    assert_eq!(line, "a-1 | up-and-running");
+    let old = env.id("a").unwrap();
+    docker(&["rm", "-f", &env.container("a")]);
+    wait_until("a re-created by the foreground supervisor", LONG, || {
+        env.id("a").is_some_and(|id| id != old) && env.running("a")
+    });
+
+    // SIGTERM ends supervision, not the stack.
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    std::mem::forget(guard);
+    assert!(status.success(), "foreground up exited with {status}");
+    assert!(env.running("a"), "SIGTERM stopped the stack");
+    assert!(!socket.exists(), "the socket outlived its supervisor");
+    // The log stream ends with its supervisor.
+    wait_until("logs -f to end", LONG, || {
+        logs.try_wait().unwrap().is_some()
+    });
+    std::mem::forget(logs_guard);
+}

@@ -70,7 +70,7 @@ async fn wait_for_engine(
     Ok(Supervisor::new(Arc::new(engine), Arc::new(store), config))
 }
 
-fn init_logging(json: bool) {
+pub(super) fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

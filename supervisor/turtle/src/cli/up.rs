@@ -150,6 +150,9 @@ async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> 
 
 /// Applies the project in-process, then supervises until Ctrl-C or SIGTERM.
 async fn foreground(g: &GlobalArgs, project: &Project) -> Result<(), Failure> {
+    // What the supervisor does from now on (repairs, heals, crashes) is shown
+    // as it happens.
+    super::daemon::init_logging(false);
     let sup = context::local(g, supervisor::Config::default()).await?;
     // Bind the socket first so the CLI can reach this supervisor, and so a
     // second supervisor cannot start on the same state directory.

@@ -21,11 +21,22 @@ pub const DEFAULT_FILES: [&str; 4] = [
     "docker-compose.yaml",
 ];
 
+/// Override files looked for, in order, next to the default file (compose
+/// v2's list: the first one found is merged after the default file, whichever
+/// default file was found).
+pub const DEFAULT_OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
 /// What `turtle` was asked to load.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `-f` files, relative to `cwd` or absolute. Empty: `COMPOSE_FILE` from
-    /// `env`, else the first of [`DEFAULT_FILES`] found in `cwd`.
+    /// `env`, else the first of [`DEFAULT_FILES`] found in `cwd`, followed by
+    /// the first of [`DEFAULT_OVERRIDE_FILES`] found there, if any.
     pub files: Vec<PathBuf>,
     /// `-p`.
     pub project_name: Option<String>,
@@ -182,7 +193,32 @@ pub(crate) fn resolve_path(dir: &Path, p: &str, env: &HashMap<String, String>) -
     clean(&dir.join(expanded))
 }
 
-fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
+/// The first of `names` that is a file in `dir`, warning when there are
+/// several (compose uses the first one too).
+fn first_of(dir: &Path, names: &[&str], what: &str, warnings: &mut Vec<String>) -> Option<PathBuf> {
+    let found: Vec<PathBuf> = names
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.is_file())
+        .collect();
+    if found.len() > 1 {
+        let names: Vec<String> = found
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect();
+        warnings.push(format!(
+            "found several {what} files: {}; using {}",
+            names.join(", "),
+            names[0]
+        ));
+    }
+    found.into_iter().next()
+}
+
+/// The files to load: `-f`, else `COMPOSE_FILE`, else the default file and
+/// its override file.
+fn find_files(opts: &LoadOptions, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = opts.files.clone();
     if files.is_empty()
         && let Some(list) = opts.env.get("COMPOSE_FILE").filter(|s| !s.is_empty())
@@ -190,14 +226,18 @@ fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
         files = list.split(':').map(PathBuf::from).collect();
     }
     if files.is_empty() {
-        let found = DEFAULT_FILES
-            .iter()
-            .map(|n| opts.cwd.join(n))
-            .find(|p| p.is_file())
-            .ok_or_else(|| LoadError::NoComposeFile {
+        let found = first_of(&opts.cwd, &DEFAULT_FILES, "compose", warnings).ok_or_else(|| {
+            LoadError::NoComposeFile {
                 dir: opts.cwd.clone(),
-            })?;
+            }
+        })?;
         files.push(found);
+        files.extend(first_of(
+            &opts.cwd,
+            &DEFAULT_OVERRIDE_FILES,
+            "override",
+            warnings,
+        ));
     }
     Ok(files.iter().map(|f| clean(&opts.cwd.join(f))).collect())
 }
@@ -244,7 +284,8 @@ fn read_dotenv(
 
 /// Loads a compose project: see the crate docs for the pipeline.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
-    let files = find_files(opts)?;
+    let mut warnings = Vec::new();
+    let files = find_files(opts, &mut warnings)?;
     let project_dir = files[0]
         .parent()
         .map(Path::to_path_buf)
@@ -256,7 +297,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         project_dir,
         env,
         allow_unknown_keys: opts.allow_unknown_keys,
-        warnings: Vec::new(),
+        warnings,
         files: HashMap::new(),
     };
     let mut merged: Option<Value> = None;
@@ -309,5 +350,52 @@ mod tests {
             PathBuf::from("/home/u/data")
         );
         assert_eq!(resolve_path(d, "~", &env), PathBuf::from("/home/u"));
+    }
+
+    fn opts_in(dir: &Path) -> LoadOptions {
+        LoadOptions {
+            cwd: dir.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    fn names(files: &[PathBuf]) -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn default_file_and_its_override() {
+        let d = tempfile::tempdir().unwrap();
+        let touch = |n: &str| std::fs::write(d.path().join(n), "").unwrap();
+        let mut w = Vec::new();
+        touch("docker-compose.yml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["docker-compose.yml"]);
+        // Any override name goes with any default file, as in compose v2.
+        touch("compose.override.yaml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["docker-compose.yml", "compose.override.yaml"]);
+        assert!(w.is_empty(), "{w:?}");
+        touch("compose.yaml");
+        touch("compose.override.yml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["compose.yaml", "compose.override.yml"]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("using compose.override.yml"), "{w:?}");
+        // -f and COMPOSE_FILE turn the lookup (and the override) off.
+        let mut o = opts_in(d.path());
+        o.env.insert("COMPOSE_FILE".into(), "compose.yaml".into());
+        assert_eq!(
+            names(&find_files(&o, &mut Vec::new()).unwrap()),
+            ["compose.yaml"]
+        );
+        o.files = vec!["docker-compose.yml".into()];
+        assert_eq!(
+            names(&find_files(&o, &mut Vec::new()).unwrap()),
+            ["docker-compose.yml"]
+        );
     }
 }

@@ -126,9 +126,17 @@ pub(crate) fn rebase_paths(svc: &mut Mapping, dir: &Path) {
             _ => {}
         }
     }
+    let env_file = |v: &mut Value| match v {
+        Value::Mapping(m) => {
+            if let Some(p) = m.get_mut("path") {
+                rebase(p, dir);
+            }
+        }
+        other => rebase(other, dir),
+    };
     match svc.get_mut("env_file") {
-        Some(Value::Sequence(items)) => items.iter_mut().for_each(|i| rebase(i, dir)),
-        Some(v) => rebase(v, dir),
+        Some(Value::Sequence(items)) => items.iter_mut().for_each(env_file),
+        Some(v) => env_file(v),
         None => {}
     }
     if let Some(Value::Sequence(items)) = svc.get_mut("volumes") {

@@ -44,7 +44,10 @@ pub const SERVICE: Schema = Keys(&[
     ("command", Leaf),
     ("entrypoint", Leaf),
     ("environment", Leaf),
-    ("env_file", Leaf),
+    (
+        "env_file",
+        Keys(&[("path", Leaf), ("required", Leaf), ("format", Leaf)]),
+    ),
     ("labels", Leaf),
     (
         "ports",

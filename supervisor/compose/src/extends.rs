@@ -104,7 +104,8 @@ fn relative(p: &str) -> bool {
     !(p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@"))
 }
 
-fn rebase(v: &mut Value, dir: &Path) {
+/// Makes a relative path string absolute against `dir`.
+pub(crate) fn rebase(v: &mut Value, dir: &Path) {
     if let Value::String(s) = v
         && relative(s)
     {

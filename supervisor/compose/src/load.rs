@@ -1,6 +1,7 @@
 //! The entry point: finds the files, reads `.env`, and runs each file through
-//! YAML -> merge keys -> interpolation -> key check -> `extends`, then merges
-//! the files and hands the result to the typed parse and normalization.
+//! YAML -> merge keys -> interpolation -> key check -> `extends` -> `include`
+//! ([`include::load_model`]), then merges the files and hands the result to
+//! the typed parse and normalization.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -11,7 +12,7 @@ use crate::error::LoadError;
 use crate::interpolate::{Env, interpolate_str, interpolate_value};
 use crate::keys::{self, display_path};
 use crate::model::Project;
-use crate::{dotenv, extends, locate, merge, normalize};
+use crate::{dotenv, include, locate, normalize};
 
 /// File names looked for, in order, when no `-f` is given.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -69,6 +70,29 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    pub fn new(
+        cwd: PathBuf,
+        project_dir: PathBuf,
+        env: HashMap<String, String>,
+        allow_unknown_keys: bool,
+    ) -> Self {
+        Self {
+            cwd,
+            project_dir,
+            env,
+            allow_unknown_keys,
+            warnings: Vec::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Adds a warning once.
+    pub fn warn(&mut self, w: String) {
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
     /// A path the way messages show it: relative to the working directory
     /// when under it.
     pub fn show(&self, path: &Path) -> String {
@@ -242,23 +266,16 @@ fn find_files(opts: &LoadOptions, warnings: &mut Vec<String>) -> Result<Vec<Path
     Ok(files.iter().map(|f| clean(&opts.cwd.join(f))).collect())
 }
 
-/// Reads the project's `.env` (if any) under the process environment.
-fn read_dotenv(
-    dir: &Path,
-    process: &HashMap<String, String>,
+/// Reads one env file (`.env` syntax) into `into`: values may refer to
+/// `outer` (which wins) and to earlier entries.
+pub(crate) fn read_env_file(
+    path: &Path,
+    outer: &HashMap<String, String>,
     cwd: &Path,
-) -> Result<HashMap<String, String>, LoadError> {
-    let path = dir.join(".env");
-    let mut env = HashMap::new();
-    if !path.is_file() {
-        return Ok(env);
-    }
-    let shown = path
-        .strip_prefix(cwd)
-        .unwrap_or(&path)
-        .display()
-        .to_string();
-    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+    into: &mut HashMap<String, String>,
+) -> Result<(), LoadError> {
+    let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         file: shown.clone(),
         source,
     })?;
@@ -269,15 +286,28 @@ fn read_dotenv(
     })?;
     for (k, v) in pairs {
         let Some(v) = v else { continue };
-        // Values may refer to the process environment and to earlier entries.
-        let mut lookup = env.clone();
-        lookup.extend(process.iter().map(|(a, b)| (a.clone(), b.clone())));
+        let mut lookup = into.clone();
+        lookup.extend(outer.iter().map(|(a, b)| (a.clone(), b.clone())));
         let v = interpolate_str(&v, &mut Env::new(&lookup)).map_err(|e| LoadError::EnvFile {
             file: shown.clone(),
             line: None,
             message: format!("{k}: {}", e.message()),
         })?;
-        env.insert(k, v);
+        into.insert(k, v);
+    }
+    Ok(())
+}
+
+/// Reads the project's `.env` (if any) under the process environment.
+fn read_dotenv(
+    dir: &Path,
+    process: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<HashMap<String, String>, LoadError> {
+    let path = dir.join(".env");
+    let mut env = HashMap::new();
+    if path.is_file() {
+        read_env_file(&path, process, cwd, &mut env)?;
     }
     Ok(env)
 }
@@ -292,24 +322,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .unwrap_or_else(|| opts.cwd.clone());
     let mut env = read_dotenv(&project_dir, &opts.env, &opts.cwd)?;
     env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut ctx = Ctx {
-        cwd: opts.cwd.clone(),
-        project_dir,
-        env,
-        allow_unknown_keys: opts.allow_unknown_keys,
-        warnings,
-        files: HashMap::new(),
-    };
-    let mut merged: Option<Value> = None;
-    for file in &files {
-        let mut value = ctx.file_value(file)?;
-        extends::resolve_file(&mut ctx, file, &mut value)?;
-        merged = Some(match merged {
-            None => value,
-            Some(base) => merge::merge_files(base, value),
-        });
-    }
-    let merged = merged.unwrap_or(Value::Mapping(Mapping::new()));
+    let mut ctx = Ctx::new(opts.cwd.clone(), project_dir, env, opts.allow_unknown_keys);
+    ctx.warnings = warnings;
+    let (merged, _) = include::load_model(&mut ctx, &files, &mut Vec::new())?;
     let mut profiles = opts.profiles.clone();
     if profiles.is_empty()
         && let Some(p) = ctx.env.get("COMPOSE_PROFILES")

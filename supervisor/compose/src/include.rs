@@ -167,6 +167,16 @@ fn apply(
     };
     let list = entries(inc).map_err(|m| invalid(ctx, m))?;
     for entry in list {
+        if let Some(remote) = entry
+            .paths
+            .iter()
+            .find(|p| p.contains("://") || p.starts_with("git@") || p.starts_with("oci:"))
+        {
+            return Err(invalid(
+                ctx,
+                format!("{remote}: only local files can be included (no git or oci sources)"),
+            ));
+        }
         let base = ctx.project_dir.clone();
         let paths: Vec<PathBuf> = entry
             .paths

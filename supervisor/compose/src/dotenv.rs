@@ -4,6 +4,9 @@
 //! single-quoted values literal), double quotes (with `\n`, `\t`, `\"`
 //! and `\\` escapes), inline ` # comments` after unquoted values. A line with a
 //! bare `KEY` has no value (`None`): the caller looks it up in the environment.
+//!
+//! `env_file` entries with `format: raw` use [`parse_raw`] instead: no quotes,
+//! escapes or inline comments, the value is everything after the first `=`.
 
 /// One parse problem: 1-based line and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,30 @@ pub fn parse(text: &str) -> Result<Vec<(String, Option<String>)>, EnvFileError> 
             None => None,
             Some(v) => Some(parse_value(v.trim_start()).map_err(err)?),
         };
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// Parses an env file in the `raw` format: blank lines and lines starting
+/// with `#` are skipped, `KEY=VALUE` keeps VALUE exactly as written (quotes,
+/// `#`, `$` and surrounding spaces included), a bare `KEY` has no value.
+pub fn parse_raw(text: &str) -> Result<Vec<(String, Option<String>)>, EnvFileError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.to_string())),
+            None => (line.trim(), None),
+        };
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(EnvFileError {
+                line: i + 1,
+                message: format!("invalid line {line:?}: expected KEY=VALUE"),
+            });
+        }
         out.push((key.to_string(), value));
     }
     Ok(out)
@@ -118,5 +145,17 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.message.contains("single quote"));
         assert_eq!(parse("A=1\nbad key=1\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn raw_keeps_values_as_written() {
+        let got = parse_raw("# c\n\nA='q' # not a comment\nB= spaced \\n $X\nC\n").unwrap();
+        let want: Vec<(String, Option<String>)> = vec![
+            ("A".into(), Some("'q' # not a comment".into())),
+            ("B".into(), Some(" spaced \\n $X".into())),
+            ("C".into(), None),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(parse_raw("A=1\nbad key=2\n").unwrap_err().line, 2);
     }
 }

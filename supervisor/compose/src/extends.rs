@@ -104,7 +104,8 @@ fn relative(p: &str) -> bool {
     !(p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@"))
 }
 
-fn rebase(v: &mut Value, dir: &Path) {
+/// Makes a relative path string absolute against `dir`.
+pub(crate) fn rebase(v: &mut Value, dir: &Path) {
     if let Value::String(s) = v
         && relative(s)
     {
@@ -126,9 +127,17 @@ pub(crate) fn rebase_paths(svc: &mut Mapping, dir: &Path) {
             _ => {}
         }
     }
+    let env_file = |v: &mut Value| match v {
+        Value::Mapping(m) => {
+            if let Some(p) = m.get_mut("path") {
+                rebase(p, dir);
+            }
+        }
+        other => rebase(other, dir),
+    };
     match svc.get_mut("env_file") {
-        Some(Value::Sequence(items)) => items.iter_mut().for_each(|i| rebase(i, dir)),
-        Some(v) => rebase(v, dir),
+        Some(Value::Sequence(items)) => items.iter_mut().for_each(env_file),
+        Some(v) => env_file(v),
         None => {}
     }
     if let Some(Value::Sequence(items)) = svc.get_mut("volumes") {

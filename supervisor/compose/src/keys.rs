@@ -44,7 +44,10 @@ pub const SERVICE: Schema = Keys(&[
     ("command", Leaf),
     ("entrypoint", Leaf),
     ("environment", Leaf),
-    ("env_file", Leaf),
+    (
+        "env_file",
+        Keys(&[("path", Leaf), ("required", Leaf), ("format", Leaf)]),
+    ),
     ("labels", Leaf),
     (
         "ports",
@@ -206,6 +209,14 @@ const FILE_OBJECT: Schema = Keys(&[
 /// Keys of a whole compose file.
 pub const TOP: Schema = Keys(&[
     ("name", Leaf),
+    (
+        "include",
+        Keys(&[
+            ("path", Leaf),
+            ("project_directory", Leaf),
+            ("env_file", Leaf),
+        ]),
+    ),
     ("version", Leaf),
     ("services", Dict(&SERVICE)),
     ("networks", Dict(&NETWORK)),
@@ -347,7 +358,7 @@ mod tests {
     #[test]
     fn accepts_supported_and_extensions() {
         let (found, _) = issues(
-            "x-common: {anything: 1}\nservices:\n  web:\n    image: a\n    x-note: 1\n    ports: ['80', {target: 1, published: 2}]\n    deploy: {resources: {limits: {cpus: '1', pids: 3}}}\n    networks: [a]\n    depends_on: {db: {condition: service_healthy}}\nnetworks:\n  a: {ipam: {config: [{subnet: 10.0.0.0/24, ip_range: 10.0.0.0/25}]}}\n",
+            "x-common: {anything: 1}\ninclude: [a.yaml, {path: [b.yaml, c.yaml], project_directory: b, env_file: b.env}]\nservices:\n  web:\n    image: a\n    x-note: 1\n    ports: ['80', {target: 1, published: 2}]\n    deploy: {resources: {limits: {cpus: '1', pids: 3}}}\n    networks: [a]\n    depends_on: {db: {condition: service_healthy}}\nnetworks:\n  a: {ipam: {config: [{subnet: 10.0.0.0/24, ip_range: 10.0.0.0/25}]}}\n",
         );
         assert!(found.is_empty(), "{found:?}");
     }
@@ -355,11 +366,12 @@ mod tests {
     #[test]
     fn refuses_unknown_and_unsupported_and_removes_them() {
         let (found, v) = issues(
-            "services:\n  web:\n    image: a\n    links: [b]\n    ports: [{target: 1, bogus: 2}]\n    deploy: {restart_policy: {condition: any}}\nsecrets:\n  s: {environment: X}\nfoo: 1\n",
+            "include: [{path: a.yaml, envfile: x}]\nservices:\n  web:\n    image: a\n    links: [b]\n    ports: [{target: 1, bogus: 2}]\n    deploy: {restart_policy: {condition: any}}\nsecrets:\n  s: {environment: X}\nfoo: 1\n",
         );
         assert_eq!(
             found,
             vec![
+                "include[0].envfile",
                 "services.web.links",
                 "services.web.ports[0].bogus",
                 "services.web.deploy.restart_policy",

@@ -6,7 +6,9 @@
 //! files, `.env` and `env_file`s). Each file goes: YAML value -> merge keys
 //! (`<<`) -> interpolation ([`interpolate`]) -> unknown-key check ([`keys`],
 //! reported as `file:line: key.path`, lines from [`locate`]) -> `extends`
-//! ([`extends`]); then the `-f` files are merged ([`merge`]), keys that
+//! ([`extends`]) -> `include` (each included file loaded as a project of its
+//! own and its resources added, [`include`]); then the `-f` files are merged
+//! ([`merge`]), keys that
 //! docker-compose-types lacks are lifted out and the rest is parsed with it
 //! ([`typed`]), and the result is normalized into [`model::Project`]
 //! ([`normalize`]), our model. The supervisor plans from [`model::Project`]
@@ -20,6 +22,7 @@ pub mod dotenv;
 pub mod error;
 pub mod extends;
 pub mod hash;
+pub mod include;
 pub mod interpolate;
 pub mod keys;
 pub mod load;

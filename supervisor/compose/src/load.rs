@@ -1,6 +1,7 @@
 //! The entry point: finds the files, reads `.env`, and runs each file through
-//! YAML -> merge keys -> interpolation -> key check -> `extends`, then merges
-//! the files and hands the result to the typed parse and normalization.
+//! YAML -> merge keys -> interpolation -> key check -> `extends` -> `include`
+//! ([`include::load_model`]), then merges the files and hands the result to
+//! the typed parse and normalization.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -11,7 +12,7 @@ use crate::error::LoadError;
 use crate::interpolate::{Env, interpolate_str, interpolate_value};
 use crate::keys::{self, display_path};
 use crate::model::Project;
-use crate::{dotenv, extends, locate, merge, normalize};
+use crate::{dotenv, include, locate, normalize};
 
 /// File names looked for, in order, when no `-f` is given.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -21,11 +22,22 @@ pub const DEFAULT_FILES: [&str; 4] = [
     "docker-compose.yaml",
 ];
 
+/// Override files looked for, in order, next to the default file (compose
+/// v2's list: the first one found is merged after the default file, whichever
+/// default file was found).
+pub const DEFAULT_OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
 /// What `turtle` was asked to load.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `-f` files, relative to `cwd` or absolute. Empty: `COMPOSE_FILE` from
-    /// `env`, else the first of [`DEFAULT_FILES`] found in `cwd`.
+    /// `env`, else the first of [`DEFAULT_FILES`] found in `cwd`, followed by
+    /// the first of [`DEFAULT_OVERRIDE_FILES`] found there, if any.
     pub files: Vec<PathBuf>,
     /// `-p`.
     pub project_name: Option<String>,
@@ -58,6 +70,29 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    pub fn new(
+        cwd: PathBuf,
+        project_dir: PathBuf,
+        env: HashMap<String, String>,
+        allow_unknown_keys: bool,
+    ) -> Self {
+        Self {
+            cwd,
+            project_dir,
+            env,
+            allow_unknown_keys,
+            warnings: Vec::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Adds a warning once.
+    pub fn warn(&mut self, w: String) {
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
     /// A path the way messages show it: relative to the working directory
     /// when under it.
     pub fn show(&self, path: &Path) -> String {
@@ -182,7 +217,32 @@ pub(crate) fn resolve_path(dir: &Path, p: &str, env: &HashMap<String, String>) -
     clean(&dir.join(expanded))
 }
 
-fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
+/// The first of `names` that is a file in `dir`, warning when there are
+/// several (compose uses the first one too).
+fn first_of(dir: &Path, names: &[&str], what: &str, warnings: &mut Vec<String>) -> Option<PathBuf> {
+    let found: Vec<PathBuf> = names
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.is_file())
+        .collect();
+    if found.len() > 1 {
+        let names: Vec<String> = found
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect();
+        warnings.push(format!(
+            "found several {what} files: {}; using {}",
+            names.join(", "),
+            names[0]
+        ));
+    }
+    found.into_iter().next()
+}
+
+/// The files to load: `-f`, else `COMPOSE_FILE`, else the default file and
+/// its override file.
+fn find_files(opts: &LoadOptions, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = opts.files.clone();
     if files.is_empty()
         && let Some(list) = opts.env.get("COMPOSE_FILE").filter(|s| !s.is_empty())
@@ -190,35 +250,32 @@ fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
         files = list.split(':').map(PathBuf::from).collect();
     }
     if files.is_empty() {
-        let found = DEFAULT_FILES
-            .iter()
-            .map(|n| opts.cwd.join(n))
-            .find(|p| p.is_file())
-            .ok_or_else(|| LoadError::NoComposeFile {
+        let found = first_of(&opts.cwd, &DEFAULT_FILES, "compose", warnings).ok_or_else(|| {
+            LoadError::NoComposeFile {
                 dir: opts.cwd.clone(),
-            })?;
+            }
+        })?;
         files.push(found);
+        files.extend(first_of(
+            &opts.cwd,
+            &DEFAULT_OVERRIDE_FILES,
+            "override",
+            warnings,
+        ));
     }
     Ok(files.iter().map(|f| clean(&opts.cwd.join(f))).collect())
 }
 
-/// Reads the project's `.env` (if any) under the process environment.
-fn read_dotenv(
-    dir: &Path,
-    process: &HashMap<String, String>,
+/// Reads one env file (`.env` syntax) into `into`: values may refer to
+/// `outer` (which wins) and to earlier entries.
+pub(crate) fn read_env_file(
+    path: &Path,
+    outer: &HashMap<String, String>,
     cwd: &Path,
-) -> Result<HashMap<String, String>, LoadError> {
-    let path = dir.join(".env");
-    let mut env = HashMap::new();
-    if !path.is_file() {
-        return Ok(env);
-    }
-    let shown = path
-        .strip_prefix(cwd)
-        .unwrap_or(&path)
-        .display()
-        .to_string();
-    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+    into: &mut HashMap<String, String>,
+) -> Result<(), LoadError> {
+    let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         file: shown.clone(),
         source,
     })?;
@@ -229,46 +286,45 @@ fn read_dotenv(
     })?;
     for (k, v) in pairs {
         let Some(v) = v else { continue };
-        // Values may refer to the process environment and to earlier entries.
-        let mut lookup = env.clone();
-        lookup.extend(process.iter().map(|(a, b)| (a.clone(), b.clone())));
+        let mut lookup = into.clone();
+        lookup.extend(outer.iter().map(|(a, b)| (a.clone(), b.clone())));
         let v = interpolate_str(&v, &mut Env::new(&lookup)).map_err(|e| LoadError::EnvFile {
             file: shown.clone(),
             line: None,
             message: format!("{k}: {}", e.message()),
         })?;
-        env.insert(k, v);
+        into.insert(k, v);
+    }
+    Ok(())
+}
+
+/// Reads the project's `.env` (if any) under the process environment.
+fn read_dotenv(
+    dir: &Path,
+    process: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<HashMap<String, String>, LoadError> {
+    let path = dir.join(".env");
+    let mut env = HashMap::new();
+    if path.is_file() {
+        read_env_file(&path, process, cwd, &mut env)?;
     }
     Ok(env)
 }
 
 /// Loads a compose project: see the crate docs for the pipeline.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
-    let files = find_files(opts)?;
+    let mut warnings = Vec::new();
+    let files = find_files(opts, &mut warnings)?;
     let project_dir = files[0]
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| opts.cwd.clone());
     let mut env = read_dotenv(&project_dir, &opts.env, &opts.cwd)?;
     env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut ctx = Ctx {
-        cwd: opts.cwd.clone(),
-        project_dir,
-        env,
-        allow_unknown_keys: opts.allow_unknown_keys,
-        warnings: Vec::new(),
-        files: HashMap::new(),
-    };
-    let mut merged: Option<Value> = None;
-    for file in &files {
-        let mut value = ctx.file_value(file)?;
-        extends::resolve_file(&mut ctx, file, &mut value)?;
-        merged = Some(match merged {
-            None => value,
-            Some(base) => merge::merge_files(base, value),
-        });
-    }
-    let merged = merged.unwrap_or(Value::Mapping(Mapping::new()));
+    let mut ctx = Ctx::new(opts.cwd.clone(), project_dir, env, opts.allow_unknown_keys);
+    ctx.warnings = warnings;
+    let (merged, _) = include::load_model(&mut ctx, &files, &mut Vec::new())?;
     let mut profiles = opts.profiles.clone();
     if profiles.is_empty()
         && let Some(p) = ctx.env.get("COMPOSE_PROFILES")
@@ -309,5 +365,52 @@ mod tests {
             PathBuf::from("/home/u/data")
         );
         assert_eq!(resolve_path(d, "~", &env), PathBuf::from("/home/u"));
+    }
+
+    fn opts_in(dir: &Path) -> LoadOptions {
+        LoadOptions {
+            cwd: dir.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    fn names(files: &[PathBuf]) -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn default_file_and_its_override() {
+        let d = tempfile::tempdir().unwrap();
+        let touch = |n: &str| std::fs::write(d.path().join(n), "").unwrap();
+        let mut w = Vec::new();
+        touch("docker-compose.yml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["docker-compose.yml"]);
+        // Any override name goes with any default file, as in compose v2.
+        touch("compose.override.yaml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["docker-compose.yml", "compose.override.yaml"]);
+        assert!(w.is_empty(), "{w:?}");
+        touch("compose.yaml");
+        touch("compose.override.yml");
+        let got = find_files(&opts_in(d.path()), &mut w).unwrap();
+        assert_eq!(names(&got), ["compose.yaml", "compose.override.yml"]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("using compose.override.yml"), "{w:?}");
+        // -f and COMPOSE_FILE turn the lookup (and the override) off.
+        let mut o = opts_in(d.path());
+        o.env.insert("COMPOSE_FILE".into(), "compose.yaml".into());
+        assert_eq!(
+            names(&find_files(&o, &mut Vec::new()).unwrap()),
+            ["compose.yaml"]
+        );
+        o.files = vec!["docker-compose.yml".into()];
+        assert_eq!(
+            names(&find_files(&o, &mut Vec::new()).unwrap()),
+            ["docker-compose.yml"]
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! unknown keys) are lifted out and kept as raw values for normalization:
 //! `cpus`, `cpu_shares`, `cpuset`, `memswap_limit`, `pids_limit`,
 //! `deploy.resources.limits.pids`, `platform`, `dns_search`, `scale`,
-//! `secrets`, `configs`, `ports` (it cannot mix short and long entries), the top-level `secrets`/`configs`, and network
+//! `secrets`, `configs`, `env_file` and `ports` (it lacks long-form
+//! `env_file` and cannot mix short and long ports), the top-level `secrets`/`configs`, and network
 //! `ipam` (it lacks `ip_range`). And scalars YAML gives as numbers or
 //! booleans where docker-compose-types wants strings (`expose: [80]`,
 //! `labels: {port: 8080}`, `cpus: 0.5`, `interval: 30`) are written as strings.
@@ -29,6 +30,8 @@ const LIFTED: &[&str] = &[
     "secrets",
     "configs",
     "extends",
+    // docker-compose-types only knows the short (string) form.
+    "env_file",
     // docker-compose-types wants all-short or all-long; compose allows a mix.
     "ports",
 ];
@@ -63,7 +66,6 @@ const STRINGS: &[&[&str]] = &[
     &["command", "*"],
     &["entrypoint", "*"],
     &["environment", "*"],
-    &["env_file", "*"],
     &["tmpfs", "*"],
     &["volumes", "*"],
     &["cap_add", "*"],

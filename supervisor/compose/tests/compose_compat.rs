@@ -38,12 +38,9 @@ fn compose_tool() -> Option<Vec<String>> {
 fn run_config(tool: &[String], case: &Case, project: &str) -> Result<Value, String> {
     let mut cmd = Command::new(&tool[0]);
     cmd.args(&tool[1..]).arg("-p").arg(project);
-    let files = if case.spec.files.is_empty() {
-        vec!["compose.yaml".into()]
-    } else {
-        case.spec.files.clone()
-    };
-    for f in &files {
+    // No `files` in the case: no -f either, so the tool finds compose.yaml
+    // and its override file itself, as the loader does.
+    for f in &case.spec.files {
         cmd.arg("-f").arg(f);
     }
     for p in &case.spec.profiles {

@@ -457,6 +457,37 @@ services:
     let tail = env.ok(&["logs", "--tail", "1", "app"]);
     assert_eq!(tail.trim(), "app-1 | hello-world");
 
+    // A changed build context: plain up keeps the image, up --build rebuilds
+    // and recreates only that service; a second --build is a cache hit.
+    let (app_id, looper_id) = (env.id("app").unwrap(), env.id("looper").unwrap());
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nRUN echo rebuilt > /built\nCMD [\"sh\", \"-c\", \"cat /built; echo hello-$GREETING; exec sleep 3600\"]\n"
+        ),
+    )
+    .unwrap();
+    env.ok(&["up"]);
+    assert_eq!(env.id("app").unwrap(), app_id, "plain up rebuilt");
+    env.ok(&["up", "--build"]);
+    let rebuilt = env.id("app").unwrap();
+    assert_ne!(rebuilt, app_id, "up --build did not replace app");
+    assert_eq!(
+        env.id("looper").unwrap(),
+        looper_id,
+        "up --build touched looper"
+    );
+    assert_eq!(
+        docker(&["exec", &env.container("app"), "cat", "/built"]),
+        "rebuilt"
+    );
+    env.ok(&["up", "--build"]);
+    assert_eq!(
+        env.id("app").unwrap(),
+        rebuilt,
+        "an unchanged source recreated app"
+    );
+
     // A service stopped on purpose stays stopped through resyncs.
     env.ok(&["stop", "app"]);
     let seen = env.resyncs();
@@ -576,4 +607,22 @@ fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sig
         logs.try_wait().unwrap().is_some()
     });
     std::mem::forget(logs_guard);
+}
+
+#[test]
+fn up_wait_returns_when_ready_and_fails_on_an_unhealthy_service() {
+    let mut env = Env::new("wait");
+    env.compose(&ordered_stack());
+    env.start_daemon();
+    env.ok(&["up", "--wait"]);
+    // Returned only once the last service of the chain was healthy and running.
+    assert!(env.healthy("server") && env.running("client"));
+
+    env.compose(&format!(
+        "services:\n  sick:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 1s\n      retries: 1\n"
+    ));
+    let out = env.turtle(&["up", "--wait", "--wait-timeout", "60"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unhealthy"), "{err}");
 }

@@ -371,6 +371,73 @@ fn report_progress(step: usize, p: Progress, sink: Sink<'_>) {
     sink(Event::Progress { step, line });
 }
 
+/// Waits until every container of the project is running, and healthy where
+/// it has a healthcheck (`up --wait`). Finished one-shots (exited 0) count as
+/// ready; a container that turned unhealthy or exited with an error fails the
+/// wait at once.
+pub async fn wait_ready<E: Engine>(
+    engine: &E,
+    project: &Project,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<(), ApplyError> {
+    let fail = |service: &str, reason: String| ApplyError::Dependency {
+        service: "up --wait".into(),
+        dependency: service.to_string(),
+        reason,
+    };
+    let deadline = Instant::now() + timeout;
+    let filter = names::project_filter(&project.name);
+    loop {
+        let containers = engine
+            .list_containers(&filter)
+            .await
+            .map_err(engine_err("up --wait"))?;
+        let mut waiting = None;
+        for c in &containers {
+            let service = c
+                .labels
+                .get(names::SERVICE)
+                .map(String::as_str)
+                .unwrap_or("?");
+            match (c.state, c.health) {
+                (State::Running, None | Some(Health::Healthy)) => {}
+                (_, Some(Health::Unhealthy)) => {
+                    return Err(fail(service, format!("container {} is unhealthy", c.name)));
+                }
+                (State::Exited | State::Dead, _) => {
+                    let code = engine
+                        .inspect_container(&c.id)
+                        .await
+                        .map_err(engine_err("up --wait"))?
+                        .exit_code;
+                    if code != Some(0) {
+                        return Err(fail(
+                            service,
+                            format!(
+                                "container {} exited with code {}",
+                                c.name,
+                                code.unwrap_or(-1)
+                            ),
+                        ));
+                    }
+                }
+                _ => waiting = Some((service.to_string(), c.name.clone())),
+            }
+        }
+        let Some((service, name)) = waiting else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(fail(
+                &service,
+                format!("container {name} not ready after {}s", timeout.as_secs()),
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// Waits until every dependency of `service` meets its condition.
 pub async fn wait_dependencies<E: Engine>(
     engine: &E,

@@ -356,6 +356,30 @@ fn create_missing<'a>(
     Ok(steps)
 }
 
+/// A plan that builds the image of every service with a build section (once
+/// per image), for `up --build`.
+pub fn build_plan(project: &Project) -> Plan {
+    let mut p = Plan {
+        project: project.name.clone(),
+        steps: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    for (name, service) in &project.services {
+        if let (Some(_), Some(image)) = (&service.build, &service.image)
+            && seen.insert(image.clone())
+        {
+            p.push(
+                Action::BuildImage {
+                    service: name.clone(),
+                    image: image.clone(),
+                },
+                vec![],
+            );
+        }
+    }
+    p
+}
+
 /// Computes the steps that take the engine from `observed` to `project`.
 pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Plan, PlanError> {
     let mut p = Plan {

@@ -101,6 +101,18 @@ pub struct ProjectStatus {
     pub containers: Vec<ContainerStatus>,
 }
 
+/// How `up` goes about it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpOptions {
+    /// Build every service that has a build section, even when its image exists.
+    #[serde(default)]
+    pub build: bool,
+    /// After applying, wait this long for every service to be running (and
+    /// healthy where it has a healthcheck).
+    #[serde(default)]
+    pub wait: Option<Duration>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceAction {
@@ -208,14 +220,38 @@ impl<E: Engine> Supervisor<E> {
     }
 
     /// Applies `project` and records it as the desired state.
-    pub async fn up(&self, project: &Project, sink: Sink<'_>) -> Result<Report, Error> {
+    pub async fn up(
+        &self,
+        project: &Project,
+        opts: &UpOptions,
+        sink: Sink<'_>,
+    ) -> Result<Report, Error> {
         let lock = self.lock_for(&project.name);
         let _guard = lock.lock().await;
+        if opts.build {
+            // Build first, then plan: a service is recreated only when its
+            // image ID really changed (an unchanged source hits the cache).
+            let builds = plan::build_plan(project);
+            apply::apply(&*self.engine, project, &builds, &self.config.apply, sink).await?;
+        }
         // Plan before saving: a project that cannot be planned is not adopted.
         let plan = self.plan(project, Mode::Up).await?;
         self.store.save_project(project)?;
         self.store.clear_held(&project.name)?;
-        let result = apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
+        let mut result =
+            apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
+        if let (Ok(_), Some(timeout)) = (&result, opts.wait) {
+            if let Err(e) = apply::wait_ready(
+                &*self.engine,
+                project,
+                timeout,
+                self.config.apply.poll_interval,
+            )
+            .await
+            {
+                result = Err(e);
+            }
+        }
         match &result {
             Ok(r) => self.record(
                 &project.name,
@@ -876,7 +912,7 @@ mod tests {
         engine.add_image("busybox");
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let sup = Supervisor::new(engine.clone(), store, Config::default());
-        sup.up(p, &|_| {}).await.unwrap();
+        sup.up(p, &UpOptions::default(), &|_| {}).await.unwrap();
         (sup, engine, dir)
     }
 

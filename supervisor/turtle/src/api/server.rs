@@ -7,7 +7,7 @@
 //! | GET | `/v1/ping` | | `{"version", "resyncs"}` |
 //! | GET | `/v1/projects` | | `[ProjectStatus]` |
 //! | GET | `/v1/projects/{name}` | | `ProjectStatus` |
-//! | PUT | `/v1/projects/{name}` | `Project` | stream of `ApplyLine` |
+//! | PUT | `/v1/projects/{name}` | `Project`; `?build=true&wait=SECS` | stream of `ApplyLine` |
 //! | POST | `/v1/projects/{name}/plan` | `Project` | `Plan` |
 //! | DELETE | `/v1/projects/{name}` | `?volumes=true` | `DownReport` |
 //! | POST | `/v1/projects/{name}/services/{service}/{action}` | action: start, stop, restart | `[container]` |
@@ -34,7 +34,7 @@ use crate::apply::{self, Report};
 use crate::engine::{Engine, EngineError};
 use crate::plan::Mode;
 use crate::store::StoreError;
-use crate::supervisor::{Error, ServiceAction, Supervisor};
+use crate::supervisor::{Error, ServiceAction, Supervisor, UpOptions};
 
 /// One line of the `PUT /v1/projects/{name}` stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,12 +173,25 @@ fn ndjson<T: Serialize>(v: &T) -> Bytes {
     line.into()
 }
 
+#[derive(Deserialize)]
+struct UpQuery {
+    #[serde(default)]
+    build: bool,
+    /// Seconds to wait for every service to be ready.
+    wait: Option<u64>,
+}
+
 async fn apply_project<E: Engine>(
     State(sup): App<E>,
     UrlPath(name): UrlPath<String>,
+    Query(q): Query<UpQuery>,
     Json(mut project): Json<Project>,
 ) -> Response {
     project.name = name;
+    let opts = UpOptions {
+        build: q.build,
+        wait: q.wait.map(std::time::Duration::from_secs),
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         let events_tx = tx.clone();
@@ -186,7 +199,7 @@ async fn apply_project<E: Engine>(
             let v = serde_json::to_value(&e).unwrap_or_default();
             let _ = events_tx.send(ndjson(&ApplyLine::Event(v)));
         };
-        let line = match sup.up(&project, &sink).await {
+        let line = match sup.up(&project, &opts, &sink).await {
             Ok(report) => ApplyLine::Done(report),
             Err(e) => ApplyLine::Error(e.to_string()),
         };

@@ -13,7 +13,7 @@ use super::context::Failure;
 use super::output::Printer;
 use crate::engine::docker::Docker;
 use crate::store::Store;
-use crate::supervisor::{self, Supervisor};
+use crate::supervisor::{self, Supervisor, UpOptions};
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -91,7 +91,7 @@ pub async fn serve(
     sup: Arc<Supervisor<Docker>>,
     listener: tokio::net::UnixListener,
     socket: &Path,
-    initial: Option<&Project>,
+    initial: Option<(&Project, &UpOptions)>,
 ) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
@@ -105,9 +105,9 @@ pub async fn serve(
                 .await
         })
     };
-    if let Some(project) = initial {
+    if let Some((project, opts)) = initial {
         let printer = Printer::new();
-        match sup.up(project, &|e| printer.event(e)).await {
+        match sup.up(project, opts, &|e| printer.event(e)).await {
             Ok(report) => eprintln!(
                 "turtle: project {} is up ({} step(s)); supervising it, Ctrl-C stops supervising and leaves the containers running",
                 report.project, report.steps_done

@@ -15,7 +15,7 @@ use super::{GlobalArgs, ProjectArgs};
 use crate::api::client::Client;
 use crate::api::server::ApplyLine;
 use crate::plan::{Mode, Plan};
-use crate::supervisor;
+use crate::supervisor::{self, UpOptions};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -28,9 +28,20 @@ pub struct UpArgs {
     /// supervising in the foreground.
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// With --dry-run, print the plan as JSON.
+    /// Output of --dry-run.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub format: String,
+    /// Build the images of services with a build section even when they exist;
+    /// only services whose image really changed are then recreated.
+    #[arg(long)]
+    pub build: bool,
+    /// Return only once every service is running, and healthy where it has a
+    /// healthcheck (finished one-shots count as ready).
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds --wait waits before it fails.
+    #[arg(long, default_value_t = 300, requires = "wait")]
+    pub wait_timeout: u64,
 }
 
 pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
@@ -54,20 +65,27 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
         return Ok(());
     }
 
+    let opts = UpOptions {
+        build: a.build,
+        wait: a.wait.then(|| Duration::from_secs(a.wait_timeout)),
+    };
     let socket = g.socket_path();
     if let Some(c) = Client::connect(&socket).await {
-        return hand_over(&c, &project).await;
+        return hand_over(&c, &project, &opts).await;
     }
     if a.detach {
         let c = start_daemon(g, &socket).await?;
-        return hand_over(&c, &project).await;
+        return hand_over(&c, &project, &opts).await;
     }
-    foreground(g, &project).await
+    foreground(g, &project, &opts).await
 }
 
 /// Gives the project to the daemon and prints its progress.
-async fn hand_over(c: &Client, project: &Project) -> Result<(), Failure> {
-    let path = format!("/v1/projects/{}", project.name);
+async fn hand_over(c: &Client, project: &Project, opts: &UpOptions) -> Result<(), Failure> {
+    let mut path = format!("/v1/projects/{}?build={}", project.name, opts.build);
+    if let Some(w) = opts.wait {
+        path.push_str(&format!("&wait={}", w.as_secs()));
+    }
     let mut lines = Box::pin(c.lines(Method::PUT, &path, Some(project)).await?);
     let printer = Printer::new();
     while let Some(line) = lines.next().await {
@@ -149,7 +167,7 @@ async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> 
 }
 
 /// Applies the project in-process, then supervises until Ctrl-C or SIGTERM.
-async fn foreground(g: &GlobalArgs, project: &Project) -> Result<(), Failure> {
+async fn foreground(g: &GlobalArgs, project: &Project, opts: &UpOptions) -> Result<(), Failure> {
     // What the supervisor does from now on (repairs, heals, crashes) is shown
     // as it happens.
     super::daemon::init_logging(false);
@@ -158,5 +176,5 @@ async fn foreground(g: &GlobalArgs, project: &Project) -> Result<(), Failure> {
     // second supervisor cannot start on the same state directory.
     let listener = crate::api::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
-    super::daemon::serve(sup, listener, &g.socket_path(), Some(project)).await
+    super::daemon::serve(sup, listener, &g.socket_path(), Some((project, opts))).await
 }

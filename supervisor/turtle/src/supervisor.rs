@@ -240,17 +240,16 @@ impl<E: Engine> Supervisor<E> {
         self.store.clear_held(&project.name)?;
         let mut result =
             apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
-        if let (Ok(_), Some(timeout)) = (&result, opts.wait) {
-            if let Err(e) = apply::wait_ready(
+        if let (Ok(_), Some(timeout)) = (&result, opts.wait)
+            && let Err(e) = apply::wait_ready(
                 &*self.engine,
                 project,
                 timeout,
                 self.config.apply.poll_interval,
             )
             .await
-            {
-                result = Err(e);
-            }
+        {
+            result = Err(e);
         }
         match &result {
             Ok(r) => self.record(

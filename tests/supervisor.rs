@@ -586,8 +586,42 @@ fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sig
     });
     let line = rx.recv_timeout(LONG).expect("a line from logs -f");
     assert_eq!(line, "a-1 | up-and-running");
+
+    // events --follow shows the repair as it happens.
+    let mut events = env
+        .command(&[
+            "events",
+            "--follow",
+            "--json",
+            "-n",
+            "0",
+            "-p",
+            &env.project,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events_guard = KillOnDrop(events.id() as i64);
+    let (etx, erx) = std::sync::mpsc::channel();
+    let eout = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(eout).lines().map_while(Result::ok) {
+            let _ = etx.send(line);
+        }
+    });
     let old = env.id("a").unwrap();
     docker(&["rm", "-f", &env.container("a")]);
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = erx
+            .recv_timeout(left)
+            .expect("a repair event from events --follow");
+        if line.contains("\"kind\":\"repair\"") {
+            break;
+        }
+    }
     wait_until("a re-created by the foreground supervisor", LONG, || {
         env.id("a").is_some_and(|id| id != old) && env.running("a")
     });

@@ -636,11 +636,15 @@ fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sig
     assert!(status.success(), "foreground up exited with {status}");
     assert!(env.running("a"), "SIGTERM stopped the stack");
     assert!(!socket.exists(), "the socket outlived its supervisor");
-    // The log stream ends with its supervisor.
+    // The streams end with their supervisor.
     wait_until("logs -f to end", LONG, || {
         logs.try_wait().unwrap().is_some()
     });
+    wait_until("events --follow to end", LONG, || {
+        events.try_wait().unwrap().is_some()
+    });
     std::mem::forget(logs_guard);
+    std::mem::forget(events_guard);
 }
 
 #[test]

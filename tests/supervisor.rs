@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use turtle_e2e::{DockerProxy, Env, IMAGE, docker, inspect, kill9, now_stamp, wait_until};
+use turtle_e2e::{
+    DockerProxy, Env, IMAGE, docker, inspect, kill9, now_stamp, stdout_lines, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -576,14 +578,7 @@ fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sig
         .spawn()
         .unwrap();
     let logs_guard = KillOnDrop(logs.id() as i64);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = logs.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut logs);
     let line = rx.recv_timeout(LONG).expect("a line from logs -f");
     assert_eq!(line, "a-1 | up-and-running");
 
@@ -602,14 +597,7 @@ fn foreground_up_supervises_serves_a_private_socket_and_leaves_containers_on_sig
         .spawn()
         .unwrap();
     let events_guard = KillOnDrop(events.id() as i64);
-    let (etx, erx) = std::sync::mpsc::channel();
-    let eout = events.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(eout).lines().map_while(Result::ok) {
-            let _ = etx.send(line);
-        }
-    });
+    let erx = stdout_lines(&mut events);
     let old = env.id("a").unwrap();
     docker(&["rm", "-f", &env.container("a")]);
     let deadline = std::time::Instant::now() + LONG;

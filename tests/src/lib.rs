@@ -320,6 +320,22 @@ impl Drop for Env {
     }
 }
 
+/// The lines a child writes to its piped stdout, as they come (read by a
+/// thread, so a test can wait for one with `recv_timeout`).
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("stdout piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Sends SIGKILL to a host PID.
 pub fn kill9(pid: i64) {
     // The workspace forbids unsafe code, so no libc::kill: use kill(1).

@@ -651,6 +651,22 @@ mod tests {
         }
     }
 
+    /// A one-shot `init` and an `app` that waits for it to complete.
+    fn init_then_app() -> Vec<(&'static str, Service)> {
+        vec![
+            ("init", service("busybox")),
+            (
+                "app",
+                depends(
+                    service("busybox"),
+                    "init",
+                    Condition::ServiceCompletedSuccessfully,
+                    false,
+                ),
+            ),
+        ]
+    }
+
     async fn up(engine: &FakeEngine, p: &Project) -> Plan {
         let observed = observe(engine, p).await.unwrap();
         let plan = plan(p, &observed, &Options::default()).unwrap();
@@ -768,18 +784,7 @@ mod tests {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
         engine.exit_on_start("init", 0);
-        let p = project(vec![
-            ("init", service("busybox")),
-            (
-                "app",
-                depends(
-                    service("busybox"),
-                    "init",
-                    Condition::ServiceCompletedSuccessfully,
-                    false,
-                ),
-            ),
-        ]);
+        let p = project(init_then_app());
         up(&engine, &p).await;
         engine.set_state("demo-app-1", State::Exited, None);
         let observed = observe(&engine, &p).await.unwrap();
@@ -797,18 +802,7 @@ mod tests {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
         engine.exit_on_start("init", 3);
-        let p = project(vec![
-            ("init", service("busybox")),
-            (
-                "app",
-                depends(
-                    service("busybox"),
-                    "init",
-                    Condition::ServiceCompletedSuccessfully,
-                    false,
-                ),
-            ),
-        ]);
+        let p = project(init_then_app());
         let observed = observe(&engine, &p).await.unwrap();
         let plan = plan(&p, &observed, &Options::default()).unwrap();
         let err = apply(&engine, &p, &plan, &quick(), &|_| {})
@@ -871,19 +865,9 @@ mod tests {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
         engine.exit_on_start("init", 0);
-        let p = project(vec![
-            ("init", service("busybox")),
-            (
-                "app",
-                depends(
-                    service("busybox"),
-                    "init",
-                    Condition::ServiceCompletedSuccessfully,
-                    false,
-                ),
-            ),
-            ("held", service("busybox")),
-        ]);
+        let mut services = init_then_app();
+        services.push(("held", service("busybox")));
+        let p = project(services);
         up(&engine, &p).await;
         engine.vanish("demo-init-1");
         engine.vanish("demo-held-1");

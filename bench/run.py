@@ -62,17 +62,20 @@ class _UnixConn(http.client.HTTPConnection):
         self.sock = s
 
 
-def api(method: str, path: str):
+def api(method: str, path: str, body=None):
+    """One engine API call; `body` (if any) is sent as JSON."""
     conn = _UnixConn(DOCKER_SOCK)
     try:
-        conn.request(method, "/v1.41" + path)
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, "/v1.41" + path, body=data, headers=headers)
         r = conn.getresponse()
-        body = r.read()
+        out = r.read()
     finally:
         conn.close()
     if r.status >= 400:
-        raise RuntimeError(f"engine {method} {path}: {r.status} {body[:200]!r}")
-    return json.loads(body) if body else None
+        raise RuntimeError(f"engine {method} {path}: {r.status} {out[:200]!r}")
+    return json.loads(out) if out else None
 
 
 def project_containers(project: str) -> list[dict]:
@@ -324,7 +327,7 @@ def engine_up(project: str, n: int) -> None:
 
     labels = {"com.docker.compose.project": project}
     net = f"{project}_default"
-    api_post("/networks/create", {"Name": net, "Labels": labels})
+    api("POST", "/networks/create", {"Name": net, "Labels": labels})
 
     def one(i: int) -> None:
         body = {
@@ -334,26 +337,11 @@ def engine_up(project: str, n: int) -> None:
             "StopTimeout": 0,
             "HostConfig": {"NetworkMode": net},
         }
-        cid = api_post(f"/containers/create?name={project}-s{i:02d}-1", body)["Id"]
-        api_post(f"/containers/{cid}/start", None)
+        cid = api("POST", f"/containers/create?name={project}-s{i:02d}-1", body)["Id"]
+        api("POST", f"/containers/{cid}/start")
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         list(pool.map(one, range(n)))
-
-
-def api_post(path: str, body) -> dict | None:
-    conn = _UnixConn(DOCKER_SOCK)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        conn.request("POST", "/v1.41" + path, body=data,
-                     headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        out = r.read()
-    finally:
-        conn.close()
-    if r.status >= 400:
-        raise RuntimeError(f"engine POST {path}: {r.status} {out[:200]!r}")
-    return json.loads(out) if out else None
 
 
 def sweep(project: str) -> None:

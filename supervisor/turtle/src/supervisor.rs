@@ -653,6 +653,12 @@ impl<E: Engine> Supervisor<E> {
         ev: EngineEvent,
         repair: &tokio::sync::mpsc::UnboundedSender<String>,
     ) {
+        // Healthchecks alone make an exec_* event per check and container:
+        // drop what is not handled before touching the store.
+        const HANDLED: &[&str] = &["kill", "die", "health_status: unhealthy", "destroy", "oom"];
+        if !HANDLED.contains(&ev.action.as_str()) {
+            return;
+        }
         let Some(project_name) = ev.attributes.get(names::PROJECT).cloned() else {
             return;
         };

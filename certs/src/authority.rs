@@ -18,6 +18,7 @@ pub(crate) const ROOT_KEY: &str = "root.key";
 pub(crate) const INTERMEDIATE_PEM: &str = "intermediate.pem";
 pub(crate) const INTERMEDIATE_KEY: &str = "intermediate.key";
 pub(crate) const META: &str = "ca.json";
+pub(crate) const LEAVES: &str = "leaves";
 
 /// CA certificates start this long before the moment they are made, for clocks on
 /// the network that run a little behind.

@@ -99,6 +99,11 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     }
 }
 
+/// Reads a text file that must exist.
+pub(crate) fn read(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
+}
+
 /// An exclusive lock on a directory's `.lock` file, held until dropped. It orders
 /// every change to the CA and its leaves between processes (a daemon and a CLI) and
 /// between threads (each lock opens the file anew).

@@ -20,6 +20,7 @@ pub(crate) struct CertFacts {
     pub fingerprint: String,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+    pub is_ca: bool,
     /// The subject public key (the contents of the BIT STRING).
     pub public_key: Vec<u8>,
 }
@@ -59,6 +60,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<CertFacts, String> {
         fingerprint: fingerprint(der),
         not_before: validity.not_before.to_datetime().into(),
         not_after: validity.not_after.to_datetime().into(),
+        is_ca: cert.is_ca(),
         public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
 }

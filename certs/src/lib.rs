@@ -1,5 +1,7 @@
 //! Turtle's certificate authority: a name-constrained root and intermediate per box,
-//! and TLS leaves for the box's services. A library without Docker in it.
+//! TLS leaves for the box's services and their renewal. A library without Docker in
+//! it; the supervisor decides which leaves exist and where their directories are
+//! mounted.
 //!
 //! # Background
 //!
@@ -16,11 +18,18 @@
 //!   constraints. Keys are ECDSA P-256 (browsers reject Ed25519), made with rcgen on
 //!   ring; the tree holds no aws-lc.
 //! - **The CA directory** (mode 0700 when Turtle creates it): `root.pem`, `root.key`
-//!   (0600), `intermediate.pem`, `intermediate.key` (0600), `ca.json`. Files are
-//!   written to a temporary file, flushed and renamed; `root.pem` last, so a CA exists
-//!   exactly when `root.pem` does. Creation holds an exclusive lock (`File::lock` on
-//!   `.lock`), so a daemon and a CLI starting together make one CA.
+//!   (0600), `intermediate.pem`, `intermediate.key` (0600), `ca.json`, and
+//!   `leaves/<id>/` with `cert.pem`, `chain.pem` (leaf + intermediate), `fullchain.pem`
+//!   (+ root), `key.pem` (0600), `leaf.json`. Files are written to a temporary file,
+//!   flushed and renamed, so a container with a leaf directory bind-mounted sees
+//!   renewed files; `root.pem` last, so a CA exists exactly when `root.pem` does.
+//!   Creation and leaf changes hold an exclusive lock (`File::lock` on `.lock`), so a
+//!   daemon and a CLI starting together make one CA.
 //! - **Time is an argument.** Every call that depends on the clock takes `now`.
+//! - **Renewal is pull-based.** [`Authority::ensure_leaf`] returns the stored leaf or
+//!   issues a new one (missing, other names, past 2/3 of its life);
+//!   [`Authority::next_renewal`] tells the daemon when to call it again. A leaf the
+//!   operator provides ([`Authority::import_leaf`]) is never replaced.
 //!
 //! # Current limitations
 //!
@@ -33,11 +42,15 @@ mod error;
 mod fs;
 mod inspect;
 mod issue;
+mod leaves;
 mod names;
 mod profile;
+mod status;
 mod timefmt;
 
 pub use authority::Authority;
 pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
 pub use issue::{Leaf, LeafInfo};
+pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
+pub use status::{CaCertInfo, CertState, LeafStatus, Status, UnreadableLeaf};

@@ -33,6 +33,21 @@ pub(crate) fn in_domain(name: &str, domain: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
+/// Checks a leaf id: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters, so it is a safe
+/// directory name.
+pub(crate) fn check_leaf_id(id: &str) -> Result<(), Error> {
+    let mut chars = id.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if first_ok && rest_ok && id.len() <= 64 {
+        Ok(())
+    } else {
+        Err(Error::InvalidLeafId { id: id.to_string() })
+    }
+}
+
 fn lower_without_dot(name: &str) -> String {
     let name = name.trim();
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
@@ -98,5 +113,24 @@ mod tests {
         assert!(in_domain("*.vm.local", "vm.local"));
         assert!(!in_domain("evilvm.local", "vm.local"));
         assert!(!in_domain("local", "vm.local"));
+    }
+
+    #[test]
+    fn leaf_ids() {
+        for ok in ["api", "proxy-1", "a.b_c", "0"] {
+            check_leaf_id(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "Api",
+            ".hidden",
+            "-x",
+            "a/b",
+            "..",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(check_leaf_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

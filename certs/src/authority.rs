@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{CertifiedIssuer, Issuer, KeyPair, PublicKeyData};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CaConfig, IpNet};
@@ -101,6 +102,80 @@ impl Authority {
             };
             new.write(dir, &root)?;
         }
+        Self::load(dir, &domain, cfg)
+    }
+
+    /// Brings your own CA: the operator's CA certificate and key (PEM; the key in
+    /// PKCS#8, `BEGIN PRIVATE KEY`) take the place of the root, and Turtle creates its
+    /// own name-constrained intermediate under it.
+    ///
+    /// Refused when `dir` already holds a CA (unless its root is this very certificate:
+    /// then the stored CA is opened), when the certificate is not a CA or has expired,
+    /// and when the key does not belong to the certificate.
+    pub fn import(
+        dir: &Path,
+        cfg: &CaConfig,
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        now: SystemTime,
+    ) -> Result<Self, Error> {
+        let domain = cfg.validate()?;
+        let invalid = |reason: String| Error::InvalidCaCert { reason };
+        let ca = inspect::parse_pem_single(ca_cert_pem).map_err(invalid)?;
+        if !ca.is_ca {
+            return Err(invalid(
+                "it is not a CA certificate (its basic constraints do not say CA:TRUE); give the \
+                 certificate of the CA, not one of a server"
+                    .into(),
+            ));
+        }
+        if !ca.may_sign_certs {
+            return Err(invalid(
+                "its key usage does not allow signing certificates (keyCertSign)".into(),
+            ));
+        }
+        if now >= ca.not_after {
+            return Err(invalid(format!(
+                "it expired at {}",
+                timefmt::format(ca.not_after)
+            )));
+        }
+        let key = ca_key(ca_key_pem)?;
+        if key.der_bytes() != ca.public_key.as_slice() {
+            return Err(Error::KeyMismatch {
+                what: "the CA certificate".into(),
+            });
+        }
+
+        fs::ensure_dir(dir, 0o700)?;
+        let _lock = DirLock::acquire(dir)?;
+        let root_path = dir.join(ROOT_PEM);
+        if exists(&root_path)? {
+            let stored = inspect::parse_pem_single(&fs::read(&root_path)?)
+                .map_err(|e| Error::corrupt(&root_path, e))?;
+            if stored.der != ca.der {
+                return Err(Error::CaExists {
+                    dir: dir.to_path_buf(),
+                    fingerprint: stored.fingerprint,
+                });
+            }
+            return Self::load(dir, &domain, cfg);
+        }
+
+        let root_key_pem = key.serialize_pem();
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca.der.as_slice()), key)
+            .map_err(|e| invalid(format!("rcgen cannot use it ({e})")))?;
+        let new = NewCa {
+            domain: &domain,
+            cfg,
+            tag: &ca.fingerprint.replace(':', "")[..8].to_ascii_lowercase(),
+            root_der: &ca.der,
+            root_not_after: ca.not_after,
+            root_key_pem: &root_key_pem,
+            imported: true,
+            now,
+        };
+        new.write(dir, &issuer)?;
         Self::load(dir, &domain, cfg)
     }
 
@@ -293,6 +368,34 @@ fn check_chains(intermediate_der: &[u8], root_der: &[u8]) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The operator's CA key, which rcgen (with ring) takes in PKCS#8 only.
+fn ca_key(pem: &str) -> Result<KeyPair, Error> {
+    let invalid = |reason: String| Error::InvalidKey {
+        what: "the CA".into(),
+        reason,
+    };
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| invalid(format!("no private key in the PEM ({e})")))?;
+    let convert = "convert it with `openssl pkcs8 -topk8 -nocrypt -in ca.key -out ca-pkcs8.key`";
+    match &der {
+        PrivateKeyDer::Pkcs8(_) => {}
+        PrivateKeyDer::Pkcs1(_) => {
+            return Err(invalid(format!(
+                "it is an RSA key in PKCS#1 form; {convert}"
+            )));
+        }
+        PrivateKeyDer::Sec1(_) => {
+            return Err(invalid(format!("it is an EC key in SEC1 form; {convert}")));
+        }
+        _ => return Err(invalid(format!("it is in an unknown form; {convert}"))),
+    }
+    KeyPair::try_from(&der).map_err(|e| {
+        invalid(format!(
+            "{e}; the key must be ECDSA P-256 or P-384, Ed25519 or RSA"
+        ))
+    })
 }
 
 fn read_cert(dir: &Path, name: &str) -> Result<(CertFacts, String), Error> {

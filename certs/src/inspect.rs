@@ -21,6 +21,8 @@ pub(crate) struct CertFacts {
     pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub is_ca: bool,
+    /// The key usage extension allows signing certificates (or there is none).
+    pub may_sign_certs: bool,
     /// The subject public key (the contents of the BIT STRING).
     pub public_key: Vec<u8>,
 }
@@ -50,6 +52,13 @@ pub(crate) fn parse(der: &[u8]) -> Result<CertFacts, String> {
             }
         }
     }
+    let may_sign_certs = match cert
+        .key_usage()
+        .map_err(|e| format!("bad key usage ({e})"))?
+    {
+        Some(ku) => ku.value.key_cert_sign(),
+        None => true,
+    };
     let validity = cert.validity();
     Ok(CertFacts {
         der: der.to_vec(),
@@ -61,6 +70,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<CertFacts, String> {
         not_before: validity.not_before.to_datetime().into(),
         not_after: validity.not_after.to_datetime().into(),
         is_ca: cert.is_ca(),
+        may_sign_certs,
         public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
 }

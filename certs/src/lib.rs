@@ -17,6 +17,9 @@
 //!   the intermediate signs leaves (90 days). Both CA certificates carry the name
 //!   constraints. Keys are ECDSA P-256 (browsers reject Ed25519), made with rcgen on
 //!   ring; the tree holds no aws-lc.
+//! - **Bring your own CA.** [`Authority::import`] takes an operator's CA certificate and
+//!   key as the root and creates Turtle's name-constrained intermediate under it; the
+//!   operator's root need not be constrained, Turtle's intermediate is.
 //! - **The CA directory** (mode 0700 when Turtle creates it): `root.pem`, `root.key`
 //!   (0600), `intermediate.pem`, `intermediate.key` (0600), `ca.json`, and
 //!   `leaves/<id>/` with `cert.pem`, `chain.pem` (leaf + intermediate), `fullchain.pem`
@@ -34,6 +37,10 @@
 //! # Current limitations
 //!
 //! - The intermediate is not renewed.
+//! - An imported CA key must be PKCS#8 (rcgen on ring reads nothing else); the error
+//!   gives the `openssl pkcs8` command. An imported CA whose subject repeats an
+//!   attribute (two `OU`s) is refused: rcgen cannot reproduce that name as the
+//!   intermediate's issuer.
 //! - No revocation (no CRL, no OCSP): leaves are short-lived instead.
 
 mod authority;

@@ -5,7 +5,10 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{DAY, authority, mode, t0};
+use common::{DAY, authority, mode, strings, t0};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 use turtle_certs::{Authority, CaConfig, Error};
 
 #[test]
@@ -151,6 +154,107 @@ fn an_interrupted_creation_is_redone_and_a_damaged_ca_is_an_error() {
         std::fs::read_to_string(dir.path().join("root.pem")).unwrap(),
         ca.root_pem()
     );
+}
+
+/// An operator's CA made with rcgen.
+fn operator_ca() -> (String, KeyPair) {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Example Corp Root");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = time::OffsetDateTime::from(t0() - 365 * DAY);
+    params.not_after = time::OffsetDateTime::from(t0() + 3 * 365 * DAY);
+    let key = KeyPair::generate().unwrap();
+    (params.self_signed(&key).unwrap().pem(), key)
+}
+
+#[test]
+fn an_imported_ca_becomes_the_root_under_turtles_intermediate() {
+    let (cert, key) = operator_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CaConfig::new("vm.local");
+    let ca = Authority::import(dir.path(), &cfg, &cert, &key.serialize_pem(), t0()).unwrap();
+    assert_eq!(ca.root_pem(), cert);
+    assert!(ca.imported());
+    assert_eq!(mode(&dir.path().join("root.key")), 0o600);
+
+    let status = ca.status(t0());
+    assert!(status.imported);
+    assert_eq!(status.root.subject, "CN=Example Corp Root");
+    // The intermediate ends with the operator's root, not 5 years on.
+    assert_eq!(status.intermediate.not_after, status.root.not_after);
+
+    let leaf = ca.issue(&strings(&["api.vm.local"]), &[], t0()).unwrap();
+    common::verify(&leaf.chain_pem, &cert, "api.vm.local", t0() + DAY).unwrap();
+    assert!(leaf.fullchain_pem.ends_with(&cert));
+
+    // Reopening keeps it; importing it again opens it; another CA is refused.
+    let reopened = Authority::open_or_create(dir.path(), &cfg, t0() + DAY).unwrap();
+    assert_eq!(reopened.fingerprint(), ca.fingerprint());
+    assert!(reopened.imported());
+    let again = Authority::import(dir.path(), &cfg, &cert, &key.serialize_pem(), t0()).unwrap();
+    assert_eq!(again.intermediate_pem(), ca.intermediate_pem());
+    let (other, other_key) = operator_ca();
+    let err =
+        Authority::import(dir.path(), &cfg, &other, &other_key.serialize_pem(), t0()).unwrap_err();
+    assert!(matches!(err, Error::CaExists { .. }), "{err:?}");
+}
+
+#[test]
+fn import_refuses_a_foreign_key_a_server_certificate_and_an_existing_ca() {
+    let (cert, _) = operator_ca();
+    let (_, other_key) = operator_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CaConfig::new("vm.local");
+
+    let err =
+        Authority::import(dir.path(), &cfg, &cert, &other_key.serialize_pem(), t0()).unwrap_err();
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
+    assert!(!dir.path().join("root.pem").exists());
+
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(strings(&["host.example.com"]))
+        .unwrap()
+        .self_signed(&server_key)
+        .unwrap();
+    let err = Authority::import(
+        dir.path(),
+        &cfg,
+        &server.pem(),
+        &server_key.serialize_pem(),
+        t0(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidCaCert { .. }), "{err:?}");
+
+    // A key in SEC1 form: the error says how to convert it.
+    let (cert, key) = operator_ca();
+    let sec1 = sec1_of(&key);
+    let err = Authority::import(dir.path(), &cfg, &cert, &sec1, t0()).unwrap_err();
+    assert!(err.to_string().contains("openssl pkcs8 -topk8"), "{err}");
+
+    // Turtle's own CA is there: importing is refused.
+    authority(dir.path());
+    let (cert, key) = operator_ca();
+    let err = Authority::import(dir.path(), &cfg, &cert, &key.serialize_pem(), t0()).unwrap_err();
+    assert!(matches!(err, Error::CaExists { .. }), "{err:?}");
+}
+
+/// The key as `BEGIN EC PRIVATE KEY` (what `openssl ecparam -genkey` writes): the
+/// SEC1 structure sits inside the PKCS#8 one, as its OCTET STRING.
+fn sec1_of(key: &KeyPair) -> String {
+    let pkcs8 = key.serialize_der();
+    let sec1 = x509_parser::der_parser::parse_der(&pkcs8)
+        .map(|(_, obj)| obj)
+        .unwrap()
+        .as_sequence()
+        .unwrap()[2]
+        .as_slice()
+        .unwrap()
+        .to_vec();
+    pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1))
 }
 
 #[test]

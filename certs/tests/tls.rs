@@ -225,6 +225,53 @@ fn the_roots_own_constraints_hold_under_an_unconstrained_intermediate() {
     assert!(is_name_constraint_violation(&err), "{err:?}");
 }
 
+#[tokio::test]
+async fn an_imported_root_anchors_turtles_leaves() {
+    let (ca_cert, ca_key) = operator_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::import(
+        dir.path(),
+        &CaConfig::new("corp.internal"),
+        &ca_cert,
+        &ca_key,
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(ca.root_pem(), ca_cert);
+    let leaf = ca
+        .issue(&strings(&["git.corp.internal"]), &[ip("127.0.0.1")], t0())
+        .unwrap();
+    for name in ["git.corp.internal", "127.0.0.1"] {
+        handshake(&leaf.chain_pem, &leaf.key_pem, &ca_cert, name, t0() + DAY)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The operator's root permits anything; Turtle's intermediate still does not.
+    let intermediate = issuer_from_files(dir.path(), "intermediate.pem", "intermediate.key");
+    let (cert, key) = rogue_leaf(&intermediate, &["evil.example.com"], &[]);
+    let chain = format!("{cert}{}", ca.intermediate_pem());
+    let err = handshake(&chain, &key, &ca_cert, "evil.example.com", t0() + DAY)
+        .await
+        .unwrap_err();
+    assert!(is_name_constraint_violation(&err), "{err:?}");
+}
+
+/// An operator's CA made with rcgen: unconstrained, its own subject.
+fn operator_ca() -> (String, String) {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Example Corp");
+    dn.push(DnType::CommonName, "Example Corp Root");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = time::OffsetDateTime::from(t0() - 365 * DAY);
+    params.not_after = time::OffsetDateTime::from(t0() + 3650 * DAY);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// OpenSSL (what curl and most containers use) agrees: it checks a CN that looks
 /// like a host name against the constraints, which an address-only leaf must survive.
 #[test]

@@ -171,7 +171,7 @@ impl Authority {
             what: "leaf",
             reason,
         })?;
-        let renew_at = self.renewal_point(&facts);
+        let renew_at = self.renewal_point(now, &facts);
         let cert_pem = inspect::to_pem(cert.der());
         let chain_pem = inspect::concat(&[&cert_pem, &self.intermediate_pem]);
         let fullchain_pem = inspect::concat(&[&chain_pem, &self.root_pem]);
@@ -184,12 +184,12 @@ impl Authority {
         })
     }
 
-    /// `renew_at` of the way from the certificate's start to its end.
-    fn renewal_point(&self, cert: &CertFacts) -> SystemTime {
-        let lifetime = cert
-            .not_after
-            .duration_since(cert.not_before)
-            .unwrap_or_default();
-        timefmt::whole_seconds(cert.not_before + lifetime.mul_f64(self.renew_fraction))
+    /// `renew_at` of the way from issuance to the certificate's end. Counted
+    /// from `issued`, not from `not_before`: the backdating is slack for
+    /// clocks, not lifetime, and with a short lifetime it would put the
+    /// renewal point before issuance (renewing forever).
+    fn renewal_point(&self, issued: SystemTime, cert: &CertFacts) -> SystemTime {
+        let lifetime = cert.not_after.duration_since(issued).unwrap_or_default();
+        timefmt::whole_seconds(issued + lifetime.mul_f64(self.renew_fraction))
     }
 }

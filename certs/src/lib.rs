@@ -134,3 +134,8 @@ pub use error::Error;
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
 pub use status::{CaCertInfo, CertState, LeafStatus, Status, UnreadableLeaf};
+
+/// A time as RFC 3339 in UTC (`2025-06-01T12:00:00Z`), as the JSON holds it.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    timefmt::format(t)
+}

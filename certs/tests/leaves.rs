@@ -295,3 +295,31 @@ fn status_shows_every_leaf_and_where_it_stands() {
     let back: turtle_certs::Status = serde_json::from_value(json).unwrap();
     assert_eq!(back, status);
 }
+
+#[test]
+fn a_short_lived_leaf_is_renewed_at_two_thirds_of_its_life_not_at_once() {
+    // The 5-minute backdating of not_before is slack for clocks: counted as
+    // lifetime, a 15 s leaf would be due before it was issued and renewed on
+    // every look.
+    let ca_dir = tempfile::tempdir().unwrap();
+    let mut cfg = turtle_certs::CaConfig::new("vm.local");
+    cfg.leaf_lifetime = std::time::Duration::from_secs(15);
+    let ca = turtle_certs::Authority::open_or_create(ca_dir.path(), &cfg, t0()).unwrap();
+    let names = strings(&["api.vm.local"]);
+    let (first, _) = ca.ensure_leaf("api", &names, &[], t0()).unwrap();
+    assert_eq!(first.renew_at, t0() + std::time::Duration::from_secs(10));
+    let (again, changed) = ca
+        .ensure_leaf("api", &names, &[], t0() + std::time::Duration::from_secs(9))
+        .unwrap();
+    assert!(!changed, "renewed before its renewal point");
+    assert_eq!(again.serial, first.serial);
+    let (_, changed) = ca
+        .ensure_leaf(
+            "api",
+            &names,
+            &[],
+            t0() + std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(changed);
+}

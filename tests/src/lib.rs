@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod tls;
+
 pub const IMAGE: &str = "turtle-test-busybox:latest";
 
 /// The `turtle` binary next to this test binary (`target/<profile>/turtle`).
@@ -36,21 +38,43 @@ pub fn turtle_bin() -> PathBuf {
 /// Builds the busybox test image once per test binary.
 pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/test-busybox/build.sh");
-        let out = Command::new("sh")
-            .arg(&script)
-            .arg(IMAGE)
-            .output()
-            .expect("run build.sh");
-        assert!(
-            out.status.success(),
-            "building {IMAGE} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    BUILT.get_or_init(|| build_image("test-busybox", IMAGE));
     IMAGE
+}
+
+/// The Debian test image (curl, python3, openssl), built once per test binary.
+pub const DEBIAN_IMAGE: &str = "turtle-test-debian:latest";
+
+pub fn debian_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_image("test-debian", DEBIAN_IMAGE));
+    DEBIAN_IMAGE
+}
+
+/// Runs `images/<recipe>/build.sh TAG`.
+fn build_image(recipe: &str, tag: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../images")
+        .join(recipe)
+        .join("build.sh");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(tag)
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "building {tag} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TCP port free on the host right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind port 0")
+        .port()
 }
 
 /// Polls `cond` every 100 ms until it holds or `timeout` passes.
@@ -103,11 +127,24 @@ impl Env {
         static N: AtomicU32 = AtomicU32::new(0);
         test_image();
         let n = N.fetch_add(1, Ordering::SeqCst);
-        Self {
+        let env = Self {
             project: format!("tt{}{}-{tag}", std::process::id(), n),
             dir: tempfile::tempdir().expect("temp dir"),
             daemon: None,
-        }
+        };
+        // Tests run side by side: none publishes names on the LAN unless it
+        // says so, and all share one test domain.
+        env.config("domain: turtle-test.local\nmdns: {enabled: false}\n");
+        env
+    }
+
+    /// Writes the supervisor config (`turtle.yaml`, passed as TURTLE_CONFIG).
+    pub fn config(&self, yaml: &str) {
+        std::fs::write(self.config_path(), yaml).expect("write turtle.yaml");
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("turtle.yaml")
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -132,6 +169,7 @@ impl Env {
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("TURTLE_STATE_DIR", self.state_dir())
+            .env("TURTLE_CONFIG", self.config_path())
             .env_remove("TURTLE_SOCKET")
             .env_remove("COMPOSE_PROJECT_NAME")
             .stdin(Stdio::null());

@@ -10,6 +10,8 @@
 //! - [`plan`]: `plan(project, observed) -> Plan`, pure.
 //! - [`apply`]: runs a plan with bounded parallelism and depends_on conditions.
 //! - [`store`]: the supervisor's state in SQLite.
+//! - [`config`]: the supervisor's own config file.
+//! - [`trust`]: the CA bundle, TLS leaves and public names injected into containers.
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
 //! - [`logs`]: container output as prefixed lines.
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod logs;
 pub mod names;
@@ -28,3 +31,4 @@ pub mod store;
 pub mod supervisor;
 #[cfg(test)]
 mod test_support;
+pub mod trust;

@@ -32,6 +32,7 @@ use crate::names;
 use crate::observe::{number_of, observe};
 use crate::plan::{self, Mode, Plan, PlanError};
 use crate::store::{EventRecord, Store, StoreError};
+use crate::trust::{Trust, TrustError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +66,8 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error("no project named {0} is applied here (see turtle ps --all)")]
     UnknownProject(String),
     #[error("project {project} has no service {service}")]
@@ -142,13 +145,27 @@ pub struct Supervisor<E: Engine> {
     resyncs: std::sync::atomic::AtomicU64,
     /// Supervisor restarts per container (for backoff), with their times.
     heals: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// The CA and the trust injected into containers; `None` deploys
+    /// projects exactly as written (the unit tests).
+    trust: Option<Arc<Trust>>,
 }
 
 type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
 
 impl<E: Engine> Supervisor<E> {
     pub fn new(engine: Arc<E>, store: Arc<Store>, config: Config) -> Arc<Self> {
+        Self::with_trust(engine, store, config, None)
+    }
+
+    /// A supervisor that injects `trust` into every project it deploys.
+    pub fn with_trust(
+        engine: Arc<E>,
+        store: Arc<Store>,
+        config: Config,
+        trust: Option<Arc<Trust>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            trust,
             engine,
             store,
             config,
@@ -167,6 +184,84 @@ impl<E: Engine> Supervisor<E> {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn trust(&self) -> Option<&Arc<Trust>> {
+        self.trust.as_ref()
+    }
+
+    /// The project as deployed: with the trust and names the supervisor
+    /// injects (see [`crate::trust`]).
+    pub fn deployed(&self, project: &Project) -> Result<Project, Error> {
+        match &self.trust {
+            Some(t) => Ok(t.decorate(project)?),
+            None => Ok(project.clone()),
+        }
+    }
+
+    /// Issues or renews the TLS leaves of `project`'s services; returns the
+    /// services whose leaf changed.
+    fn ensure_leaves(&self, project: &Project) -> Result<Vec<String>, Error> {
+        let Some(t) = &self.trust else {
+            return Ok(Vec::new());
+        };
+        let changes = t.ensure_leaves(project, std::time::SystemTime::now())?;
+        for c in &changes {
+            let names = c.leaf.names.join(", ");
+            self.record(
+                &project.name,
+                Some(&c.service),
+                None,
+                "certificate",
+                &format!(
+                    "issued a certificate for {names} (serial {}), valid until {}",
+                    c.leaf.serial,
+                    turtle_certs::rfc3339(c.leaf.not_after)
+                ),
+            );
+        }
+        Ok(changes.into_iter().map(|c| c.service).collect())
+    }
+
+    /// Makes the running containers of `services` pick up their new
+    /// certificate: the signal of `io.turtle.tls.reload`, else a restart.
+    /// Services `apply` just (re)started already read it.
+    async fn reload_tls(&self, project: &Project, services: &[String], applied: &[String]) {
+        let filter = names::project_filter(&project.name);
+        let Ok(containers) = self.engine.list_containers(&filter).await else {
+            return;
+        };
+        for service in services.iter().filter(|s| !applied.contains(s)) {
+            let signal = project
+                .services
+                .get(service)
+                .and_then(|s| s.labels.get(crate::trust::TLS_RELOAD_LABEL));
+            for c in containers.iter().filter(|c| {
+                c.labels.get(names::SERVICE) == Some(service) && c.state == State::Running
+            }) {
+                let result = match signal {
+                    Some(sig) => self.engine.kill_container(&c.id, sig).await,
+                    None => self.engine.restart_container(&c.id, None).await,
+                };
+                let how = signal.map_or("restarted".to_string(), |s| format!("sent {s}"));
+                match result {
+                    Ok(()) => self.record(
+                        &project.name,
+                        Some(service),
+                        Some(&c.name),
+                        "certificate-reload",
+                        &format!("{how} so it serves its new certificate"),
+                    ),
+                    Err(e) => self.record(
+                        &project.name,
+                        Some(service),
+                        Some(&c.name),
+                        "certificate-reload-failed",
+                        &format!("cannot reload its certificate: {e}"),
+                    ),
+                }
+            }
+        }
     }
 
     /// Live events as they are recorded.
@@ -207,6 +302,10 @@ impl<E: Engine> Supervisor<E> {
 
     /// The plan `up` would run, without running it.
     pub async fn plan(&self, project: &Project, mode: Mode) -> Result<Plan, Error> {
+        self.plan_deployed(&self.deployed(project)?, mode).await
+    }
+
+    async fn plan_deployed(&self, project: &Project, mode: Mode) -> Result<Plan, Error> {
         let observed = observe(&*self.engine, project).await?;
         let held = match mode {
             Mode::Up => Default::default(),
@@ -228,6 +327,8 @@ impl<E: Engine> Supervisor<E> {
     ) -> Result<Report, Error> {
         let lock = self.lock_for(&project.name);
         let _guard = lock.lock().await;
+        let written = project;
+        let project = &self.deployed(written)?;
         if opts.build {
             // Build first, then plan: a service is recreated only when its
             // image ID really changed (an unchanged source hits the cache).
@@ -235,11 +336,17 @@ impl<E: Engine> Supervisor<E> {
             apply::apply(&*self.engine, project, &builds, &self.config.apply, sink).await?;
         }
         // Plan before saving: a project that cannot be planned is not adopted.
-        let plan = self.plan(project, Mode::Up).await?;
-        self.store.save_project(project)?;
+        let plan = self.plan_deployed(project, Mode::Up).await?;
+        // The project as written is stored: what is injected is worked out
+        // again at every repair, from the supervisor's current config.
+        self.store.save_project(written)?;
         self.store.clear_held(&project.name)?;
+        let renewed = self.ensure_leaves(written)?;
         let mut result =
             apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
+        if let Ok(r) = &result {
+            self.reload_tls(project, &renewed, &r.changed).await;
+        }
         if let (Ok(_), Some(timeout)) = (&result, opts.wait)
             && let Err(e) = apply::wait_ready(
                 &*self.engine,
@@ -280,10 +387,12 @@ impl<E: Engine> Supervisor<E> {
         let Ok(_guard) = lock.try_lock() else {
             return Ok(Report::default());
         };
-        let Some(project) = self.store.project(name)? else {
+        let Some(written) = self.store.project(name)? else {
             return Ok(Report::default());
         };
-        let plan = self.plan(&project, Mode::Repair).await?;
+        let project = self.deployed(&written)?;
+        let renewed = self.ensure_leaves(&written)?;
+        let plan = self.plan_deployed(&project, Mode::Repair).await?;
         if !plan.is_empty() {
             for step in &plan.steps {
                 self.record(name, None, None, "repair", &step.action.to_string());
@@ -300,6 +409,7 @@ impl<E: Engine> Supervisor<E> {
             ..self.config.apply.clone()
         };
         let report = apply::apply(&*self.engine, &project, &plan, &opts, &|_| {}).await?;
+        self.reload_tls(&project, &renewed, &report.changed).await;
         drop(_guard);
         let filter = names::project_filter(name);
         for c in self.engine.list_containers(&filter).await? {

@@ -35,6 +35,7 @@ use crate::engine::{Engine, EngineError};
 use crate::plan::Mode;
 use crate::store::StoreError;
 use crate::supervisor::{Error, ServiceAction, Supervisor, UpOptions};
+use crate::trust::TrustError;
 
 /// One line of the `PUT /v1/projects/{name}` stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +70,12 @@ fn status_of(e: &Error) -> StatusCode {
         ) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::UnknownProject(_) | Error::UnknownService { .. } => StatusCode::NOT_FOUND,
         Error::Incomplete(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Trust(TrustError::OutsideDomain { .. } | TrustError::BadName { .. }) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Error::Trust(TrustError::Certs(_) | TrustError::Io { .. }) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::api::client::{Client, ClientError};
 use crate::engine::docker::Docker;
 use crate::store::Store;
 use crate::supervisor::{self, Supervisor};
+use crate::trust::Trust;
 
 /// A failed command: the message to print and the exit code.
 #[derive(Debug)]
@@ -97,6 +98,28 @@ pub async fn local(
     let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
     use crate::engine::Engine;
     engine.ping().await.map_err(Failure::op)?;
+    supervisor_on(g, engine, config)
+}
+
+/// The supervisor's config file (`--config`).
+pub fn supervisor_config(g: &GlobalArgs) -> Result<crate::config::Config, Failure> {
+    crate::config::Config::load(g.config.as_deref()).map_err(Failure::input)
+}
+
+/// A supervisor on `engine` with the state directory's store and CA.
+pub fn supervisor_on(
+    g: &GlobalArgs,
+    engine: Docker,
+    config: supervisor::Config,
+) -> Result<Arc<Supervisor<Docker>>, Failure> {
+    let file = supervisor_config(g)?;
     let store = Store::open(&g.state_dir).map_err(Failure::op)?;
-    Ok(Supervisor::new(Arc::new(engine), Arc::new(store), config))
+    let trust =
+        Trust::open(&g.state_dir, &file, std::time::SystemTime::now()).map_err(Failure::op)?;
+    Ok(Supervisor::with_trust(
+        Arc::new(engine),
+        Arc::new(store),
+        config,
+        Some(Arc::new(trust)),
+    ))
 }

@@ -50,7 +50,9 @@ async fn wait_for_engine(
     config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     use crate::engine::{Engine, EngineError};
-    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
+    // A bad config or state directory fails at once, before waiting.
+    super::context::supervisor_config(g)?;
+    Store::open(&g.state_dir).map_err(Failure::op)?;
     let mut backoff = Duration::from_millis(500);
     let engine = loop {
         let attempt = match Docker::connect(g.docker_socket.as_deref()) {
@@ -67,7 +69,7 @@ async fn wait_for_engine(
             Err(e) => return Err(Failure::op(e)),
         }
     };
-    Ok(Supervisor::new(Arc::new(engine), Arc::new(store), config))
+    super::context::supervisor_on(g, engine, config)
 }
 
 pub(super) fn init_logging(json: bool) {

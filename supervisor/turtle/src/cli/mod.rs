@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 1 the operation failed (engine, apply, daemon),
 //! 2 bad input (usage, compose file).
 
+mod ca;
 mod config;
 mod context;
 mod daemon;
@@ -52,6 +53,10 @@ pub struct GlobalArgs {
     /// The Docker engine's socket [default: DOCKER_HOST or /var/run/docker.sock].
     #[arg(long, global = true, env = "TURTLE_DOCKER_SOCKET")]
     pub docker_socket: Option<String>,
+    /// The supervisor's config file: domain, CA, trust injection, mDNS
+    /// [default: /etc/turtle/turtle.yaml when it exists].
+    #[arg(long, global = true, env = "TURTLE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -105,6 +110,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Run the supervisor daemon: serve the API and keep every applied project alive.
     Daemon(daemon::DaemonArgs),
+    /// The box's certificate authority: export its root, show or issue certificates.
+    Ca(ca::CaArgs),
 }
 
 /// Parses the command line and runs it.
@@ -143,6 +150,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config(a) => config::run(a),
         Command::Events(a) => events::run(&g, a).await,
         Command::Daemon(a) => daemon::run(&g, a).await,
+        Command::Ca(a) => ca::run(&g, a),
     }
 }
 

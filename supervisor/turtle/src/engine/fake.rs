@@ -265,6 +265,11 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        self.record(format!("kill_container {id} {signal}"));
+        Ok(())
+    }
+
     async fn remove_container(&self, id: &str, _volumes: bool) -> Result<()> {
         self.record(format!("remove_container {id}"));
         self.inner

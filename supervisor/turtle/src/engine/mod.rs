@@ -247,6 +247,8 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         timeout_secs: Option<i64>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Sends a signal (`SIGHUP`, `HUP`, `1`) to the container's main process.
+    fn kill_container(&self, id: &str, signal: &str) -> impl Future<Output = Result<()>> + Send;
     /// Force-removes the container (and its anonymous volumes when `volumes`).
     fn remove_container(&self, id: &str, volumes: bool) -> impl Future<Output = Result<()>> + Send;
 

@@ -1,0 +1,212 @@
+//! The supervisor's own configuration file (`/etc/turtle/turtle.yaml`).
+//!
+//! Every key is optional; a missing default file means every default. The
+//! daemon and the daemon-less CLI read the same file, so both issue
+//! certificates for the same domain. Unknown keys are refused with their
+//! name, as in compose files.
+//!
+//! ```yaml
+//! domain: corp.internal        # default: <hostname>.local
+//! ca:
+//!   leaf_lifetime: 2160h       # default 90 days; renewed at two thirds
+//!   permitted_ips: [10.0.0.0/8, 192.168.0.0/16]   # name constraints (default: private ranges)
+//! trust:
+//!   inject: true               # mount the trust bundle into every container
+//!   system_bundle: /etc/ssl/certs/ca-certificates.crt
+//! mdns:
+//!   enabled: true              # publish <domain> names when the domain ends in .local
+//!   interfaces: [eth0]         # default: every LAN interface (not lo, docker0, br-*, veth*)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use turtle_compose::Duration;
+
+/// Where the daemon and the CLI look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/turtle/turtle.yaml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The stack's domain: certificates are constrained to it and services
+    /// are named under it.
+    pub domain: Option<String>,
+    pub ca: CaSection,
+    pub trust: TrustSection,
+    pub mdns: MdnsSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaSection {
+    /// Lifetime of the leaf certificates Turtle issues (`2160h`, `30s`).
+    #[serde(deserialize_with = "duration")]
+    pub leaf_lifetime: Option<Duration>,
+    /// CIDR ranges the CA may issue IP addresses in.
+    pub permitted_ips: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustSection {
+    pub inject: bool,
+    /// The box's CA bundle to combine with Turtle's root [default: the first
+    /// of the usual distribution paths that exists].
+    pub system_bundle: Option<PathBuf>,
+}
+
+impl Default for TrustSection {
+    fn default() -> Self {
+        Self {
+            inject: true,
+            system_bundle: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MdnsSection {
+    pub enabled: bool,
+    pub interfaces: Option<Vec<String>>,
+}
+
+impl Default for MdnsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interfaces: None,
+        }
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the supervisor config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("supervisor config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads `path`; `None` reads [`DEFAULT_PATH`] when it exists and
+    /// otherwise uses every default. An explicit path must exist.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::parse(&text).map_err(|message| ConfigError::Invalid { path, message })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Self = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(d) = &config.domain {
+            validate_domain(d)?;
+        }
+        Ok(config)
+    }
+
+    /// The configured domain, or `<hostname>.local`.
+    pub fn domain(&self) -> String {
+        match &self.domain {
+            Some(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+            None => format!("{}.local", host_label()),
+        }
+    }
+}
+
+/// The box's host name as one DNS label (`vm`, from `vm.example.com`),
+/// `turtle` when it cannot be read or is not a valid label.
+pub fn host_label() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let label = raw
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if is_label(&label) {
+        label
+    } else {
+        "turtle".to_string()
+    }
+}
+
+fn is_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// A domain: two or more DNS labels (`vm.local`, `corp.internal`).
+pub fn validate_domain(d: &str) -> Result<(), String> {
+    let d = d.trim_end_matches('.');
+    let labels: Vec<&str> = d.split('.').collect();
+    if d.len() > 253 || labels.len() < 2 || !labels.iter().all(|l| is_label(l)) {
+        return Err(format!(
+            "domain {d:?} is not a DNS name of two or more labels (letters, digits, '-'), e.g. vm.local or corp.internal"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_every_default() {
+        let c = Config::parse("").unwrap();
+        assert!(c.trust.inject && c.mdns.enabled);
+        assert!(c.domain().ends_with(".local"));
+    }
+
+    #[test]
+    fn keys_are_read_and_unknown_ones_refused() {
+        let c = Config::parse(
+            "domain: Corp.Internal.\nca: {leaf_lifetime: 30s}\nmdns: {enabled: false}\n",
+        )
+        .unwrap();
+        assert_eq!(c.domain(), "corp.internal");
+        assert_eq!(c.ca.leaf_lifetime, Some(Duration::from_secs(30)));
+        assert!(!c.mdns.enabled);
+        let e = Config::parse("mdsn: {enabled: false}\n").unwrap_err();
+        assert!(e.contains("mdsn"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_domain_is_refused() {
+        for d in ["local", "a..b", "-a.local", "a_b.local"] {
+            let e = Config::parse(&format!("domain: {d}\n")).unwrap_err();
+            assert!(e.contains("not a DNS name"), "{d}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/turtle.yaml"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/turtle.yaml"), "{e}");
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
 //! - [`logs`]: container output as prefixed lines.
+//! - [`mdns`]: the stack's names published on the LAN over multicast DNS.
 //! - [`cli`]: the `turtle` command line, one file per verb.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod cli;
 pub mod engine;
 pub mod logs;
+pub mod mdns;
 pub mod names;
 pub mod observe;
 pub mod plan;

@@ -6,6 +6,9 @@
 //! network and volume carrying its project label, even when the test failed.
 //! Waits poll a condition with a deadline ([`wait_until`]); nothing sleeps in
 //! place of a condition.
+//!
+//! [`netns`] builds two network namespaces joined by a veth pair, for the mDNS
+//! tests (real multicast, no Docker).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +17,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod netns;
 
 pub const IMAGE: &str = "turtle-test-busybox:latest";
 

@@ -320,6 +320,93 @@ fn a_second_host_claiming_the_same_names_is_renamed_and_reports_it() {
     );
 }
 
+#[test]
+fn an_update_replaces_the_published_set() {
+    if skip_unless_root("an_update_replaces_the_published_set") {
+        return;
+    }
+    let lan = VethPair::new();
+    let domain = format!("vm-{}.local", std::process::id());
+    let api = format!("api.{domain}");
+    let registry = format!("registry.{domain}");
+    let mut a = publish(&lan.a, &domain, &[&domain, &api], &[("ca", "sha256:old")]);
+    wait_announced(&a);
+    resolve(&lan.b, &api);
+
+    // api goes, registry comes, the TXT changes.
+    a.send_line(
+        &serde_json::json!({"names": [domain, registry], "txt": {"ca": "sha256:new"}}).to_string(),
+    );
+    let s = a.wait_json("the new set announced", Duration::from_secs(20), |s| {
+        s["names"].as_array().is_some_and(|n| {
+            n.len() == 2
+                && n.iter().any(|n| n["name"] == registry.as_str())
+                && n.iter().all(|n| n["announced"] == true)
+        })
+    });
+    assert!(
+        s["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["name"] != api.as_str()),
+        "{s}"
+    );
+    let (addrs, _) = resolve(&lan.b, &registry);
+    assert_eq!(v4(&addrs), BTreeSet::from([IpAddr::V4(lan.a.addr)]));
+    // The daemon no longer answers for the name removed.
+    let (ok, v, _) = tool(&lan.b, &["resolve", &api, "--timeout", "2"]);
+    assert!(!ok, "{api} still answers: {v}");
+    // Fresh browsers, for the reason given in the first test.
+    wait_until(
+        "a browser seeing the new TXT",
+        Duration::from_secs(30),
+        || {
+            let (ok, v, _) = tool(&lan.b, &["browse", "_turtle._tcp.local.", "--timeout", "3"]);
+            ok && v["txt"]["ca"] == "sha256:new"
+        },
+    );
+
+    // A malformed update is refused and changes nothing.
+    a.send_line(r#"{"names": ["bad_label.example.local"]}"#);
+    let refused = a.wait_json("the refusal", Duration::from_secs(10), |v| {
+        v.get("update_error").is_some()
+    });
+    assert!(
+        refused["update_error"]
+            .as_str()
+            .unwrap()
+            .contains("bad_label"),
+        "{refused}"
+    );
+    resolve(&lan.b, &registry);
+
+    // Only loopback: nothing is published on the link any more; then every
+    // interface again (the filter is swapped in the running daemon).
+    a.send_line(r#"{"interfaces": ["lo"]}"#);
+    a.wait_json("loopback only", Duration::from_secs(10), |s| {
+        s["interfaces"] == serde_json::json!(["lo"])
+    });
+    let (ok, v, _) = tool(&lan.b, &["resolve", &registry, "--timeout", "2"]);
+    assert!(!ok, "{registry} still answers on the link: {v}");
+    a.send_line(r#"{"interfaces": null}"#);
+    a.wait_json("the link again", Duration::from_secs(10), |s| {
+        s["interfaces"] == serde_json::json!([lan.a.link])
+    });
+    resolve(&lan.b, &registry);
+
+    // A domain outside .local turns publishing off, with the reason.
+    a.send_line(r#"{"domain": "vm.example", "names": []}"#);
+    let off = a.wait_json("publishing off", Duration::from_secs(10), |s| {
+        s["publishing"] == false
+    });
+    assert!(off["reason"].as_str().unwrap().contains(".local"), "{off}");
+    assert_eq!(off["names"], serde_json::json!([]));
+    let (ok, v, _) = tool(&lan.b, &["resolve", &domain, "--timeout", "2"]);
+    assert!(!ok, "{domain} still answers: {v}");
+    assert!(a.close_stdin_and_wait(Duration::from_secs(10)).success());
+}
+
 /// The harness leaves nothing behind: its namespaces (and links) are gone
 /// after drop.
 #[test]

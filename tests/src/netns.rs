@@ -263,6 +263,15 @@ impl NsChild {
         std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
     }
 
+    /// Writes one line to its stdin.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("write to {}: {e}", self.what));
+    }
+
     /// Closes its stdin (the signal to stop, for processes that follow it)
     /// and waits up to `timeout` for it to exit.
     pub fn close_stdin_and_wait(&mut self, timeout: Duration) -> std::process::ExitStatus {

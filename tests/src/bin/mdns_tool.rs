@@ -2,7 +2,9 @@
 //!
 //! - `publish`: runs `turtle::mdns::Publisher` until stdin closes or SIGTERM,
 //!   printing its status as one JSON line at start, whenever it changes, and
-//!   once more before it shuts down.
+//!   once more before it shuts down. Each line on stdin is an update
+//!   (`{"domain", "names", "txt": {k: v}, "port", "interfaces"}`, any subset)
+//!   passed to `Publisher::update`; a refused one prints `{"update_error"}`.
 //! - `resolve NAME`: a one-shot legacy unicast mDNS query (RFC 6762 §6.7),
 //!   built and parsed by hand here, so the publisher is checked against a
 //!   client that shares no code with it: A and AAAA questions sent to
@@ -33,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Publish names until stdin closes or SIGTERM.
+    /// Publish names until stdin closes or SIGTERM; stdin lines are JSON updates.
     Publish {
         #[arg(long)]
         domain: String,
@@ -140,10 +142,14 @@ fn publish(cfg: MdnsConfig) -> Result<ExitCode, String> {
     // stdin is read by a plain thread: tokio's stdin reads on a blocking
     // thread that the runtime would wait for at exit (forever, after SIGTERM
     // with stdin still open). A plain thread just ends with the process.
-    let (closed_tx, mut stdin_closed) = tokio::sync::oneshot::channel::<()>();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        let _ = closed_tx.send(());
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,6 +158,7 @@ fn publish(cfg: MdnsConfig) -> Result<ExitCode, String> {
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
 
+        let mut current = cfg.clone();
         let publisher = Publisher::start(cfg).map_err(|e| e.to_string())?;
         let mut status = publisher.subscribe();
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -168,7 +175,22 @@ fn publish(cfg: MdnsConfig) -> Result<ExitCode, String> {
                     print_line(&json!(s));
                 }
                 _ = term.recv() => break,
-                _ = &mut stdin_closed => break,
+                line = lines.recv() => {
+                    // None: stdin closed.
+                    let Some(line) = line else { break };
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let result = updated(&current, &line)
+                        .and_then(|cfg| {
+                            publisher.update(cfg.clone()).map_err(|e| e.to_string())?;
+                            current = cfg;
+                            Ok(())
+                        });
+                    if let Err(e) = result {
+                        print_line(&json!({ "update_error": e }));
+                    }
+                }
             }
         }
         // The last word before the goodbyes, for the test to read.
@@ -176,6 +198,49 @@ fn publish(cfg: MdnsConfig) -> Result<ExitCode, String> {
         publisher.shutdown();
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `cfg` with the fields a JSON update line sets: `domain`, `names` (list),
+/// `txt` (object), `port`, `interfaces` (list or null).
+fn updated(cfg: &MdnsConfig, line: &str) -> Result<MdnsConfig, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("update is not JSON: {e}"))?;
+    let strings = |v: &serde_json::Value| -> Result<Vec<String>, String> {
+        v.as_array()
+            .ok_or("expected a list")?
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(String::from)
+                    .ok_or("expected strings".into())
+            })
+            .collect()
+    };
+    let mut cfg = cfg.clone();
+    if let Some(d) = v.get("domain") {
+        cfg.domain = d.as_str().ok_or("domain: expected a string")?.into();
+    }
+    if let Some(n) = v.get("names") {
+        cfg.names = strings(n)?;
+    }
+    if let Some(t) = v.get("txt") {
+        cfg.txt = t
+            .as_object()
+            .ok_or("txt: expected an object")?
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or("txt: expected strings")?.into())))
+            .collect::<Result<_, String>>()?;
+    }
+    if let Some(p) = v.get("port") {
+        cfg.port = p
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("port: expected a port number")?;
+    }
+    if let Some(i) = v.get("interfaces") {
+        cfg.interfaces = if i.is_null() { None } else { Some(strings(i)?) };
+    }
+    Ok(cfg)
 }
 
 const MDNS_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);

@@ -52,6 +52,9 @@
 //! - The daemon picks up the interfaces at start, before our filter reaches
 //!   it: it joins the multicast group on every interface for a moment, though
 //!   nothing is registered until the filter is in place.
+//! - A daemon that cannot open its sockets (UDP port 5353 unusable) says so
+//!   only in its debug log and starts anyway: the status then shows
+//!   `publishing` with no name ever `announced`.
 //! - The daemon reports to monitors through a bounded channel (100 events) and
 //!   drops events when it is full; the thread here only takes a lock for the
 //!   rare ones, so it keeps up, but a flood of queries could still cost one.
@@ -115,7 +118,7 @@ pub enum MdnsError {
     #[error("mdns TXT entry {key:?} cannot be published: {reason}")]
     InvalidTxt { key: String, reason: String },
     #[error(
-        "cannot start the mdns responder: {0}; check that this host can open UDP sockets on port 5353"
+        "cannot start the mdns responder: {0}; check the process's thread and file descriptor limits"
     )]
     Start(#[source] mdns_sd::Error),
     #[error("the mdns responder refused to {action}: {source}; restart the publisher")]

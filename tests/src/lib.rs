@@ -6,6 +6,9 @@
 //! network and volume carrying its project label, even when the test failed.
 //! Waits poll a condition with a deadline ([`wait_until`]); nothing sleeps in
 //! place of a condition.
+//!
+//! [`netns`] builds two network namespaces joined by a veth pair, for the mDNS
+//! tests (real multicast, no Docker).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
 pub mod tls;
 
 pub const IMAGE: &str = "turtle-test-busybox:latest";
@@ -165,7 +169,20 @@ impl Env {
 
     /// Runs turtle without adding `-p`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(turtle_bin());
+        self.command_via(&[], args)
+    }
+
+    /// Runs `PREFIX... turtle ARGS` (e.g. `ip netns exec NS`) with this
+    /// test's environment.
+    pub fn command_via(&self, prefix: &[&str], args: &[&str]) -> Command {
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(turtle_bin());
+                c
+            }
+            None => Command::new(turtle_bin()),
+        };
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("TURTLE_STATE_DIR", self.state_dir())
@@ -196,12 +213,18 @@ impl Env {
 
     /// Starts `turtle daemon ARGS` and waits for its socket.
     pub fn start_daemon_with(&mut self, args: &[&str]) {
+        self.start_daemon_via(&[], args);
+    }
+
+    /// Starts `PREFIX... turtle daemon ARGS` (e.g. in a network namespace)
+    /// and waits for its socket.
+    pub fn start_daemon_via(&mut self, prefix: &[&str], args: &[&str]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("daemon log");
         let mut all = vec!["daemon"];
         all.extend_from_slice(args);
         let child = self
-            .command(&all)
+            .command_via(prefix, &all)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -12,17 +12,21 @@
 //! - [`store`]: the supervisor's state in SQLite.
 //! - [`config`]: the supervisor's own config file.
 //! - [`trust`]: the CA bundle, TLS leaves and public names injected into containers.
+//! - [`mdns`]: the mDNS publisher; [`announce`] keeps it in step with the projects.
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
 //! - [`logs`]: container output as prefixed lines.
+//! - [`mdns`]: the stack's names published on the LAN over multicast DNS.
 //! - [`cli`]: the `turtle` command line, one file per verb.
 
+pub mod announce;
 pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod logs;
+pub mod mdns;
 pub mod names;
 pub mod observe;
 pub mod plan;

@@ -43,6 +43,8 @@ pub struct Config {
     pub crash_loop_deaths: usize,
     pub crash_loop_window: Duration,
     pub apply: apply::Options,
+    /// What the daemon publishes over mDNS.
+    pub mdns: crate::config::MdnsSection,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             crash_loop_deaths: 5,
             crash_loop_window: Duration::from_secs(300),
             apply: apply::Options::default(),
+            mdns: Default::default(),
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Supervisor<E: Engine> {
     /// The CA and the trust injected into containers; `None` deploys
     /// projects exactly as written (the unit tests).
     trust: Option<Arc<Trust>>,
+    /// The mDNS publisher, run by the daemon.
+    announcer: Arc<crate::announce::Announcer>,
 }
 
 type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
@@ -166,6 +171,7 @@ impl<E: Engine> Supervisor<E> {
     ) -> Arc<Self> {
         Arc::new(Self {
             trust,
+            announcer: Default::default(),
             engine,
             store,
             config,
@@ -188,6 +194,15 @@ impl<E: Engine> Supervisor<E> {
 
     pub fn trust(&self) -> Option<&Arc<Trust>> {
         self.trust.as_ref()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What is published over mDNS (see [`crate::announce`]).
+    pub fn announcer(&self) -> &Arc<crate::announce::Announcer> {
+        &self.announcer
     }
 
     /// The project as deployed: with the trust and names the supervisor

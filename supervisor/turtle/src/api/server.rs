@@ -13,6 +13,7 @@
 //! | POST | `/v1/projects/{name}/services/{service}/{action}` | action: start, stop, restart | `[container]` |
 //! | GET | `/v1/projects/{name}/logs` | `?follow&tail=N&service=S` | text stream |
 //! | GET | `/v1/events` | `?follow&after=ID&limit=N` | stream of `EventRecord` |
+//! | GET | `/v1/names` | | `MdnsStatus`: names published over mDNS, conflicts |
 //!
 //! Errors answer `{"error": "..."}` with a status chosen per error variant.
 
@@ -105,6 +106,7 @@ pub fn router<E: Engine>(sup: Arc<Supervisor<E>>) -> Router {
         )
         .route("/v1/projects/{name}/logs", get(logs::<E>))
         .route("/v1/events", get(events::<E>))
+        .route("/v1/names", get(names::<E>))
         .with_state(sup)
 }
 
@@ -153,6 +155,10 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
 
 async fn ping<E: Engine>(State(sup): App<E>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "resyncs": sup.resyncs() }))
+}
+
+async fn names<E: Engine>(State(sup): App<E>) -> Json<crate::mdns::MdnsStatus> {
+    Json(sup.announcer().status())
 }
 
 async fn list_projects<E: Engine>(State(sup): App<E>) -> Result<Response, ApiError> {

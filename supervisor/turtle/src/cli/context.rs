@@ -110,9 +110,10 @@ pub fn supervisor_config(g: &GlobalArgs) -> Result<crate::config::Config, Failur
 pub fn supervisor_on(
     g: &GlobalArgs,
     engine: Docker,
-    config: supervisor::Config,
+    mut config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     let file = supervisor_config(g)?;
+    config.mdns = file.mdns.clone();
     let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let trust =
         Trust::open(&g.state_dir, &file, std::time::SystemTime::now()).map_err(Failure::op)?;

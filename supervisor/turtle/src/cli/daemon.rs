@@ -128,10 +128,19 @@ pub async fn serve(
             let _ = rx.wait_for(|s| *s).await;
         }))
     };
+    let announce = {
+        let mut rx = stop_rx.clone();
+        let announcer = Arc::clone(sup.announcer());
+        tokio::spawn(announcer.run(Arc::clone(&sup), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    };
     shutdown_signal().await;
     tracing::info!("stopping; containers keep running");
     let _ = stop_tx.send(true);
     let _ = keep_alive.await;
+    // Goodbye packets, so the LAN forgets the names now rather than at TTL.
+    let _ = announce.await;
     // Streams (logs -f, events --follow) may hold the API open: don't wait long.
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
     let _ = std::fs::remove_file(socket);

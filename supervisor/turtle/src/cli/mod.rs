@@ -14,6 +14,7 @@ mod daemon;
 mod down;
 mod events;
 mod logs;
+mod names;
 mod output;
 mod ps;
 mod service;
@@ -112,6 +113,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// The box's certificate authority: export its root, show or issue certificates.
     Ca(ca::CaArgs),
+    /// Show the names the daemon publishes over mDNS, and any conflict.
+    Names(names::NamesArgs),
 }
 
 /// Parses the command line and runs it.
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Events(a) => events::run(&g, a).await,
         Command::Daemon(a) => daemon::run(&g, a).await,
         Command::Ca(a) => ca::run(&g, a),
+        Command::Names(a) => names::run(&g, a).await,
     }
 }
 

@@ -278,3 +278,111 @@ fn the_ca_command_exports_shows_and_issues() {
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains(&format!("extra.{DOMAIN}")), "{table}");
 }
+
+/// Runs a host command; returns stdout, panicking with stderr on failure.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An operator's CA made with OpenSSL (EC P-256, PKCS#8 key) in `dir`.
+fn operator_ca(dir: &std::path::Path, cn: &str) -> (String, String) {
+    let cert = dir.join(format!("{cn}.pem")).display().to_string();
+    let key = dir.join(format!("{cn}.key")).display().to_string();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "365",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    (cert, key)
+}
+
+#[test]
+fn an_operators_ca_is_brought_in_and_turtle_issues_under_it() {
+    let env = Env::new("byoca");
+    let dir = env.dir.path();
+    let (cert, key) = operator_ca(dir, "corp-root");
+    let out = env
+        .command(&["ca", "import", "--cert", &cert, "--key", &key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The operator's certificate is the root now.
+    let theirs = run(
+        "openssl",
+        &["x509", "-in", &cert, "-noout", "-fingerprint", "-sha256"],
+    );
+    let status = ca_status(&env);
+    assert_eq!(status["imported"], true);
+    assert!(
+        theirs
+            .trim()
+            .ends_with(status["root"]["fingerprint"].as_str().unwrap()),
+        "{theirs} vs {status:#}"
+    );
+    // A second CA is refused: the box's CA never changes under its leaves.
+    let (other, other_key) = operator_ca(dir, "other-root");
+    let out = env
+        .command(&["ca", "import", "--cert", &other, "--key", &other_key])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second import must fail");
+
+    // Leaves chain to it through Turtle's constrained intermediate: OpenSSL
+    // trusting only the operator's root verifies them.
+    let out = env.command(&["ca", "issue", "api"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leaf = String::from_utf8(out.stdout).unwrap();
+    let leaf = std::path::Path::new(leaf.trim());
+    let chain = leaf.join("chain.pem").display().to_string();
+    let verified = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            &cert,
+            "-untrusted",
+            &chain,
+            "-verify_hostname",
+            &format!("api.{DOMAIN}"),
+            &leaf.join("cert.pem").display().to_string(),
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+}

@@ -70,25 +70,11 @@ pub enum CaCommand {
 pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
     let config = supervisor_config(g)?;
     let now = SystemTime::now();
-    let read = |p: &PathBuf| {
-        std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))
-    };
-    if let CaCommand::Import { cert, key } = &a.command {
-        let (cert, key) = (read(cert)?, read(key)?);
-        let trust = Trust::import(&g.state_dir, &config, &cert, &key, now).map_err(Failure::op)?;
-        println!(
-            "imported CA {}; fingerprint {}",
-            trust.authority().status(now).root.subject,
-            trust.authority().fingerprint()
-        );
-        return Ok(());
-    }
-    let trust = Trust::open(&g.state_dir, &config, now).map_err(Failure::op)?;
-    let ca = trust.authority();
+    let open = || Trust::open(&g.state_dir, &config, now).map_err(Failure::op);
     match a.command {
-        CaCommand::Export => print!("{}", ca.root_pem()),
+        CaCommand::Export => print!("{}", open()?.authority().root_pem()),
         CaCommand::Status { json } => {
-            let status = ca.status(now);
+            let status = open()?.authority().status(now);
             if json {
                 println!(
                     "{}",
@@ -99,20 +85,32 @@ pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
             }
         }
         CaCommand::Issue { names, ips } => {
+            let trust = open()?;
             let mut svc = turtle_compose::Service::default();
             svc.labels.insert(trust::TLS_LABEL.into(), names.join(","));
             let full =
                 trust::tls_names("ca issue", &svc, trust.domain()).map_err(Failure::input)?;
             let id = format!("extra.{}", full[0]);
+            let ca = trust.authority();
             let (leaf, _) = ca.ensure_leaf(&id, &full, &ips, now).map_err(Failure::op)?;
-            let dir = ca.leaf_dir(&id);
             eprintln!(
                 "issued {} for {} (valid until {})",
                 leaf.serial,
                 leaf.names.join(", "),
                 turtle_certs::rfc3339(leaf.not_after)
             );
-            println!("{}", dir.display());
+            println!("{}", ca.leaf_dir(&id).display());
+        }
+        CaCommand::Import { cert, key } => {
+            let (cert, key) = (read(&cert)?, read(&key)?);
+            let trust =
+                Trust::import(&g.state_dir, &config, &cert, &key, now).map_err(Failure::op)?;
+            let ca = trust.authority();
+            println!(
+                "imported CA {}; fingerprint {}",
+                ca.status(now).root.subject,
+                ca.fingerprint()
+            );
         }
         CaCommand::ImportLeaf {
             project,
@@ -121,7 +119,9 @@ pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
             key,
         } => {
             let (chain, key) = (read(&chain)?, read(&key)?);
+            let trust = open()?;
             let id = trust::leaf_id(&project, &service);
+            let ca = trust.authority();
             let leaf = ca.import_leaf(&id, &chain, &key).map_err(Failure::op)?;
             println!(
                 "service {service} of {project} serves {} from now on ({})",
@@ -129,9 +129,12 @@ pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
                 ca.leaf_dir(&id).display()
             );
         }
-        CaCommand::Import { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+fn read(path: &PathBuf) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
 }
 
 /// `turtle ca status` as text: the CA certificates, then one block per leaf.

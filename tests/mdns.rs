@@ -551,4 +551,26 @@ fn the_daemon_publishes_its_stack_and_reports_a_taken_name() {
     let (addrs, _) = resolve(&lan.a, &registry);
     assert_eq!(v4(&addrs), BTreeSet::from([IpAddr::V4(lan.b.addr)]));
     drop(holder);
+
+    // Publishing follows address changes: a new address on A's link is
+    // answered for api.<domain> without restarting anything.
+    let [x, y, z, _] = lan.a.addr.octets();
+    let added = std::net::Ipv4Addr::new(x, y, z, 77);
+    turtle_e2e::netns::ip(&[
+        "-n",
+        &lan.a.ns,
+        "addr",
+        "add",
+        &format!("{added}/24"),
+        "dev",
+        &lan.a.link,
+    ]);
+    wait_until(
+        "api.<domain> resolving to the new address",
+        Duration::from_secs(30),
+        || {
+            let (ok, v, _) = tool(&lan.b, &["resolve", &api, "--timeout", "3"]);
+            ok && ip_set(&v["addresses"]).contains(&IpAddr::V4(added))
+        },
+    );
 }

@@ -468,15 +468,7 @@ fn the_daemon_publishes_its_stack_and_reports_a_taken_name() {
     env.ok(&["up"]);
 
     let api = format!("api.{domain}");
-    let names = || -> Value {
-        let out = env.command(&["names", "--json"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let names = || -> Value { serde_json::from_str(&env.box_ok(&["names", "--json"])).unwrap() };
     let announced = |s: &Value, name: &str| {
         s["names"].as_array().is_some_and(|n| {
             n.iter()
@@ -504,8 +496,7 @@ fn the_daemon_publishes_its_stack_and_reports_a_taken_name() {
 
     // The DNS-SD instance tells a child device where the API is and which
     // CA to trust: the fingerprint of the daemon's own root.
-    let ca = env.command(&["ca", "status", "--json"]).output().unwrap();
-    let ca: Value = serde_json::from_slice(&ca.stdout).unwrap();
+    let ca: Value = serde_json::from_str(&env.box_ok(&["ca", "status", "--json"])).unwrap();
     let fingerprint = ca["root"]["fingerprint"].as_str().unwrap().to_string();
     let mut found = Value::Null;
     wait_until(
@@ -541,8 +532,7 @@ fn the_daemon_publishes_its_stack_and_reports_a_taken_name() {
             })
         },
     );
-    let text = env.command(&["names"]).output().unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = env.box_ok(&["names"]);
     assert!(
         text.contains("CONFLICT") && text.contains(&format!("registry-2.{domain}")),
         "{text}"

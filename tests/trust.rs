@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use turtle_e2e::tls::handshake;
-use turtle_e2e::{Env, debian_image, docker, free_port, wait_until};
+use turtle_e2e::{Env, debian_image, docker, free_port, host, wait_until};
 
 const DOMAIN: &str = "turtle-test.local";
 
@@ -41,29 +41,11 @@ services:
 }
 
 fn root_pem(env: &Env) -> String {
-    let out = env
-        .command(&["ca", "export"])
-        .output()
-        .expect("turtle ca export");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    env.box_ok(&["ca", "export"])
 }
 
 fn ca_status(env: &Env) -> Value {
-    let out = env
-        .command(&["ca", "status", "--json"])
-        .output()
-        .expect("turtle ca status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
+    serde_json::from_str(&env.box_ok(&["ca", "status", "--json"])).expect("status JSON")
 }
 
 /// Runs a command in a container; returns (exit code, stdout + stderr).
@@ -232,16 +214,7 @@ fn the_ca_command_exports_shows_and_issues() {
     assert_eq!(status["domain"], DOMAIN);
     assert_eq!(status["root"]["state"], "valid");
 
-    let out = env
-        .command(&["ca", "issue", "extra", "--ip", "10.1.2.3"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8(out.stdout).unwrap();
+    let dir = env.box_ok(&["ca", "issue", "extra", "--ip", "10.1.2.3"]);
     let dir = std::path::Path::new(dir.trim());
     for f in ["cert.pem", "chain.pem", "key.pem"] {
         assert!(dir.join(f).is_file(), "{} missing", dir.join(f).display());
@@ -274,30 +247,15 @@ fn the_ca_command_exports_shows_and_issues() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("outside the stack's domain"), "{err}");
 
-    let table = env.command(&["ca", "status"]).output().unwrap();
-    let table = String::from_utf8_lossy(&table.stdout);
+    let table = env.box_ok(&["ca", "status"]);
     assert!(table.contains(&format!("extra.{DOMAIN}")), "{table}");
-}
-
-/// Runs a host command; returns stdout, panicking with stderr on failure.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// An operator's CA made with OpenSSL (EC P-256, PKCS#8 key) in `dir`.
 fn operator_ca(dir: &std::path::Path, cn: &str) -> (String, String) {
     let cert = dir.join(format!("{cn}.pem")).display().to_string();
     let key = dir.join(format!("{cn}.key")).display().to_string();
-    run(
+    host(
         "openssl",
         &[
             "req",
@@ -329,18 +287,10 @@ fn an_operators_ca_is_brought_in_and_turtle_issues_under_it() {
     let env = Env::new("byoca");
     let dir = env.dir.path();
     let (cert, key) = operator_ca(dir, "corp-root");
-    let out = env
-        .command(&["ca", "import", "--cert", &cert, "--key", &key])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.box_ok(&["ca", "import", "--cert", &cert, "--key", &key]);
 
     // The operator's certificate is the root now.
-    let theirs = run(
+    let theirs = host(
         "openssl",
         &["x509", "-in", &cert, "-noout", "-fingerprint", "-sha256"],
     );
@@ -362,16 +312,10 @@ fn an_operators_ca_is_brought_in_and_turtle_issues_under_it() {
 
     // Leaves chain to it through Turtle's constrained intermediate: OpenSSL
     // trusting only the operator's root verifies them.
-    let out = env.command(&["ca", "issue", "api"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let leaf = String::from_utf8(out.stdout).unwrap();
+    let leaf = env.box_ok(&["ca", "issue", "api"]);
     let leaf = std::path::Path::new(leaf.trim());
     let chain = leaf.join("chain.pem").display().to_string();
-    let verified = run(
+    let verified = host(
         "openssl",
         &[
             "verify",

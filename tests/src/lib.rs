@@ -93,18 +93,23 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
+/// Runs `docker ARGS`, returning stdout (trimmed); panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
+    host("docker", args).trim().to_string()
+}
+
+/// Runs a host program, returning stdout; panics with stderr on failure.
+pub fn host(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("run docker");
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     assert!(
         out.status.success(),
-        "docker {args:?} failed: {}",
+        "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `docker inspect` of one object, or None when it does not exist.
@@ -195,15 +200,13 @@ impl Env {
 
     /// Runs turtle and asserts it succeeded; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.turtle(args);
-        assert!(
-            out.status.success(),
-            "turtle {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.turtle(args))
+    }
+
+    /// Runs turtle without `-p` (verbs about the box: `ca`, `names`) and
+    /// asserts it succeeded; returns stdout.
+    pub fn box_ok(&self, args: &[&str]) -> String {
+        succeeded(args, self.command(args).output().expect("run turtle"))
     }
 
     /// Starts `turtle daemon` (resync every 2 s) and waits for its socket.
@@ -327,6 +330,18 @@ impl Env {
 }
 
 /// Now, as `docker events --since` takes it with nanoseconds (`secs.nanos`).
+/// Asserts a turtle run succeeded; returns its stdout.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "turtle {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn now_stamp() -> String {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

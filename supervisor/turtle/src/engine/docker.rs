@@ -546,6 +546,32 @@ impl Engine for Docker {
             .map_err(|e| self.err(format!("container {id}"), e))
     }
 
+    async fn update_cpus(&self, id: &str, nano_cpus: i64) -> Result<()> {
+        let body = bollard::models::ContainerUpdateBody {
+            nano_cpus: Some(nano_cpus),
+            ..Default::default()
+        };
+        self.client
+            .update_container(id, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn pause_container(&self, id: &str) -> Result<()> {
+        self.client
+            .pause_container(id)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.client
+            .unpause_container(id)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
     async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal(signal).build();
         self.client

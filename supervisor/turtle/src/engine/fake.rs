@@ -120,6 +120,17 @@ impl FakeEngine {
     fn record(&self, call: String) {
         self.inner.lock().unwrap().calls.push(call);
     }
+
+    fn set_state_by_id(&self, id: &str, state: State) -> Result<()> {
+        let mut i = self.inner.lock().unwrap();
+        let c = i
+            .containers
+            .iter_mut()
+            .find(|c| c.summary.id == id)
+            .ok_or_else(|| not_found(format!("container {id}")))?;
+        c.summary.state = state;
+        Ok(())
+    }
 }
 
 fn matches(labels: &HashMap<String, String>, filters: &[String]) -> bool {
@@ -263,6 +274,21 @@ impl Engine for FakeEngine {
             c.summary.health = Some(Health::Healthy);
         }
         Ok(())
+    }
+
+    async fn update_cpus(&self, id: &str, nano_cpus: i64) -> Result<()> {
+        self.record(format!("update_cpus {id} {nano_cpus}"));
+        Ok(())
+    }
+
+    async fn pause_container(&self, id: &str) -> Result<()> {
+        self.record(format!("pause_container {id}"));
+        self.set_state_by_id(id, State::Paused)
+    }
+
+    async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.record(format!("unpause_container {id}"));
+        self.set_state_by_id(id, State::Running)
     }
 
     async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {

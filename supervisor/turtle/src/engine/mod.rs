@@ -247,6 +247,12 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         timeout_secs: Option<i64>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the container's CPU limit in billionths of a CPU. The engine
+    /// takes 0 as "unchanged", so lifting a cap means setting the limit the
+    /// container had, or every CPU of the host.
+    fn update_cpus(&self, id: &str, nano_cpus: i64) -> impl Future<Output = Result<()>> + Send;
+    fn pause_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn unpause_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     /// Sends a signal (`SIGHUP`, `HUP`, `1`) to the container's main process.
     fn kill_container(&self, id: &str, signal: &str) -> impl Future<Output = Result<()>> + Send;
     /// Force-removes the container (and its anonymous volumes when `volumes`).

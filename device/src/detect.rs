@@ -1,25 +1,6 @@
 //! Which profile fits this box.
 //!
-//! # Design
-//!
-//! Detection reads three facts under a root — `/proc/device-tree/model` (ARM boards),
-//! `/sys/class/dmi/id/product_name` (PCs and virtual machines) and `MemTotal` from
-//! `/proc/meminfo` — and takes the architecture as an argument
-//! (`std::env::consts::ARCH` in production). The order:
-//!
-//! 1. an override by name (the operator knows best); an unknown name is an error
-//!    that lists the names;
-//! 2. a profile whose `match.device_tree_model` has a substring of the model;
-//! 3. a profile whose `match.dmi_product_name` has a substring of the product name;
-//! 4. the generic profile of the architecture: the first whose `match` lists the
-//!    architecture and no model or product name patterns (`generic-amd64`,
-//!    `generic-aarch64`).
-//!
-//! In steps 2-4 the profile's `match.arch` must list the architecture and
-//! `MemTotal` must be within `match.min_memory`/`max_memory` (when both are known).
-//! When several profiles match, the one with the longest matching pattern wins
-//! (`"Raspberry Pi Compute Module 3"` over a hypothetical `"Raspberry Pi"`); ties go to
-//! the earlier profile in the list. Patterns are case-sensitive substrings.
+//! ([`detect`] documents the order).
 
 use std::path::Path;
 
@@ -116,7 +97,28 @@ pub fn read_mem_total(paths: &Paths) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Picks the profile for the box under `root` (see the module docs for the order).
+/// Picks the profile for the box under `root`.
+///
+/// # Design
+///
+/// Detection reads three facts under a root — `/proc/device-tree/model` (ARM boards),
+/// `/sys/class/dmi/id/product_name` (PCs and virtual machines) and `MemTotal` from
+/// `/proc/meminfo` — and takes the architecture as an argument
+/// (`std::env::consts::ARCH` in production). The order:
+///
+/// 1. an override by name (the operator knows best); an unknown name is an error
+///    that lists the names;
+/// 2. a profile whose `match.device_tree_model` has a substring of the model;
+/// 3. a profile whose `match.dmi_product_name` has a substring of the product name;
+/// 4. the generic profile of the architecture: the first whose `match` lists the
+///    architecture and no model or product name patterns (`generic-amd64`,
+///    `generic-aarch64`).
+///
+/// In steps 2-4 the profile's `match.arch` must list the architecture and
+/// `MemTotal` must be within `match.min_memory`/`max_memory` (when both are known).
+/// When several profiles match, the one with the longest matching pattern wins
+/// (`"Raspberry Pi Compute Module 3"` over a hypothetical `"Raspberry Pi"`); ties go to
+/// the earlier profile in the list. Patterns are case-sensitive substrings.
 pub fn detect(
     root: &Path,
     arch: &str,

@@ -206,29 +206,17 @@ budgets:
   normal: {memory: 128MiB}
   low: {memory: 64MiB}
 "#;
-    let p = Profile::from_yaml(yaml, "testbox.yaml").unwrap();
-    // Only the sysctls: the swap file part of apply is covered by the root tests.
-    let p = Profile {
-        swap: None,
-        ..p.clone()
-    }
-    .with_sysctls_of(&p);
+    let written = Profile::from_yaml(yaml, "testbox.yaml").unwrap();
+    // Only the sysctls (a swap file under this root would be real: the root tests
+    // cover it): the swap section's swappiness is one of them.
+    let mut p = written.clone();
+    p.swap = None;
+    p.sysctls = written.effective_sysctls();
+    assert_eq!(p.sysctls["vm.swappiness"], "100");
     apply(&root.paths(), &p, &root.state_file()).unwrap();
     assert_eq!(root.read("proc/sys/vm/swappiness"), "100");
     assert_eq!(root.read("proc/sys/net/ipv4/conf/eth0.100/rp_filter"), "2");
     reset(&root.paths(), &root.state_file()).unwrap();
     assert_eq!(root.read("proc/sys/vm/swappiness"), "60");
     assert_eq!(root.read("proc/sys/net/ipv4/conf/eth0.100/rp_filter"), "1");
-}
-
-trait WithSysctls {
-    fn with_sysctls_of(self, other: &Profile) -> Profile;
-}
-
-impl WithSysctls for Profile {
-    /// This profile with `other`'s effective sysctls written out in `sysctls`.
-    fn with_sysctls_of(mut self, other: &Profile) -> Profile {
-        self.sysctls = other.effective_sysctls();
-        self
-    }
 }

@@ -453,7 +453,7 @@ fn the_daemon_publishes_its_stack_and_reports_a_taken_name() {
     let lan = VethPair::new();
     let mut env = turtle_e2e::Env::new("mdns");
     let domain = format!("d{}.local", std::process::id());
-    env.config(&format!("domain: {domain}\n"));
+    env.config(&format!("domain: {domain}\ndevice: {{tune: false}}\n"));
     let stack = |names: &str| {
         format!(
             "services:\n  web:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n    init: true\n    labels:\n      io.turtle.tls: \"{names}\"\n",

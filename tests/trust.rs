@@ -160,7 +160,8 @@ fn containers_trust_the_ca_and_resolve_the_stack_names_with_no_flags() {
 fn a_renewed_leaf_reaches_the_running_service() {
     let mut env = Env::new("renew");
     env.config(&format!(
-        "domain: {DOMAIN}\nmdns: {{enabled: false}}\nca: {{leaf_lifetime: 15s}}\n"
+        "{}ca: {{leaf_lifetime: 15s}}\n",
+        turtle_e2e::DEFAULT_CONFIG
     ));
     let port = free_port();
     env.compose(&stack(port));

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 use crate::profile::Profile;
@@ -26,7 +26,7 @@ pub enum DetectError {
 }
 
 /// What detection read from the box.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     /// `std::env::consts::ARCH` (or the test's).
     pub arch: String,
@@ -57,7 +57,7 @@ impl std::fmt::Display for Facts {
 }
 
 /// The chosen profile, the facts and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detected {
     pub profile: Profile,
     pub facts: Facts,

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::priority::Priority;
@@ -15,7 +15,9 @@ use crate::sensors::{Sample, ZoneReading};
 use crate::units::Millidegrees;
 
 /// How much trouble the box is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     #[default]
@@ -52,7 +54,7 @@ impl fmt::Display for Level {
 }
 
 /// What the daemon should do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The box's level changed to this one: report only.
@@ -77,7 +79,7 @@ const LADDER: [(Action, Action); 4] = [
 ];
 
 /// An action and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShedAction {
     pub action: Action,
     pub reason: String,
@@ -90,7 +92,7 @@ impl fmt::Display for ShedAction {
 }
 
 /// The policy's state for `turtle device`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShedStatus {
     pub level: Level,
     pub thermal_level: Level,

@@ -76,7 +76,7 @@ impl fmt::Display for Priority {
 
 /// One priority's limits in the engine's units (`HostConfig.Memory`,
 /// `CpuShares`, `NanoCpus`), from [`crate::Profile::budget`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     /// Memory limit per container, bytes.
     pub memory_bytes: i64,

@@ -7,14 +7,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 use crate::profile::{Profile, ThermalConfig};
 use crate::units::Millidegrees;
 
 /// One thermal zone's temperature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneReading {
     /// `thermal_zone0`.
     pub zone: String,
@@ -34,7 +34,7 @@ impl ZoneReading {
 
 /// PSI memory pressure: the share of time (percent) some / all tasks stalled on
 /// memory, over 10, 60 and 300 seconds, and the total stall in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Psi {
     pub some_avg10: f64,
     pub some_avg60: f64,
@@ -166,7 +166,7 @@ pub fn read_oom_kills(paths: &Paths) -> Option<u64> {
 }
 
 /// One sample of everything the policy watches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub zones: Vec<ZoneReading>,
     pub psi: Option<Psi>,

@@ -46,6 +46,10 @@ pub fn test_image() -> &'static str {
     IMAGE
 }
 
+/// The supervisor config every [`Env`] starts with.
+pub const DEFAULT_CONFIG: &str =
+    "domain: turtle-test.local\nmdns: {enabled: false}\ndevice: {tune: false}\n";
+
 /// The Debian test image (curl, python3, openssl), built once per test binary.
 pub const DEBIAN_IMAGE: &str = "turtle-test-debian:latest";
 
@@ -141,9 +145,9 @@ impl Env {
             dir: tempfile::tempdir().expect("temp dir"),
             daemon: None,
         };
-        // Tests run side by side: none publishes names on the LAN unless it
-        // says so, and all share one test domain.
-        env.config("domain: turtle-test.local\nmdns: {enabled: false}\n");
+        // Tests run side by side: none publishes names on the LAN or tunes
+        // the machine's swap unless it says so, and all share one test domain.
+        env.config(DEFAULT_CONFIG);
         env
     }
 

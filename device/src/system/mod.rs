@@ -18,7 +18,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 use crate::profile::Profile;
@@ -145,7 +145,7 @@ impl SystemError {
 }
 
 /// One thing [`apply`] or [`reset`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     SwapFileCreated {
@@ -242,7 +242,7 @@ impl fmt::Display for Change {
 }
 
 /// What [`apply`] did and what is in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyReport {
     pub profile: String,
     /// Empty when the box already matched the profile.
@@ -254,7 +254,7 @@ pub struct ApplyReport {
 }
 
 /// What [`reset`] undid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetReport {
     pub changes: Vec<Change>,
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 
@@ -10,7 +10,7 @@ use super::swaps::{SwapEntry, find, is, read_swaps};
 use super::{read_attr, state, sysctl, zram};
 
 /// The device state `turtle device` shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatus {
     /// The profile last applied, from the state file.
     pub profile: Option<String>,
@@ -24,7 +24,7 @@ pub struct DeviceStatus {
 }
 
 /// Turtle's swap file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapFileStatus {
     pub path: PathBuf,
     pub size: u64,
@@ -33,7 +33,7 @@ pub struct SwapFileStatus {
 }
 
 /// Turtle's zram device, with its `mm_stat` counters (bytes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZramStatus {
     pub device: u32,
     pub path: PathBuf,
@@ -51,7 +51,7 @@ pub struct ZramStatus {
 }
 
 /// A sysctl Turtle set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SysctlStatus {
     pub key: String,
     /// Turtle's value.

@@ -2,14 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 
 use super::SystemError;
 
 /// One line of `/proc/swaps`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapEntry {
     /// The file or device, as the kernel names it (an absolute path on the box).
     pub path: PathBuf,

@@ -16,6 +16,12 @@
 //! mdns:
 //!   enabled: true              # publish <domain> names when the domain ends in .local
 //!   interfaces: [eth0]         # default: every LAN interface (not lo, docker0, br-*, veth*)
+//! device:
+//!   profile: raspberrypi3      # default: detected
+//!   profiles_dir: /etc/turtle/device-profiles   # more profiles, or overrides by name
+//!   root: /                    # where /proc, /sys, /dev and the swap file are (tests: a fake tree)
+//!   tune: true                 # swap file, zram, sysctls at daemon start
+//!   shed: true                 # thermal and memory-pressure shedding
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +41,34 @@ pub struct Config {
     pub ca: CaSection,
     pub trust: TrustSection,
     pub mdns: MdnsSection,
+    pub device: DeviceSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSection {
+    /// A profile by name instead of the detected one.
+    pub profile: Option<String>,
+    /// A directory of more profiles (`NAME.yaml`), overriding shipped ones by name.
+    pub profiles_dir: Option<PathBuf>,
+    /// The root under which `/proc`, `/sys`, `/dev` and the swap file are.
+    pub root: PathBuf,
+    /// Set up the swap file, zram and sysctls at daemon start.
+    pub tune: bool,
+    /// Shed load when the box is hot or short of memory.
+    pub shed: bool,
+}
+
+impl Default for DeviceSection {
+    fn default() -> Self {
+        Self {
+            profile: None,
+            profiles_dir: None,
+            root: PathBuf::from("/"),
+            tune: true,
+            shed: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

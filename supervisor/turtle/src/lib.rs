@@ -12,10 +12,12 @@
 //! - [`store`]: the supervisor's state in SQLite.
 //! - [`config`]: the supervisor's own config file.
 //! - [`trust`]: the CA bundle, TLS leaves and public names injected into containers.
+//! - [`device`]: the box's profile, budgets per priority, tuning; [`shed`] sheds load when hot.
 //! - [`mdns`]: the mDNS publisher; [`announce`] keeps it in step with the projects.
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
 //! - [`logs`]: container output as prefixed lines.
+//! - [`device`]: the box's profile, budgets per priority, tuning; [`shed`] sheds load when hot.
 //! - [`mdns`]: the stack's names published on the LAN over multicast DNS.
 //! - [`cli`]: the `turtle` command line, one file per verb.
 
@@ -24,12 +26,14 @@ pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod device;
 pub mod engine;
 pub mod logs;
 pub mod mdns;
 pub mod names;
 pub mod observe;
 pub mod plan;
+pub mod shed;
 pub mod spec;
 pub mod store;
 pub mod supervisor;

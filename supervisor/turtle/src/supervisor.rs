@@ -27,10 +27,12 @@ use tokio::time::Instant;
 use turtle_compose::{Project, RestartPolicy, Service};
 
 use crate::apply::{self, ApplyError, Report};
+use crate::device::{Device, DeviceError};
 use crate::engine::{ContainerSummary, Engine, EngineError, EngineEvent, Health, State};
 use crate::names;
 use crate::observe::{number_of, observe};
 use crate::plan::{self, Mode, Plan, PlanError};
+use crate::shed::Shedder;
 use crate::store::{EventRecord, Store, StoreError};
 use crate::trust::{Trust, TrustError};
 
@@ -71,6 +73,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("no project named {0} is applied here (see turtle ps --all)")]
     UnknownProject(String),
     #[error("project {project} has no service {service}")]
@@ -153,24 +157,39 @@ pub struct Supervisor<E: Engine> {
     trust: Option<Arc<Trust>>,
     /// The mDNS publisher, run by the daemon.
     announcer: Arc<crate::announce::Announcer>,
+    /// The box's profile; `None` deploys without budgets (the unit tests).
+    device: Option<Arc<Device>>,
+    /// Thermal and memory-pressure shedding, run by the daemon.
+    shedder: Option<Arc<Shedder>>,
+}
+
+/// What the supervisor knows of the box it runs on.
+#[derive(Default)]
+pub struct BoxParts {
+    pub trust: Option<Arc<Trust>>,
+    pub device: Option<Arc<Device>>,
 }
 
 type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
 
 impl<E: Engine> Supervisor<E> {
     pub fn new(engine: Arc<E>, store: Arc<Store>, config: Config) -> Arc<Self> {
-        Self::with_trust(engine, store, config, None)
+        Self::with_box(engine, store, config, BoxParts::default())
     }
 
-    /// A supervisor that injects `trust` into every project it deploys.
-    pub fn with_trust(
+    /// A supervisor that injects the box's trust and budgets into every
+    /// project it deploys.
+    pub fn with_box(
         engine: Arc<E>,
         store: Arc<Store>,
         config: Config,
-        trust: Option<Arc<Trust>>,
+        parts: BoxParts,
     ) -> Arc<Self> {
+        let shedder = parts.device.clone().map(Shedder::new);
         Arc::new(Self {
-            trust,
+            trust: parts.trust,
+            device: parts.device,
+            shedder,
             announcer: Default::default(),
             engine,
             store,
@@ -196,6 +215,14 @@ impl<E: Engine> Supervisor<E> {
         self.trust.as_ref()
     }
 
+    pub fn device(&self) -> Option<&Arc<Device>> {
+        self.device.as_ref()
+    }
+
+    pub fn shedder(&self) -> Option<&Arc<Shedder>> {
+        self.shedder.as_ref()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -206,12 +233,17 @@ impl<E: Engine> Supervisor<E> {
     }
 
     /// The project as deployed: with the trust and names the supervisor
-    /// injects (see [`crate::trust`]).
+    /// injects (see [`crate::trust`]) and the budgets of the box's profile
+    /// (see [`crate::device`]).
     pub fn deployed(&self, project: &Project) -> Result<Project, Error> {
-        match &self.trust {
-            Some(t) => Ok(t.decorate(project)?),
-            None => Ok(project.clone()),
+        let mut out = match &self.trust {
+            Some(t) => t.decorate(project)?,
+            None => project.clone(),
+        };
+        if let Some(d) = &self.device {
+            out = d.decorate(&out)?;
         }
+        Ok(out)
     }
 
     /// Issues or renews the TLS leaves of `project`'s services; returns the

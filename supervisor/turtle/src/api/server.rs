@@ -14,6 +14,7 @@
 //! | GET | `/v1/projects/{name}/logs` | `?follow&tail=N&service=S` | text stream |
 //! | GET | `/v1/events` | `?follow&after=ID&limit=N` | stream of `EventRecord` |
 //! | GET | `/v1/names` | | `MdnsStatus`: names published over mDNS, conflicts |
+//! | GET | `/v1/device` | | `DeviceReport`: profile, swap, zram, temperatures, shedding |
 //!
 //! Errors answer `{"error": "..."}` with a status chosen per error variant.
 
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use turtle_compose::Project;
 
 use crate::apply::{self, Report};
+use crate::device::DeviceError;
 use crate::engine::{Engine, EngineError};
 use crate::plan::Mode;
 use crate::store::StoreError;
@@ -77,6 +79,10 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Trust(TrustError::Certs(_) | TrustError::Io { .. }) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        Error::Device(DeviceError::Priority { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Device(
+            DeviceError::Profile(_) | DeviceError::Detect(_) | DeviceError::System(_),
+        ) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -107,6 +113,7 @@ pub fn router<E: Engine>(sup: Arc<Supervisor<E>>) -> Router {
         .route("/v1/projects/{name}/logs", get(logs::<E>))
         .route("/v1/events", get(events::<E>))
         .route("/v1/names", get(names::<E>))
+        .route("/v1/device", get(device::<E>))
         .with_state(sup)
 }
 
@@ -159,6 +166,17 @@ async fn ping<E: Engine>(State(sup): App<E>) -> Json<serde_json::Value> {
 
 async fn names<E: Engine>(State(sup): App<E>) -> Json<crate::mdns::MdnsStatus> {
     Json(sup.announcer().status())
+}
+
+async fn device<E: Engine>(State(sup): App<E>) -> Response {
+    match sup.shedder() {
+        Some(s) => Json(s.report()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "this supervisor has no device profile" })),
+        )
+            .into_response(),
+    }
 }
 
 async fn list_projects<E: Engine>(State(sup): App<E>) -> Result<Response, ApiError> {

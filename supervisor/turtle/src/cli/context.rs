@@ -7,6 +7,7 @@ use turtle_compose::{LoadOptions, Project};
 
 use super::{GlobalArgs, ProjectArgs};
 use crate::api::client::{Client, ClientError};
+use crate::device::Device;
 use crate::engine::docker::Docker;
 use crate::store::Store;
 use crate::supervisor::{self, Supervisor};
@@ -117,10 +118,21 @@ pub fn supervisor_on(
     let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let trust =
         Trust::open(&g.state_dir, &file, std::time::SystemTime::now()).map_err(Failure::op)?;
-    Ok(Supervisor::with_trust(
+    // A box no profile fits still runs its stack, without budgets or shedding.
+    let device = match Device::open(&g.state_dir, &file) {
+        Ok(d) => Some(Arc::new(d)),
+        Err(e) => {
+            eprintln!("turtle: warning: {e}; running without device tuning, budgets or shedding");
+            None
+        }
+    };
+    Ok(Supervisor::with_box(
         Arc::new(engine),
         Arc::new(store),
         config,
-        Some(Arc::new(trust)),
+        supervisor::BoxParts {
+            trust: Some(Arc::new(trust)),
+            device,
+        },
     ))
 }

@@ -128,6 +128,16 @@ pub async fn serve(
             let _ = rx.wait_for(|s| *s).await;
         }))
     };
+    tune_device(&sup);
+    let shed = sup
+        .shedder()
+        .filter(|_| sup.device().is_some_and(|d| d.config().shed))
+        .map(|shedder| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(Arc::clone(shedder).run(Arc::clone(&sup), async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }))
+        });
     let announce = {
         let mut rx = stop_rx.clone();
         let announcer = Arc::clone(sup.announcer());
@@ -139,12 +149,38 @@ pub async fn serve(
     tracing::info!("stopping; containers keep running");
     let _ = stop_tx.send(true);
     let _ = keep_alive.await;
+    if let Some(shed) = shed {
+        let _ = shed.await;
+    }
     // Goodbye packets, so the LAN forgets the names now rather than at TTL.
     let _ = announce.await;
     // Streams (logs -f, events --follow) may hold the API open: don't wait long.
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
     let _ = std::fs::remove_file(socket);
     Ok(())
+}
+
+/// Sets up the profile's swap file, zram and sysctls, when the config says
+/// so. A failure (too little disk for the swap file, no zram) is logged and
+/// the daemon carries on: the stack matters more than the tuning.
+fn tune_device(sup: &Supervisor<Docker>) {
+    let Some(device) = sup.device() else { return };
+    let profile = &device.profile().name;
+    tracing::info!(profile, reason = %device.detected().reason, "device profile");
+    if !device.config().tune {
+        return;
+    }
+    match device.tune() {
+        Ok(report) if report.changes.is_empty() => {
+            tracing::info!(profile, "the device already matches its profile");
+        }
+        Ok(report) => {
+            for c in &report.changes {
+                tracing::info!(profile, "device: {c}");
+            }
+        }
+        Err(e) => tracing::error!(profile, "cannot tune the device: {e}"),
+    }
 }
 
 async fn shutdown_signal() {

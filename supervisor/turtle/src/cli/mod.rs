@@ -11,6 +11,7 @@ mod ca;
 mod config;
 mod context;
 mod daemon;
+mod device;
 mod down;
 mod events;
 mod logs;
@@ -115,6 +116,8 @@ pub enum Command {
     Ca(ca::CaArgs),
     /// Show the names the daemon publishes over mDNS, and any conflict.
     Names(names::NamesArgs),
+    /// Show the box's profile, swap, zram, temperatures and what is shed; `reset` undoes the tuning.
+    Device(device::DeviceArgs),
 }
 
 /// Parses the command line and runs it.
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Daemon(a) => daemon::run(&g, a).await,
         Command::Ca(a) => ca::run(&g, a),
         Command::Names(a) => names::run(&g, a).await,
+        Command::Device(a) => device::run(&g, a).await,
     }
 }
 

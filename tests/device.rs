@@ -226,3 +226,114 @@ fn the_device_command_shows_the_detected_profile_and_why() {
     let reset = env.box_ok(&["device", "reset"]);
     assert!(reset.contains("nothing to undo"), "{reset}");
 }
+
+/// Undoes the daemon's tuning even when the test fails.
+struct ResetOnDrop(std::process::Command);
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.output();
+    }
+}
+
+#[test]
+fn the_daemon_tunes_the_box_at_start_and_reset_undoes_it() {
+    let root_user = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if !root_user || !Path::new("/sys/class/zram-control").exists() {
+        eprintln!("skipping: swap and zram need root and a kernel with zram");
+        return;
+    }
+    let mut env = Env::new("tune");
+    // swapon refuses files on tmpfs and overlay: the swap file goes under
+    // the target directory, on the real disk.
+    let swap_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&env.project);
+    std::fs::create_dir_all(&swap_dir).unwrap();
+    let swapfile = swap_dir.join("swapfile");
+    let profiles = env.dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("tiny-board.yaml"),
+        format!(
+            "name: tiny-board\nmatch: {{arch: [x86_64, aarch64]}}\n\
+             swap: {{file: {}, size: 16MiB, reserve: 64MiB}}\n\
+             zram: {{size: 16MiB, algorithm: lzo, priority: 100}}\n\
+             budgets:\n  critical: {{memory: 96MiB, cpu_shares: 2048}}\n  \
+             normal: {{memory: 64MiB, cpu_shares: 1024}}\n  low: {{memory: 32MiB, cpu_shares: 256}}\n",
+            swapfile.display()
+        ),
+    )
+    .unwrap();
+    env.config(&format!(
+        "{}device: {{profile: tiny-board, profiles_dir: {}}}\n",
+        turtle_e2e::DEFAULT_CONFIG.replace("device: {tune: false}\n", ""),
+        profiles.display()
+    ));
+    let _reset = ResetOnDrop(env.command(&["device", "reset"]));
+    let ours = |report: &Value| -> Vec<(String, i64)> {
+        report["system"]["swaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["ours"] == true)
+            .map(|s| {
+                (
+                    s["path"].as_str().unwrap().to_string(),
+                    s["priority"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    env.start_daemon();
+    let mut swaps = Vec::new();
+    wait_until(
+        "the daemon's swap file and zram in /proc/swaps",
+        WINDOW,
+        || {
+            swaps = ours(&device_status(&env));
+            swaps.len() == 2
+        },
+    );
+    let file = swaps
+        .iter()
+        .find(|(p, _)| Path::new(p) == swapfile)
+        .cloned();
+    let zram = swaps
+        .iter()
+        .find(|(p, _)| p.starts_with("/dev/zram"))
+        .cloned();
+    let (Some((_, file_prio)), Some((zram_dev, zram_prio))) = (file, zram) else {
+        panic!("expected the swap file and a zram device: {swaps:?}");
+    };
+    assert_eq!(zram_prio, 100);
+    assert!(
+        zram_prio > file_prio,
+        "zram must come before the file: {swaps:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&swapfile).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A second start changes nothing: the same device, no new entries.
+    env.kill_daemon();
+    env.start_daemon();
+    let again = ours(&device_status(&env));
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(
+        again.iter().any(|(p, _)| *p == zram_dev),
+        "{again:?} lost {zram_dev}"
+    );
+    env.kill_daemon();
+
+    let out = env.box_ok(&["device", "reset"]);
+    assert!(out.contains(&zram_dev) || out.contains("zram"), "{out}");
+    let swaps_now = std::fs::read_to_string("/proc/swaps").unwrap();
+    assert!(
+        !swaps_now.contains(&swapfile.display().to_string()) && !swaps_now.contains(&zram_dev),
+        "{swaps_now}"
+    );
+    assert!(!swapfile.exists(), "the swap file must be deleted");
+    let _ = std::fs::remove_dir_all(&swap_dir);
+}

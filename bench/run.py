@@ -216,6 +216,12 @@ class Bench:
         e.pop("COMPOSE_PROJECT_NAME", None)
         if self.state_dir is not None:
             e["TURTLE_STATE_DIR"] = str(self.state_dir)
+            # The daemon as deployed (CA, trust injection, mDNS, budgets,
+            # shedding), except that it leaves this machine's swap alone.
+            config = self.state_dir / "turtle.yaml"
+            if not config.exists():
+                config.write_text("device: {tune: false}\n")
+            e["TURTLE_CONFIG"] = str(config)
         return e
 
     def run(self, cmd: list[str], check: bool = True) -> tuple[float, str]:

@@ -298,15 +298,18 @@ impl Trust {
         project: &Project,
         now: SystemTime,
     ) -> Result<Vec<LeafChange>, TrustError> {
-        let ips = self.leaf_ips();
+        // Listing the interfaces costs a syscall or two per interface, and
+        // a box has a veth per container: only when a leaf is needed.
+        let mut ips = None;
         let mut changes = Vec::new();
         for (name, service) in &project.services {
             let names = tls_names(name, service, self.domain())?;
             if names.is_empty() {
                 continue;
             }
+            let ips = ips.get_or_insert_with(|| self.leaf_ips());
             let id = leaf_id(&project.name, name);
-            let (leaf, changed) = self.authority.ensure_leaf(&id, &names, &ips, now)?;
+            let (leaf, changed) = self.authority.ensure_leaf(&id, &names, ips, now)?;
             if let Some(owner) = service.user.as_deref().and_then(numeric_owner) {
                 let dir = self.authority.leaf_dir(&id);
                 for f in ["key.pem", "."] {

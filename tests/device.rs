@@ -193,6 +193,14 @@ fn priorities_become_limits_and_a_hot_board_sheds_and_recovers_in_order() {
         !crit_events.iter().any(|l| l.contains("shed")),
         "crit was shed: {crit_events:?}"
     );
+
+    // Hot again, then the daemon is stopped: it gives back what it shed,
+    // since nothing else would unpause or uncap low.
+    set_temp(&root, 82_000);
+    wait_until("low paused again", WINDOW, || paused(&env, "low"));
+    env.stop_daemon();
+    assert!(!paused(&env, "low"), "low left paused by a stopped daemon");
+    assert_eq!(host_config(&env, "low")["NanoCpus"], 500_000_000);
 }
 
 #[test]

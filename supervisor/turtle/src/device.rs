@@ -38,6 +38,9 @@ pub enum DeviceError {
     System(#[from] turtle_device::SystemError),
 }
 
+/// What Turtle set up on the box, under the state directory.
+const STATE_FILE: &str = "device.json";
+
 /// The profile in force and where the box's files are.
 pub struct Device {
     detected: Detected,
@@ -60,7 +63,7 @@ impl Device {
         Ok(Self {
             detected,
             paths: Paths::new(&section.root),
-            state_file: state_dir.join("device.json"),
+            state_file: state_dir.join(STATE_FILE),
             config: section,
         })
     }
@@ -90,9 +93,16 @@ impl Device {
         )?)
     }
 
-    /// Undoes what [`Device::tune`] set up.
-    pub fn reset(&self) -> Result<turtle_device::ResetReport, DeviceError> {
-        Ok(turtle_device::reset(&self.paths, &self.state_file)?)
+    /// Undoes what [`Device::tune`] set up. Needs no profile: a box whose
+    /// profile no longer loads can still be reset.
+    pub fn reset(
+        state_dir: &Path,
+        config: &Config,
+    ) -> Result<turtle_device::ResetReport, DeviceError> {
+        Ok(turtle_device::reset(
+            &Paths::new(&config.device.root),
+            &state_dir.join(STATE_FILE),
+        )?)
     }
 
     /// Swap, zram and sysctls as they are now.
@@ -125,8 +135,14 @@ pub fn decorate(project: &Project, profile: &Profile) -> Result<Project, DeviceE
     for (name, service) in out.services.iter_mut() {
         let budget = profile.budget(priority(name, service)?);
         let r = &mut service.resources;
-        if r.memory_limit.is_none() {
-            r.memory_limit = Some(turtle_compose::ByteSize(budget.memory_bytes as u64));
+        let memory = budget.memory_bytes as u64;
+        // A file that reserves more, or caps swap below the budget, means
+        // more than the budget: the engine would refuse the pair.
+        let conflicts = r.memory_reservation.is_some_and(|m| m.0 > memory)
+            || r.memswap_limit
+                .is_some_and(|m| (m.0 as i64) >= 0 && m.0 < memory);
+        if r.memory_limit.is_none() && !conflicts {
+            r.memory_limit = Some(turtle_compose::ByteSize(memory));
         }
         if r.cpu_shares.is_none() {
             r.cpu_shares = Some(budget.cpu_shares);
@@ -207,6 +223,14 @@ mod tests {
         let r = &d.services["a"].resources;
         assert_eq!(r.memory_limit, Some(turtle_compose::ByteSize(1 << 30)));
         assert_eq!(r.cpus.as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn a_reservation_above_the_budget_keeps_the_file_as_written() {
+        let mut s = labelled("low");
+        s.resources.memory_reservation = Some(turtle_compose::ByteSize(1 << 30));
+        let d = decorate(&project("p", vec![("a", s)]), &profile()).unwrap();
+        assert_eq!(d.services["a"].resources.memory_limit, None);
     }
 
     #[test]

@@ -14,11 +14,15 @@
 //! restore never starts what the user stopped and never unpauses what
 //! someone else paused. Every action is an event with the policy's reason.
 //!
+//! A daemon that stops (SIGTERM, Ctrl-C) restores what it shed before it
+//! exits: nothing else would unpause or uncap those containers.
+//!
 //! # Limitations
 //!
-//! What was shed is held in memory: a daemon restarted while shedding starts
-//! at the normal level and leaves shed containers as they are (paused,
-//! capped or stopped) until `turtle up` or a manual start.
+//! What was shed is held in memory: a daemon killed while shedding (SIGKILL,
+//! a crash) leaves shed containers as they are (paused, capped or stopped);
+//! `turtle start` or `docker unpause` brings them back. Containers created or
+//! started by an `up` while shedding are not shed until the level changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -145,7 +149,10 @@ impl Shedder {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => {
+                    self.restore_all(&sup).await;
+                    break;
+                }
                 _ = tick.tick() => {}
             }
             let sample = sampler.sample();
@@ -159,6 +166,25 @@ impl Shedder {
             }
             let status = self.policy.lock().unwrap().status();
             *self.last.lock().unwrap() = Some(report(&self.device, &sample, Some(status)));
+        }
+    }
+
+    /// Undoes every shed step, last first.
+    async fn restore_all<E: Engine>(&self, sup: &Supervisor<E>) {
+        let shed = self.policy.lock().unwrap().shed();
+        for action in shed.into_iter().rev() {
+            let undo = match action {
+                Action::CapCpu(p) => Action::Uncap(p),
+                Action::Pause(p) => Action::Unpause(p),
+                Action::Stop(p) => Action::Start(p),
+                other => other,
+            };
+            self.execute(
+                sup,
+                undo,
+                "the supervisor is stopping: restoring what it shed",
+            )
+            .await;
         }
     }
 
@@ -270,7 +296,9 @@ impl Shedder {
             }
             Action::Stop(p) => {
                 for t in self.targets(sup, p).await {
-                    if !matches!(t.state, State::Running | State::Paused) {
+                    let ours = self.paused.lock().unwrap().contains(&t.id);
+                    // Someone else's pause is theirs to undo: leave it.
+                    if !(t.state == State::Running || t.state == State::Paused && ours) {
                         continue;
                     }
                     // A paused container cannot take the stop signal; it

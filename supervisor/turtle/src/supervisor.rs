@@ -161,6 +161,9 @@ pub struct Supervisor<E: Engine> {
     device: Option<Arc<Device>>,
     /// Thermal and memory-pressure shedding, run by the daemon.
     shedder: Option<Arc<Shedder>>,
+    /// (project, service) whose new TLS leaf the running containers have
+    /// not picked up yet.
+    tls_pending: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// What the supervisor knows of the box it runs on.
@@ -190,6 +193,7 @@ impl<E: Engine> Supervisor<E> {
             trust: parts.trust,
             device: parts.device,
             shedder,
+            tls_pending: Mutex::default(),
             announcer: Default::default(),
             engine,
             store,
@@ -246,14 +250,18 @@ impl<E: Engine> Supervisor<E> {
         Ok(out)
     }
 
-    /// Issues or renews the TLS leaves of `project`'s services; returns the
-    /// services whose leaf changed.
-    fn ensure_leaves(&self, project: &Project) -> Result<Vec<String>, Error> {
+    /// Issues or renews the TLS leaves of `project`'s services; the services
+    /// whose leaf changed are marked for a reload ([`Self::reload_tls`]).
+    fn ensure_leaves(&self, project: &Project) -> Result<(), Error> {
         let Some(t) = &self.trust else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let changes = t.ensure_leaves(project, std::time::SystemTime::now())?;
         for c in &changes {
+            self.tls_pending
+                .lock()
+                .unwrap()
+                .insert((project.name.clone(), c.service.clone()));
             let names = c.leaf.names.join(", ");
             self.record(
                 &project.name,
@@ -267,25 +275,60 @@ impl<E: Engine> Supervisor<E> {
                 ),
             );
         }
-        Ok(changes.into_iter().map(|c| c.service).collect())
+        Ok(())
     }
 
-    /// Makes the running containers of `services` pick up their new
-    /// certificate: the signal of `io.turtle.tls.reload`, else a restart.
-    /// Services `apply` just (re)started already read it.
-    async fn reload_tls(&self, project: &Project, services: &[String], applied: &[String]) {
+    /// Makes the running containers of services with a new leaf pick it up:
+    /// the signal of `io.turtle.tls.reload`, else a restart. Services `apply`
+    /// just (re)started already read it. A service stays marked until its
+    /// reload succeeded (or it has no running container, which reads the
+    /// leaf when it starts), so a failed apply or engine call is retried at
+    /// the next repair.
+    async fn reload_tls(&self, project: &Project, applied: &[String]) {
+        let services: Vec<String> = self
+            .tls_pending
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| *p == project.name)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if services.is_empty() {
+            return;
+        }
         let filter = names::project_filter(&project.name);
         let Ok(containers) = self.engine.list_containers(&filter).await else {
             return;
         };
-        for service in services.iter().filter(|s| !applied.contains(s)) {
+        let done = |service: &String| {
+            self.tls_pending
+                .lock()
+                .unwrap()
+                .remove(&(project.name.clone(), service.clone()));
+        };
+        for service in &services {
+            let of_service: Vec<_> = containers
+                .iter()
+                .filter(|c| c.labels.get(names::SERVICE) == Some(service))
+                .collect();
+            if applied.contains(service)
+                || of_service
+                    .iter()
+                    .all(|c| c.state != State::Running && c.state != State::Paused)
+            {
+                done(service);
+                continue;
+            }
+            // Paused (by shedding): reloaded once it runs again.
+            if of_service.iter().any(|c| c.state == State::Paused) {
+                continue;
+            }
+            let mut all_ok = true;
             let signal = project
                 .services
                 .get(service)
                 .and_then(|s| s.labels.get(crate::trust::TLS_RELOAD_LABEL));
-            for c in containers.iter().filter(|c| {
-                c.labels.get(names::SERVICE) == Some(service) && c.state == State::Running
-            }) {
+            for c in of_service.iter().filter(|c| c.state == State::Running) {
                 let result = match signal {
                     Some(sig) => self.engine.kill_container(&c.id, sig).await,
                     None => self.engine.restart_container(&c.id, None).await,
@@ -299,14 +342,22 @@ impl<E: Engine> Supervisor<E> {
                         "certificate-reload",
                         &format!("{how} so it serves its new certificate"),
                     ),
-                    Err(e) => self.record(
-                        &project.name,
-                        Some(service),
-                        Some(&c.name),
-                        "certificate-reload-failed",
-                        &format!("cannot reload its certificate: {e}"),
-                    ),
+                    Err(e) => {
+                        all_ok = false;
+                        self.record(
+                            &project.name,
+                            Some(service),
+                            Some(&c.name),
+                            "certificate-reload-failed",
+                            &format!(
+                                "cannot reload its certificate (retried at the next repair): {e}"
+                            ),
+                        )
+                    }
                 }
+            }
+            if all_ok {
+                done(service);
             }
         }
     }
@@ -388,12 +439,14 @@ impl<E: Engine> Supervisor<E> {
         // again at every repair, from the supervisor's current config.
         self.store.save_project(written)?;
         self.store.clear_held(&project.name)?;
-        let renewed = self.ensure_leaves(written)?;
+        self.ensure_leaves(written)?;
         let mut result =
             apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
-        if let Ok(r) = &result {
-            self.reload_tls(project, &renewed, &r.changed).await;
-        }
+        let applied = result
+            .as_ref()
+            .map(|r| r.changed.clone())
+            .unwrap_or_default();
+        self.reload_tls(project, &applied).await;
         if let (Ok(_), Some(timeout)) = (&result, opts.wait)
             && let Err(e) = apply::wait_ready(
                 &*self.engine,
@@ -438,7 +491,10 @@ impl<E: Engine> Supervisor<E> {
             return Ok(Report::default());
         };
         let project = self.deployed(&written)?;
-        let renewed = self.ensure_leaves(&written)?;
+        // A CA that cannot issue must not stop the rest of the repair.
+        if let Err(e) = self.ensure_leaves(&written) {
+            self.record(name, None, None, "certificate-failed", &e.to_string());
+        }
         let plan = self.plan_deployed(&project, Mode::Repair).await?;
         if !plan.is_empty() {
             for step in &plan.steps {
@@ -455,8 +511,13 @@ impl<E: Engine> Supervisor<E> {
                 .min(Duration::from_secs(60)),
             ..self.config.apply.clone()
         };
-        let report = apply::apply(&*self.engine, &project, &plan, &opts, &|_| {}).await?;
-        self.reload_tls(&project, &renewed, &report.changed).await;
+        let report = apply::apply(&*self.engine, &project, &plan, &opts, &|_| {}).await;
+        let applied = report
+            .as_ref()
+            .map(|r| r.changed.clone())
+            .unwrap_or_default();
+        self.reload_tls(&project, &applied).await;
+        let report = report?;
         drop(_guard);
         let filter = names::project_filter(name);
         for c in self.engine.list_containers(&filter).await? {

@@ -149,9 +149,17 @@ pub fn public_names(project: &Project, domain: &str) -> Result<BTreeSet<String>,
     Ok(names)
 }
 
-/// The leaf id of a TLS service: `<project>.<service>`.
+/// The leaf id of a TLS service: `<project>.<service>`, shortened with a
+/// hash of the whole when longer than the CA's 64 characters.
 pub fn leaf_id(project: &str, service: &str) -> String {
-    format!("{project}.{service}").to_ascii_lowercase()
+    let id = format!("{project}.{service}").to_ascii_lowercase();
+    if id.len() <= 64 {
+        return id;
+    }
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(id.as_bytes())[..8]);
+    let keep: String = id.chars().take(47).collect();
+    format!("{keep}-{hash}")
 }
 
 fn opted_out(service: &Service) -> bool {
@@ -231,8 +239,21 @@ impl Trust {
     /// Opens (or creates, once) the CA in `<state_dir>/ca` and writes the
     /// trust directory `<state_dir>/trust`.
     pub fn open(state_dir: &Path, config: &Config, now: SystemTime) -> Result<Self, TrustError> {
-        let ca = ca_config(config)?;
-        let authority = Authority::open_or_create(&state_dir.join(CA_DIR), &ca, now)?;
+        let mut ca = ca_config(config)?;
+        let dir = state_dir.join(CA_DIR);
+        let authority = match Authority::open_or_create(&dir, &ca, now) {
+            // The default domain follows the host name; the CA does not. A
+            // renamed box keeps serving the names its CA was made for.
+            Err(turtle_certs::Error::DomainMismatch { stored, .. }) if config.domain.is_none() => {
+                tracing::warn!(
+                    "the host name changed, but the CA in {} is for {stored}: keeping {stored} (set `domain` in the supervisor config to choose)",
+                    dir.display()
+                );
+                ca.domain = stored;
+                Authority::open_or_create(&dir, &ca, now)?
+            }
+            other => other?,
+        };
         Self::with_authority(state_dir, config, authority)
     }
 
@@ -310,13 +331,12 @@ impl Trust {
             let ips = ips.get_or_insert_with(|| self.leaf_ips());
             let id = leaf_id(&project.name, name);
             let (leaf, changed) = self.authority.ensure_leaf(&id, &names, ips, now)?;
+            // The key only, and never through a link: the directory stays
+            // root's.
             if let Some(owner) = service.user.as_deref().and_then(numeric_owner) {
-                let dir = self.authority.leaf_dir(&id);
-                for f in ["key.pem", "."] {
-                    let path = dir.join(f);
-                    std::os::unix::fs::chown(&path, Some(owner.0), owner.1)
-                        .map_err(|source| TrustError::Io { path, source })?;
-                }
+                let path = self.authority.leaf_dir(&id).join(turtle_certs::KEY_FILE);
+                std::os::unix::fs::lchown(&path, Some(owner.0), owner.1)
+                    .map_err(|source| TrustError::Io { path, source })?;
             }
             if changed {
                 changes.push(LeafChange {
@@ -408,7 +428,8 @@ fn write_if_changed(dir: &Path, file: &str, content: &str) -> Result<(), TrustEr
     if std::fs::read_to_string(&path).ok().as_deref() == Some(content) {
         return Ok(());
     }
-    let tmp = dir.join(format!(".{file}.tmp"));
+    // Per process: the daemon and a CLI may write at once.
+    let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, content).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(())
@@ -547,6 +568,16 @@ mod tests {
         let p = project("p", vec![("proxy", tls("api"))]);
         let once = decorate(&p, &inj()).unwrap();
         assert_eq!(decorate(&once, &inj()).unwrap(), once);
+    }
+
+    #[test]
+    fn long_leaf_ids_are_shortened_and_stay_distinct() {
+        let project = "a".repeat(40);
+        let a = leaf_id(&project, &"s".repeat(30));
+        let b = leaf_id(&project, &format!("{}t", "s".repeat(29)));
+        assert!(a.len() <= 64 && b.len() <= 64, "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(leaf_id("p", "Web"), "p.web");
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
             let ca = trust.authority();
             let leaf = ca.import_leaf(&id, &chain, &key).map_err(Failure::op)?;
             println!(
-                "service {service} of {project} serves {} from now on ({})",
+                "stored for service {service} of {project}: {} ({}); restart it to serve it: turtle restart -p {project} {service}",
                 leaf.names.join(", "),
                 ca.leaf_dir(&id).display()
             );

@@ -161,15 +161,22 @@ pub async fn serve(
 }
 
 /// Sets up the profile's swap file, zram and sysctls, when the config says
-/// so. A failure (too little disk for the swap file, no zram) is logged and
-/// the daemon carries on: the stack matters more than the tuning.
+/// so, on a blocking thread (a swap file may be written with zeros) while the
+/// daemon serves. A failure (too little disk for the swap file, no zram) is
+/// logged and the daemon carries on: the stack matters more than the tuning.
 fn tune_device(sup: &Supervisor<Docker>) {
-    let Some(device) = sup.device() else { return };
-    let profile = &device.profile().name;
+    let Some(device) = sup.device().cloned() else {
+        return;
+    };
+    let profile = device.profile().name.clone();
     tracing::info!(profile, reason = %device.detected().reason, "device profile");
     if !device.config().tune {
         return;
     }
+    tokio::task::spawn_blocking(move || tune_now(&device, &profile));
+}
+
+fn tune_now(device: &crate::device::Device, profile: &str) {
     match device.tune() {
         Ok(report) if report.changes.is_empty() => {
             tracing::info!(profile, "the device already matches its profile");

@@ -29,9 +29,8 @@ pub enum DeviceCommand {
 
 pub async fn run(g: &GlobalArgs, a: DeviceArgs) -> Result<(), Failure> {
     let config = supervisor_config(g)?;
-    let device = Device::open(&g.state_dir, &config).map_err(Failure::op)?;
     if let Some(DeviceCommand::Reset) = a.command {
-        let report = device.reset().map_err(Failure::op)?;
+        let report = Device::reset(&g.state_dir, &config).map_err(Failure::op)?;
         if report.changes.is_empty() {
             println!("nothing to undo: Turtle has set nothing up on this box");
         }
@@ -40,6 +39,7 @@ pub async fn run(g: &GlobalArgs, a: DeviceArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    let device = Device::open(&g.state_dir, &config).map_err(Failure::op)?;
     // The daemon knows what it sheds; without one, a fresh sample.
     let report: DeviceReport = match Client::connect(&g.socket_path()).await {
         Some(c) => c

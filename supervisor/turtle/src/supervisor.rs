@@ -1154,6 +1154,40 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_new_leaf_is_reloaded_once_its_container_runs_and_only_once() {
+        let p = project(None);
+        let (sup, engine, _dir) = supervisor(&p).await;
+        let mark = || {
+            sup.tls_pending
+                .lock()
+                .unwrap()
+                .insert(("demo".into(), "web".into()));
+        };
+        let pending = || !sup.tls_pending.lock().unwrap().is_empty();
+
+        // Paused (shedding): nothing now, still pending.
+        mark();
+        engine.set_state("demo-web-1", State::Paused, None);
+        sup.reload_tls(&p, &[]).await;
+        assert_eq!(restarts(&engine), 0);
+        assert!(pending(), "a paused container must be reloaded later");
+
+        // Running again: restarted once, then nothing is pending.
+        engine.set_state("demo-web-1", State::Running, None);
+        sup.reload_tls(&p, &[]).await;
+        assert_eq!(restarts(&engine), 1);
+        assert!(!pending());
+        sup.reload_tls(&p, &[]).await;
+        assert_eq!(restarts(&engine), 1, "reloaded twice");
+
+        // Just (re)started by the apply: it read the new leaf already.
+        mark();
+        sup.reload_tls(&p, &["web".to_string()]).await;
+        assert_eq!(restarts(&engine), 1);
+        assert!(!pending());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn unhealthy_containers_are_restarted_with_growing_backoff() {
         let p = project(None);

@@ -571,6 +571,28 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_host_keeps_its_cas_domain_unless_one_is_configured() {
+        let state = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let mut config = Config::parse("domain: turtle-old-name.local\n").unwrap();
+        config.trust.system_bundle = Some("/nonexistent".into());
+        let first = Trust::open(state.path(), &config, now).unwrap();
+        // No domain configured: the default (<hostname>.local) differs from
+        // the CA's, which wins.
+        config.domain = None;
+        let again = Trust::open(state.path(), &config, now).unwrap();
+        assert_eq!(again.domain(), "turtle-old-name.local");
+        assert_eq!(
+            again.authority().fingerprint(),
+            first.authority().fingerprint()
+        );
+        // A configured domain that differs is an error naming both.
+        config.domain = Some("other.local".into());
+        let e = Trust::open(state.path(), &config, now).err().unwrap();
+        assert!(e.to_string().contains("turtle-old-name.local"), "{e}");
+    }
+
+    #[test]
     fn long_leaf_ids_are_shortened_and_stay_distinct() {
         let project = "a".repeat(40);
         let a = leaf_id(&project, &"s".repeat(30));

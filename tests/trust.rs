@@ -48,6 +48,18 @@ fn ca_status(env: &Env) -> Value {
     serde_json::from_str(&env.box_ok(&["ca", "status", "--json"])).expect("status JSON")
 }
 
+/// The `web` service's leaf in `turtle ca status --json`.
+fn web_leaf(env: &Env) -> Value {
+    let status = ca_status(env);
+    status["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == format!("{}.web", env.project))
+        .cloned()
+        .unwrap_or_else(|| panic!("no leaf for web in {status:#}"))
+}
+
 /// Runs a command in a container; returns (exit code, stdout + stderr).
 fn exec(container: &str, cmd: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("docker")
@@ -85,13 +97,7 @@ fn containers_trust_the_ca_and_resolve_the_stack_names_with_no_flags() {
     wait_serving(port, &format!("api.{DOMAIN}"), &root);
 
     // From the host, trusting only Turtle's root: every name of the leaf.
-    let status = ca_status(&env);
-    let leaf = status["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == format!("{}.web", env.project))
-        .unwrap_or_else(|| panic!("no leaf for web in {status:#}"));
+    let leaf = web_leaf(&env);
     for name in [DOMAIN.to_string(), format!("api.{DOMAIN}")] {
         let served = handshake(addr(port), &name, &root)
             .unwrap_or_else(|e| panic!("handshake as {name}: {e}"));
@@ -188,14 +194,7 @@ fn a_renewed_leaf_reaches_the_running_service() {
             Err(_) => false,
         },
     );
-    let status = ca_status(&env);
-    let leaf = status["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == format!("{}.web", env.project))
-        .cloned()
-        .unwrap();
+    let leaf = web_leaf(&env);
     assert_ne!(leaf["fingerprint"].as_str().unwrap(), first);
     let events = env.ok(&["events"]);
     assert!(events.contains("certificate-reload"), "{events}");

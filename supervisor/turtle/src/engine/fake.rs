@@ -121,15 +121,19 @@ impl FakeEngine {
         self.inner.lock().unwrap().calls.push(call);
     }
 
-    fn set_state_by_id(&self, id: &str, state: State) -> Result<()> {
+    /// Runs `f` on the container with this id; not found like the engine.
+    fn with_container<T>(&self, id: &str, f: impl FnOnce(&mut FakeContainer) -> T) -> Result<T> {
         let mut i = self.inner.lock().unwrap();
         let c = i
             .containers
             .iter_mut()
             .find(|c| c.summary.id == id)
             .ok_or_else(|| not_found(format!("container {id}")))?;
-        c.summary.state = state;
-        Ok(())
+        Ok(f(c))
+    }
+
+    fn set_state_by_id(&self, id: &str, state: State) -> Result<()> {
+        self.with_container(id, |c| c.summary.state = state)
     }
 }
 
@@ -263,17 +267,12 @@ impl Engine for FakeEngine {
 
     async fn restart_container(&self, id: &str, _timeout: Option<i64>) -> Result<()> {
         self.record(format!("restart_container {id}"));
-        let mut i = self.inner.lock().unwrap();
-        let c = i
-            .containers
-            .iter_mut()
-            .find(|c| c.summary.id == id)
-            .ok_or_else(|| not_found(format!("container {id}")))?;
-        c.summary.state = State::Running;
-        if c.summary.health.is_some() {
-            c.summary.health = Some(Health::Healthy);
-        }
-        Ok(())
+        self.with_container(id, |c| {
+            c.summary.state = State::Running;
+            if c.summary.health.is_some() {
+                c.summary.health = Some(Health::Healthy);
+            }
+        })
     }
 
     async fn update_cpus(&self, id: &str, nano_cpus: i64) -> Result<()> {

@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 1 the operation failed (engine, apply, daemon),
 //! 2 bad input (usage, compose file).
 
+mod backend;
 mod ca;
 mod config;
 mod context;
@@ -118,6 +119,9 @@ pub enum Command {
     Names(names::NamesArgs),
     /// Show the box's profile, swap, zram, temperatures and what is shed; `reset` undoes the tuning.
     Device(device::DeviceArgs),
+    /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
+    /// the stack's images run these.
+    Backend(backend::BackendArgs),
 }
 
 /// Parses the command line and runs it.
@@ -159,6 +163,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ca(a) => ca::run(&g, a),
         Command::Names(a) => names::run(&g, a).await,
         Command::Device(a) => device::run(&g, a).await,
+        Command::Backend(a) => backend::run(a).await,
     }
 }
 

@@ -238,6 +238,21 @@ async fn run_step<E: Engine>(
                     .collect(),
                 target: build.target.clone(),
                 labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
+                files: match project.services[service]
+                    .labels
+                    .get(crate::images::BUILD_SELF_LABEL)
+                {
+                    Some(name) => vec![(
+                        name.clone(),
+                        crate::images::self_exe().map_err(|e| {
+                            engine_err(&what)(EngineError::Build {
+                                image: image.clone(),
+                                message: format!("cannot find the turtle executable: {e}"),
+                            })
+                        })?,
+                    )],
+                    None => Vec::new(),
+                },
             };
             let mut s = engine.build_image(&spec);
             while let Some(p) = s.next().await {

@@ -22,6 +22,9 @@
 //!   root: /                    # where /proc, /sys, /dev and the swap file are (tests: a fake tree)
 //!   tune: true                 # swap file, zram, sysctls at daemon start
 //!   shed: true                 # thermal and memory-pressure shedding
+//! engine:                      # the box's engine trusts and resolves the stack's registry
+//!   certs_dir: /etc/docker/certs.d   # null: do not write per-registry CAs
+//!   hosts_file: /etc/hosts           # null: do not add the stack's names
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +45,25 @@ pub struct Config {
     pub trust: TrustSection,
     pub mdns: MdnsSection,
     pub device: DeviceSection,
+    pub engine: EngineSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Where the engine reads per-registry CAs (`<host[:port]>/ca.crt`).
+    pub certs_dir: Option<PathBuf>,
+    /// The hosts file the engine resolves with.
+    pub hosts_file: Option<PathBuf>,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
+            hosts_file: Some(PathBuf::from("/etc/hosts")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,9 +16,10 @@
 //! - [`mdns`]: the mDNS publisher; [`announce`] keeps it in step with the projects.
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
+//! - [`engine_trust`]: the box's engine trusts and resolves the stack's registry.
+//! - [`images`]: the stack's images carry this executable, tagged by its build id.
+//! - [`secrets`]: tokens and passwords made for the services that list them.
 //! - [`logs`]: container output as prefixed lines.
-//! - [`device`]: the box's profile, budgets per priority, tuning; [`shed`] sheds load when hot.
-//! - [`mdns`]: the stack's names published on the LAN over multicast DNS.
 //! - [`cli`]: the `turtle` command line, one file per verb.
 
 pub mod announce;
@@ -28,11 +29,14 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod engine;
+pub mod engine_trust;
+pub mod images;
 pub mod logs;
 pub mod mdns;
 pub mod names;
 pub mod observe;
 pub mod plan;
+pub mod secrets;
 pub mod shed;
 pub mod spec;
 pub mod store;

@@ -29,9 +29,11 @@ use turtle_compose::{Project, RestartPolicy, Service};
 use crate::apply::{self, ApplyError, Report};
 use crate::device::{Device, DeviceError};
 use crate::engine::{ContainerSummary, Engine, EngineError, EngineEvent, Health, State};
+use crate::engine_trust::{EngineTrust, EngineTrustError};
 use crate::names;
 use crate::observe::{number_of, observe};
 use crate::plan::{self, Mode, Plan, PlanError};
+use crate::secrets::{SecretError, Secrets};
 use crate::shed::Shedder;
 use crate::store::{EventRecord, Store, StoreError};
 use crate::trust::{Trust, TrustError};
@@ -75,6 +77,10 @@ pub enum Error {
     Trust(#[from] TrustError),
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    EngineTrust(#[from] EngineTrustError),
     #[error("no project named {0} is applied here (see turtle ps --all)")]
     UnknownProject(String),
     #[error("project {project} has no service {service}")]
@@ -164,6 +170,12 @@ pub struct Supervisor<E: Engine> {
     /// (project, service) whose new TLS leaf the running containers have
     /// not picked up yet.
     tls_pending: Mutex<std::collections::HashSet<(String, String)>>,
+    /// What the engine was last set up with, per project (to record changes only).
+    engine_setup: Mutex<HashMap<String, crate::engine_trust::Setup>>,
+    /// The secrets made for services; `None` makes none (the unit tests).
+    secrets: Option<Secrets>,
+    /// The box's engine set up to trust and resolve the stack's registry.
+    engine_trust: Option<EngineTrust>,
 }
 
 /// What the supervisor knows of the box it runs on.
@@ -171,6 +183,8 @@ pub struct Supervisor<E: Engine> {
 pub struct BoxParts {
     pub trust: Option<Arc<Trust>>,
     pub device: Option<Arc<Device>>,
+    pub secrets: Option<Secrets>,
+    pub engine_trust: Option<EngineTrust>,
 }
 
 type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
@@ -192,8 +206,11 @@ impl<E: Engine> Supervisor<E> {
         Arc::new(Self {
             trust: parts.trust,
             device: parts.device,
+            secrets: parts.secrets,
+            engine_trust: parts.engine_trust,
             shedder,
             tls_pending: Mutex::default(),
+            engine_setup: Mutex::default(),
             announcer: Default::default(),
             engine,
             store,
@@ -237,13 +254,17 @@ impl<E: Engine> Supervisor<E> {
     }
 
     /// The project as deployed: with the trust and names the supervisor
-    /// injects (see [`crate::trust`]) and the budgets of the box's profile
-    /// (see [`crate::device`]).
+    /// injects (see [`crate::trust`]), the secrets services list (see
+    /// [`crate::secrets`]) and the budgets of the box's profile (see
+    /// [`crate::device`]).
     pub fn deployed(&self, project: &Project) -> Result<Project, Error> {
         let mut out = match &self.trust {
             Some(t) => t.decorate(project)?,
             None => project.clone(),
         };
+        if let Some(s) = &self.secrets {
+            out = s.decorate(&out)?;
+        }
         if let Some(d) = &self.device {
             out = d.decorate(&out)?;
         }
@@ -275,6 +296,67 @@ impl<E: Engine> Supervisor<E> {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// Makes the secrets the project's services list (see [`crate::secrets`]).
+    fn ensure_secrets(&self, project: &Project) -> Result<(), Error> {
+        let Some(s) = &self.secrets else {
+            return Ok(());
+        };
+        let made = s.ensure(project)?;
+        if !made.is_empty() {
+            self.record(
+                &project.name,
+                None,
+                None,
+                "secret",
+                &format!(
+                    "made {} (read one with `turtle secret NAME -p {}`)",
+                    made.join(", "),
+                    project.name
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets the box's engine up to trust and resolve the project's registry
+    /// (see [`crate::engine_trust`]).
+    fn ensure_engine_trust(&self, project: &Project) -> Result<(), Error> {
+        let (Some(et), Some(t)) = (&self.engine_trust, &self.trust) else {
+            return Ok(());
+        };
+        let before = self
+            .engine_setup
+            .lock()
+            .unwrap()
+            .get(&project.name)
+            .cloned();
+        let setup = et.apply(
+            project,
+            t.domain(),
+            t.authority().root_pem(),
+            crate::engine_trust::gateway_address(),
+        )?;
+        if before.as_ref() != Some(&setup) && !setup.registries.is_empty() {
+            self.record(
+                &project.name,
+                None,
+                None,
+                "engine-trust",
+                &format!(
+                    "the engine trusts Turtle's CA for {} and resolves {} at {}",
+                    setup.registries.join(", "),
+                    setup.names.join(", "),
+                    setup.address.map(|a| a.to_string()).unwrap_or_default()
+                ),
+            );
+        }
+        self.engine_setup
+            .lock()
+            .unwrap()
+            .insert(project.name.clone(), setup);
         Ok(())
     }
 
@@ -440,6 +522,8 @@ impl<E: Engine> Supervisor<E> {
         self.store.save_project(written)?;
         self.store.clear_held(&project.name)?;
         self.ensure_leaves(written)?;
+        self.ensure_secrets(written)?;
+        self.ensure_engine_trust(written)?;
         let mut result =
             apply::apply(&*self.engine, project, &plan, &self.config.apply, sink).await;
         let applied = result
@@ -495,6 +579,12 @@ impl<E: Engine> Supervisor<E> {
         if let Err(e) = self.ensure_leaves(&written) {
             self.record(name, None, None, "certificate-failed", &e.to_string());
         }
+        if let Err(e) = self.ensure_secrets(&written) {
+            self.record(name, None, None, "secret-failed", &e.to_string());
+        }
+        if let Err(e) = self.ensure_engine_trust(&written) {
+            self.record(name, None, None, "engine-trust-failed", &e.to_string());
+        }
         let plan = self.plan_deployed(&project, Mode::Repair).await?;
         if !plan.is_empty() {
             for step in &plan.steps {
@@ -547,6 +637,10 @@ impl<E: Engine> Supervisor<E> {
         let project = self.store.project(name)?;
         // Forget it first, so the keep-alive loop does not bring it back.
         self.store.remove_project(name)?;
+        if let Some(et) = &self.engine_trust {
+            et.remove(name)?;
+            self.engine_setup.lock().unwrap().remove(name);
+        }
         let filter = names::project_filter(name);
         let containers = self.engine.list_containers(&filter).await?;
         // Carry on past a failure, so one stuck object does not leave the

@@ -18,7 +18,8 @@
 //! - for every service, `extra_hosts` entries sending each public name of
 //!   the project to `host-gateway`: container resolvers do not speak mDNS,
 //!   and the host's published ports are reachable at the gateway address
-//!   whatever the box's LAN address is (so a DHCP change recreates nothing).
+//!   whatever the box's LAN address is (so a DHCP change recreates nothing);
+//! - for every service, `TURTLE_DOMAIN` (the domain) unless it sets it.
 //!
 //! [`Trust::ensure_leaves`] then issues, keeps or renews each TLS service's
 //! leaf; the caller reloads the services whose leaf changed (restart, or the
@@ -49,6 +50,10 @@ pub const TLS_LABEL: &str = "io.turtle.tls";
 /// Set on a TLS service: the signal that makes it reload its certificate
 /// (e.g. `SIGHUP`); without it, the service is restarted.
 pub const TLS_RELOAD_LABEL: &str = "io.turtle.tls.reload";
+
+/// Set in every container (unless the service sets it): the stack's domain,
+/// so services build their public URLs without it being written twice.
+pub const DOMAIN_ENV: &str = "TURTLE_DOMAIN";
 
 /// Where every container finds the trust bundle.
 pub const TRUST_DIR: &str = "/etc/turtle/trust";
@@ -207,6 +212,11 @@ pub fn decorate(project: &Project, inj: &Injection) -> Result<Project, TrustErro
             service.network_mode,
             Some(NetworkMode::Service(_) | NetworkMode::Container(_))
         );
+        if !service.environment.contains_key(DOMAIN_ENV) {
+            service
+                .environment
+                .insert(DOMAIN_ENV.to_string(), inj.domain.clone());
+        }
         if !shares {
             for n in &names {
                 let taken = service
@@ -510,21 +520,32 @@ mod tests {
     }
 
     #[test]
-    fn opting_out_leaves_the_service_as_written() {
+    fn opting_out_leaves_the_service_as_written_but_for_the_domain() {
         let mut s = Service::default();
         s.labels.insert(TRUST_LABEL.into(), "false".into());
         let p = project("p", vec![("a", s.clone())]);
         let d = decorate(&p, &inj()).unwrap();
-        assert_eq!(d.services["a"], s);
+        let mut expected = s.clone();
+        expected
+            .environment
+            .insert(DOMAIN_ENV.into(), "box.local".into());
+        assert_eq!(d.services["a"], expected);
         let off = Injection {
             inject: false,
             ..inj()
         };
         let p = project("p", vec![("a", Service::default())]);
-        assert_eq!(
-            decorate(&p, &off).unwrap().services["a"],
-            Service::default()
-        );
+        let mut expected = Service::default();
+        expected
+            .environment
+            .insert(DOMAIN_ENV.into(), "box.local".into());
+        assert_eq!(decorate(&p, &off).unwrap().services["a"], expected);
+        // A service's own value wins.
+        let mut own = Service::default();
+        own.environment
+            .insert(DOMAIN_ENV.into(), "elsewhere.local".into());
+        let p = project("p", vec![("a", own.clone())]);
+        assert_eq!(decorate(&p, &off).unwrap().services["a"], own);
     }
 
     #[test]

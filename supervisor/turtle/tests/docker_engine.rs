@@ -553,6 +553,7 @@ async fn build_image_from_context_with_dockerignore() {
         format!(
             "FROM {base}\nARG MSG=unset\nCOPY . /ctx\n\
              RUN test -e /ctx/hello.txt && test ! -e /ctx/junk && test ! -e /ctx/logs/a.log\n\
+             RUN test \"$(cat /ctx/bin/added)\" = from-outside && test -x /ctx/bin/added\n\
              RUN echo \"$MSG\" > /msg\nCMD [\"cat\", \"/msg\"]\n"
         ),
     )
@@ -562,6 +563,12 @@ async fn build_image_from_context_with_dockerignore() {
     std::fs::write(ctx.path().join("junk"), "junk").unwrap();
     std::fs::create_dir(ctx.path().join("logs")).unwrap();
     std::fs::write(ctx.path().join("logs/a.log"), "log").unwrap();
+    // A file from outside the context (how the stack's images get the
+    // turtle executable), kept executable.
+    let outside = tempfile::tempdir().unwrap();
+    let added = outside.path().join("added");
+    std::fs::write(&added, "from-outside").unwrap();
+    std::fs::set_permissions(&added, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let spec = BuildSpec {
         tag: tag.clone(),
@@ -570,6 +577,7 @@ async fn build_image_from_context_with_dockerignore() {
         args: HashMap::from([("MSG".to_string(), "built-by-turtle".to_string())]),
         target: None,
         labels: HashMap::from([("io.turtle.test".to_string(), "yes".to_string())]),
+        files: vec![("bin/added".to_string(), added.clone())],
     };
     let progress: Vec<_> = tokio::time::timeout(
         Duration::from_secs(120),

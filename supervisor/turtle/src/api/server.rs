@@ -35,7 +35,9 @@ use turtle_compose::Project;
 use crate::apply::{self, Report};
 use crate::device::DeviceError;
 use crate::engine::{Engine, EngineError};
+use crate::engine_trust::EngineTrustError;
 use crate::plan::Mode;
+use crate::secrets::SecretError;
 use crate::store::StoreError;
 use crate::supervisor::{Error, ServiceAction, Supervisor, UpOptions};
 use crate::trust::TrustError;
@@ -83,6 +85,14 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Device(
             DeviceError::Profile(_) | DeviceError::Detect(_) | DeviceError::System(_),
         ) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Secret(SecretError::BadName { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Secret(
+            SecretError::Write { .. } | SecretError::Read { .. } | SecretError::Unknown { .. },
+        ) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::EngineTrust(EngineTrustError::Names(_) | EngineTrustError::NoPort { .. }) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Error::EngineTrust(EngineTrustError::Io { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

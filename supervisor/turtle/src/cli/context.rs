@@ -56,7 +56,12 @@ pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
         files: args.files.clone(),
         project_name: args.project_name.clone(),
         profiles: args.profiles.clone(),
-        env: std::env::vars().collect(),
+        env: {
+            let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            env.entry(crate::images::BUILD_ID_VAR.to_string())
+                .or_insert_with(crate::images::build_id);
+            env
+        },
         cwd,
         allow_unknown_keys: args.allow_unknown_keys,
     };
@@ -133,6 +138,11 @@ pub fn supervisor_on(
         supervisor::BoxParts {
             trust: Some(Arc::new(trust)),
             device,
+            secrets: Some(crate::secrets::Secrets::new(&g.state_dir)),
+            engine_trust: Some(crate::engine_trust::EngineTrust {
+                certs_dir: file.engine.certs_dir.clone(),
+                hosts_file: file.engine.hosts_file.clone(),
+            }),
         },
     ))
 }

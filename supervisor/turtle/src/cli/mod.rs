@@ -19,6 +19,7 @@ mod logs;
 mod names;
 mod output;
 mod ps;
+mod secret;
 mod service;
 mod up;
 
@@ -119,6 +120,8 @@ pub enum Command {
     Names(names::NamesArgs),
     /// Show the box's profile, swap, zram, temperatures and what is shed; `reset` undoes the tuning.
     Device(device::DeviceArgs),
+    /// Print a secret the supervisor made for a project's services (e.g. admin-token).
+    Secret(secret::SecretArgs),
     /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
     /// the stack's images run these.
     Backend(backend::BackendArgs),
@@ -163,6 +166,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ca(a) => ca::run(&g, a),
         Command::Names(a) => names::run(&g, a).await,
         Command::Device(a) => device::run(&g, a).await,
+        Command::Secret(a) => secret::run(&g, a),
         Command::Backend(a) => backend::run(a).await,
     }
 }

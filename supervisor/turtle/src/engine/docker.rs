@@ -846,7 +846,9 @@ async fn run_build(
     };
     let context = spec.context.clone();
     let dockerfile = spec.dockerfile.clone();
-    let tarred = tokio::task::spawn_blocking(move || tar_context(&context, &dockerfile)).await;
+    let files = spec.files.clone();
+    let tarred =
+        tokio::task::spawn_blocking(move || tar_context(&context, &dockerfile, &files)).await;
     let (tar, dockerfile) = match tarred {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
@@ -989,7 +991,11 @@ fn is_ignored(rules: &[IgnoreRule], rel: &str) -> bool {
 /// `.dockerignore` are always included, as the docker CLI does. A Dockerfile
 /// outside the context is added as `.turtle.Dockerfile`. Returns the archive
 /// and the Dockerfile name to pass to the engine.
-pub fn tar_context(context: &Path, dockerfile: &str) -> io::Result<(Vec<u8>, String)> {
+pub fn tar_context(
+    context: &Path,
+    dockerfile: &str,
+    files: &[(String, PathBuf)],
+) -> io::Result<(Vec<u8>, String)> {
     if !context.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -1038,6 +1044,22 @@ pub fn tar_context(context: &Path, dockerfile: &str) -> io::Result<(Vec<u8>, Str
         header.set_mode(0o644);
         header.set_cksum();
         builder.append_data(&mut header, &df_rel, data.as_slice())?;
+    }
+    // Files from outside (the turtle executable): a name already in the
+    // context is refused, so a context never silently differs from its directory.
+    for (name, host) in files {
+        if context.join(name).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{name} is in the build context and also to be added from {}",
+                    host.display()
+                ),
+            ));
+        }
+        builder
+            .append_path_with_name(host, name)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot add {}: {e}", host.display())))?;
     }
     Ok((builder.into_inner()?, df_rel))
 }
@@ -1166,7 +1188,7 @@ mod tests {
         std::fs::write(d.join("build/keep"), "k").unwrap();
         std::fs::create_dir_all(d.join("src")).unwrap();
         std::fs::write(d.join("src/lib.rs"), "").unwrap();
-        let (tar, df) = tar_context(d, "Dockerfile").unwrap();
+        let (tar, df) = tar_context(d, "Dockerfile", &[]).unwrap();
         assert_eq!(df, "Dockerfile");
         let mut archive = tar::Archive::new(tar.as_slice());
         let mut names: Vec<String> = archive
@@ -1201,7 +1223,7 @@ mod tests {
         let ctx = dir.path().join("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
         std::fs::write(dir.path().join("Other.Dockerfile"), "FROM scratch\n").unwrap();
-        let (tar, df) = tar_context(&ctx, "../Other.Dockerfile").unwrap();
+        let (tar, df) = tar_context(&ctx, "../Other.Dockerfile", &[]).unwrap();
         assert_eq!(df, ".turtle.Dockerfile");
         let mut archive = tar::Archive::new(tar.as_slice());
         let names: Vec<String> = archive

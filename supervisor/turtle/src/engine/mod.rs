@@ -182,6 +182,9 @@ pub struct BuildSpec {
     pub args: HashMap<String, String>,
     pub target: Option<String>,
     pub labels: HashMap<String, String>,
+    /// Files from outside the context added to it: (path in the context,
+    /// file on the host), e.g. the running `turtle` executable.
+    pub files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Progress of a pull or a build.

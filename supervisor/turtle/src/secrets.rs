@@ -1,0 +1,333 @@
+//! Secrets the supervisor makes for a project's services: tokens and
+//! passwords no one should have to invent, copy into a compose file or
+//! commit.
+//!
+//! # Design
+//!
+//! A service lists the secrets it needs: `io.turtle.secrets: "admin-token,
+//! db-password"`. Each name is one secret of the project, shared by every
+//! service that lists it (the api and the db both read `db-password`). At
+//! `up` (and at every repair, so a deleted one comes back) [`Secrets::ensure`]
+//! creates the missing ones: 32 random bytes as 64 lowercase hex characters,
+//! no newline, usable as a token, a password, or a WireGuard private key in
+//! the UAPI's hex form. An existing secret is never changed.
+//!
+//! [`decorate`] (pure, beside the trust step) bind-mounts each listed secret
+//! read-only as the file `/run/turtle/secrets/<name>`, and no other: a
+//! service sees only what it listed.
+//!
+//! On the host the secrets live in `STATE_DIR/secrets/<project>/<name>`. The
+//! directories are 0700 root, so no other host user reads them; the files are
+//! 0444 so that a service running as a non-root user (PostgreSQL) can read its
+//! mount. `turtle secret NAME` prints one for the box's admin.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use turtle_compose::{Mount, MountKind, Project, Service};
+
+/// Set on a service: the secrets it needs, comma-separated.
+pub const SECRETS_LABEL: &str = "io.turtle.secrets";
+/// Where a service finds each of its secrets as a file.
+pub const SECRETS_DIR: &str = "/run/turtle/secrets";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit)"
+    )]
+    BadName { service: String, name: String },
+    #[error("cannot write the secret {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "project {project} has no secret {name} (its services list: {known}; secrets are made at `turtle up`)"
+    )]
+    Unknown {
+        project: String,
+        name: String,
+        known: String,
+    },
+    #[error("cannot read the secret {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// The secrets `service` lists, in order, without duplicates.
+pub fn listed(name: &str, service: &Service) -> Result<Vec<String>, SecretError> {
+    let Some(raw) = service.labels.get(SECRETS_LABEL) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !valid(n) {
+            return Err(SecretError::BadName {
+                service: name.to_string(),
+                name: n.to_string(),
+            });
+        }
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Every secret the project's services list.
+pub fn project_secrets(project: &Project) -> Result<Vec<String>, SecretError> {
+    let mut all = Vec::new();
+    for (name, service) in &project.services {
+        for s in listed(name, service)? {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+    }
+    all.sort();
+    Ok(all)
+}
+
+/// The project with each service's secrets mounted: see the module docs.
+pub fn decorate(project: &Project, dir: &Path) -> Result<Project, SecretError> {
+    let mut out = project.clone();
+    for (name, service) in out.services.iter_mut() {
+        for s in listed(name, service)? {
+            let target = format!("{SECRETS_DIR}/{s}");
+            if service.volumes.iter().any(|m| m.target == target) {
+                continue;
+            }
+            service.volumes.push(Mount {
+                kind: MountKind::Bind,
+                source: Some(dir.join(&project.name).join(&s).display().to_string()),
+                target,
+                read_only: true,
+                tmpfs_size: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The secrets store of a state directory.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    dir: PathBuf,
+}
+
+impl Secrets {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("secrets"),
+        }
+    }
+
+    /// `STATE_DIR/secrets`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn decorate(&self, project: &Project) -> Result<Project, SecretError> {
+        decorate(project, &self.dir)
+    }
+
+    /// Creates the project's missing secrets; returns the names created.
+    pub fn ensure(&self, project: &Project) -> Result<Vec<String>, SecretError> {
+        let names = project_secrets(project)?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dir = self.dir.join(&project.name);
+        private_dir(&self.dir)?;
+        private_dir(&dir)?;
+        let mut created = Vec::new();
+        for n in names {
+            let path = dir.join(&n);
+            if path.exists() {
+                continue;
+            }
+            write_new(&path, &random_hex())?;
+            created.push(n);
+        }
+        Ok(created)
+    }
+
+    /// The value of one of the project's secrets.
+    pub fn read(&self, project: &str, name: &str) -> Result<String, SecretError> {
+        let path = self.dir.join(project).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Ok(v.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && valid(name) => {
+                Err(SecretError::Unknown {
+                    project: project.to_string(),
+                    name: name.to_string(),
+                    known: self.names(project).join(", "),
+                })
+            }
+            Err(source) => Err(SecretError::Read { path, source }),
+        }
+    }
+
+    /// The names of the project's existing secrets, sorted.
+    pub fn names(&self, project: &str) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.dir.join(project))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| valid(n))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn random_hex() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    hex::encode(bytes)
+}
+
+fn private_dir(dir: &Path) -> Result<(), SecretError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source| SecretError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)
+            .map_err(err)?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Writes a new secret file whole: a temporary name, then a rename, so a
+/// crash never leaves a half-written secret that would then be kept.
+fn write_new(path: &Path, value: &str) -> Result<(), SecretError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| SecretError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o444)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(value.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn project(labels: &[(&str, &str)]) -> Project {
+        let services = labels
+            .iter()
+            .map(|(name, secrets)| {
+                let mut s = Service::default();
+                s.labels.insert(SECRETS_LABEL.into(), secrets.to_string());
+                (*name, s)
+            })
+            .collect();
+        crate::test_support::project("p", services)
+    }
+
+    #[test]
+    fn each_service_gets_only_the_secrets_it_lists() {
+        let p = project(&[("api", "admin-token, db-password"), ("db", "db-password")]);
+        let d = decorate(&p, Path::new("/s")).unwrap();
+        let mounts = |s: &str| -> Vec<(String, String, bool)> {
+            d.services[s]
+                .volumes
+                .iter()
+                .map(|m| (m.source.clone().unwrap(), m.target.clone(), m.read_only))
+                .collect()
+        };
+        assert_eq!(
+            mounts("api"),
+            vec![
+                (
+                    "/s/p/admin-token".into(),
+                    "/run/turtle/secrets/admin-token".into(),
+                    true
+                ),
+                (
+                    "/s/p/db-password".into(),
+                    "/run/turtle/secrets/db-password".into(),
+                    true
+                ),
+            ]
+        );
+        assert_eq!(
+            mounts("db"),
+            vec![(
+                "/s/p/db-password".into(),
+                "/run/turtle/secrets/db-password".into(),
+                true
+            )]
+        );
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_naming_the_service() {
+        let p = project(&[("api", "ok, ../etc/passwd")]);
+        let e = decorate(&p, Path::new("/s")).unwrap_err().to_string();
+        assert!(
+            e.contains("service api") && e.contains("../etc/passwd"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_made_once_private_and_never_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Secrets::new(tmp.path());
+        let p = project(&[("api", "admin-token, db-password"), ("db", "db-password")]);
+        assert_eq!(s.ensure(&p).unwrap(), vec!["admin-token", "db-password"]);
+        let token = s.read("p", "admin-token").unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(token, s.read("p", "db-password").unwrap());
+        // A second up keeps them.
+        assert!(s.ensure(&p).unwrap().is_empty());
+        assert_eq!(s.read("p", "admin-token").unwrap(), token);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tmp.path().join("secrets")), 0o700);
+        assert_eq!(mode(&tmp.path().join("secrets/p")), 0o700);
+        assert_eq!(mode(&tmp.path().join("secrets/p/admin-token")), 0o444);
+        // A deleted one comes back (new value), the others stay.
+        std::fs::remove_file(tmp.path().join("secrets/p/admin-token")).unwrap();
+        assert_eq!(s.ensure(&p).unwrap(), vec!["admin-token"]);
+        assert_ne!(s.read("p", "admin-token").unwrap(), token);
+        let e = s.read("p", "nope").unwrap_err().to_string();
+        assert!(
+            e.contains("no secret nope") && e.contains("admin-token, db-password"),
+            "{e}"
+        );
+    }
+}

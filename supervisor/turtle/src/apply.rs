@@ -31,6 +31,8 @@ pub struct Options {
     pub dependency_timeout: Duration,
     /// Interval between two looks at a dependency's state.
     pub poll_interval: Duration,
+    /// How to make the Debian base a build needs (see [`crate::base`]).
+    pub base: crate::base::Settings,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             parallelism: 8,
             dependency_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(50),
+            base: Default::default(),
         }
     }
 }
@@ -224,6 +227,25 @@ async fn run_step<E: Engine>(
                 .build
                 .as_ref()
                 .expect("the planner builds only services with a build section");
+            let dockerfile = build
+                .context
+                .join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+            if let Ok(text) = std::fs::read_to_string(&dockerfile) {
+                for base in crate::base::bases_in(&text) {
+                    let log = |l: String| report_progress(step, Progress::Log(l), sink);
+                    let outcome = crate::base::ensure(engine, &base, &opts.base, false, &log)
+                        .await
+                        .map_err(|e| {
+                            engine_err(&what)(EngineError::Build {
+                                image: image.clone(),
+                                message: e.to_string(),
+                            })
+                        })?;
+                    if outcome != crate::base::Outcome::Present {
+                        log(format!("{base}: {outcome}"));
+                    }
+                }
+            }
             let spec = BuildSpec {
                 tag: image.clone(),
                 context: build.context.clone(),

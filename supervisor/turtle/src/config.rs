@@ -22,6 +22,9 @@
 //!   root: /                    # where /proc, /sys, /dev and the swap file are (tests: a fake tree)
 //!   tune: true                 # swap file, zram, sysctls at daemon start
 //!   shed: true                 # thermal and memory-pressure shedding
+//! images:
+//!   debian_mirror: http://deb.debian.org/debian   # for bootstrapping the base (a site's mirror)
+//!   base_bundle: /media/usb/turtle-debian.tar     # a `docker save` of the base, tried first
 //! engine:                      # the box's engine trusts and resolves the stack's registry
 //!   certs_dir: /etc/docker/certs.d   # null: do not write per-registry CAs
 //!   hosts_file: /etc/hosts           # null: do not add the stack's names
@@ -46,6 +49,28 @@ pub struct Config {
     pub mdns: MdnsSection,
     pub device: DeviceSection,
     pub engine: EngineSection,
+    pub images: ImagesSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesSection {
+    /// The Debian mirror the base is bootstrapped from [default: deb.debian.org].
+    pub debian_mirror: Option<String>,
+    /// A `docker save` archive holding the base, loaded before anything else is tried.
+    pub base_bundle: Option<PathBuf>,
+}
+
+impl ImagesSection {
+    pub fn base_settings(&self) -> crate::base::Settings {
+        crate::base::Settings {
+            mirror: self
+                .debian_mirror
+                .clone()
+                .unwrap_or_else(|| crate::base::DEFAULT_MIRROR.into()),
+            bundle: self.base_bundle.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,6 +17,7 @@
 //! - [`supervisor`]: up/down/status/actions and the keep-alive loop.
 //! - [`api`]: the local HTTP API on a unix socket, server and client.
 //! - [`engine_trust`]: the box's engine trusts and resolves the stack's registry.
+//! - [`base`]: the Debian base of the stack's images: loaded, pulled or bootstrapped.
 //! - [`images`]: the stack's images carry this executable, tagged by its build id.
 //! - [`secrets`]: tokens and passwords made for the services that list them.
 //! - [`logs`]: container output as prefixed lines.
@@ -25,6 +26,7 @@
 pub mod announce;
 pub mod api;
 pub mod apply;
+pub mod base;
 pub mod cli;
 pub mod config;
 pub mod device;

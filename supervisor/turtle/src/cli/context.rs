@@ -120,6 +120,7 @@ pub fn supervisor_on(
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     let file = supervisor_config(g)?;
     config.mdns = file.mdns.clone();
+    config.apply.base = file.images.base_settings();
     let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let trust =
         Trust::open(&g.state_dir, &file, std::time::SystemTime::now()).map_err(Failure::op)?;

@@ -8,6 +8,7 @@
 //! 2 bad input (usage, compose file).
 
 mod backend;
+mod base;
 mod ca;
 mod config;
 mod context;
@@ -120,6 +121,8 @@ pub enum Command {
     Names(names::NamesArgs),
     /// Show the box's profile, swap, zram, temperatures and what is shed; `reset` undoes the tuning.
     Device(device::DeviceArgs),
+    /// Make the Debian base of the stack's images: load a bundle, pull, or bootstrap it.
+    Base(base::BaseArgs),
     /// Print a secret the supervisor made for a project's services (e.g. admin-token).
     Secret(secret::SecretArgs),
     /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
@@ -166,6 +169,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ca(a) => ca::run(&g, a),
         Command::Names(a) => names::run(&g, a).await,
         Command::Device(a) => device::run(&g, a).await,
+        Command::Base(a) => base::run(&g, a).await,
         Command::Secret(a) => secret::run(&g, a),
         Command::Backend(a) => backend::run(a).await,
     }

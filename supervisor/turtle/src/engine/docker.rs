@@ -56,10 +56,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateImageOptionsBuilder, EventsOptionsBuilder, ImportImageOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -775,6 +776,96 @@ impl Engine for Docker {
         })
         .flatten();
         Box::pin(stream)
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let (repo, tag) = split_reference(target);
+        let opts = TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build();
+        self.client
+            .tag_image(source, Some(opts))
+            .await
+            .map_err(|e| map_error(&self.socket, format!("tag {source} as {target}"), e))
+    }
+
+    async fn import_rootfs(
+        &self,
+        tarball: &Path,
+        reference: &str,
+        changes: &[String],
+    ) -> Result<()> {
+        let what = format!("import of {reference} from {}", tarball.display());
+        let file = tokio::fs::File::open(tarball)
+            .await
+            .map_err(|e| EngineError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let (repo, tag) = split_reference(reference);
+        let mut opts = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(&repo)
+            .tag(&tag)
+            .message("imported by turtle");
+        if !changes.is_empty() {
+            opts = opts.changes(changes.to_vec());
+        }
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+        let mut stream = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
+            .create_image(Some(opts.build()), Some(body), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => {}
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: error,
+                    });
+                }
+                Err(e) => return Err(map_error(&self.socket, what, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_images(&self, archive: &Path) -> Result<()> {
+        let what = format!("load of {}", archive.display());
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(|e| EngineError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
+            .import_image_stream(opts, tokio_util::io::ReaderStream::new(file), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) if info.error_detail.is_some() => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: info
+                            .error_detail
+                            .and_then(|d| d.message)
+                            .unwrap_or_default(),
+                    });
+                }
+                Ok(_) => {}
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: error,
+                    });
+                }
+                Err(e) => return Err(map_error(&self.socket, what, e)),
+            }
+        }
+        Ok(())
     }
 
     fn events(&self, labels: &[String]) -> BoxStream<Result<EngineEvent>> {

@@ -387,6 +387,28 @@ impl Engine for FakeEngine {
         Box::pin(stream::iter([Ok(Progress::Log("built".into()))]))
     }
 
+    async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        self.record(format!("tag_image {source} {target}"));
+        self.add_image(target);
+        Ok(())
+    }
+
+    async fn import_rootfs(
+        &self,
+        _tarball: &std::path::Path,
+        reference: &str,
+        _changes: &[String],
+    ) -> Result<()> {
+        self.record(format!("import_rootfs {reference}"));
+        self.add_image(reference);
+        Ok(())
+    }
+
+    async fn load_images(&self, archive: &std::path::Path) -> Result<()> {
+        self.record(format!("load_images {}", archive.display()));
+        Ok(())
+    }
+
     fn events(&self, _labels: &[String]) -> BoxStream<Result<EngineEvent>> {
         Box::pin(stream::pending())
     }

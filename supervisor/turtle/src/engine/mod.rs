@@ -290,6 +290,18 @@ pub trait Engine: Send + Sync + 'static {
     fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>>;
     /// Builds an image; the stream ends when the build is done or failed.
     fn build_image(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>>;
+    /// Gives `source` (a reference or ID) the reference `target` too.
+    fn tag_image(&self, source: &str, target: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Makes the image `reference` from a root filesystem tarball
+    /// (`docker import`), with Dockerfile-style `changes` (`CMD ["bash"]`).
+    fn import_rootfs(
+        &self,
+        tarball: &std::path::Path,
+        reference: &str,
+        changes: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Loads the images of a `docker save` archive (`docker load`).
+    fn load_images(&self, archive: &std::path::Path) -> impl Future<Output = Result<()>> + Send;
 
     /// Container events carrying every given label, from now on. The stream
     /// ends (or yields an error) when the connection to the engine drops.

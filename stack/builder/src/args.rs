@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long, env = "TURTLE_BUILDER_REGISTRY")]
     pub registry: Option<String>,
 
-    /// The Docker engine's socket. It is root on the box: see the crate's trust boundary.
+    /// The Docker engine's socket, bind-mounted from the host. Whoever holds it is root on the
+    /// box, which is why every build needs the builder or admin token.
     #[arg(
         long,
         env = "TURTLE_BUILDER_DOCKER_SOCKET",
@@ -150,6 +151,26 @@ mod tests {
         assert_eq!(a.max_context, ByteSize(2 << 30));
         assert_eq!(a.max_builds, 1);
         assert!(a.keep_local);
+    }
+
+    #[test]
+    fn help_names_every_flag_and_its_env_var() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for (flag, env) in [
+            ("--listen", "TURTLE_BUILDER_LISTEN"),
+            ("--token-file", "TURTLE_BUILDER_TOKEN_FILE"),
+            ("--admin-token-file", "TURTLE_BUILDER_ADMIN_TOKEN_FILE"),
+            ("--registry", "TURTLE_BUILDER_REGISTRY"),
+            ("--docker-socket", "TURTLE_BUILDER_DOCKER_SOCKET"),
+            ("--push-user", "TURTLE_BUILDER_PUSH_USER"),
+            ("--max-context", "TURTLE_BUILDER_MAX_CONTEXT"),
+            ("--max-builds", "TURTLE_BUILDER_MAX_BUILDS"),
+            ("--keep-local", "TURTLE_BUILDER_KEEP_LOCAL"),
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+            assert!(help.contains(env), "{env} missing from:\n{help}");
+        }
     }
 
     #[test]

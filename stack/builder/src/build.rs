@@ -218,16 +218,13 @@ impl Builder {
             )),
         )
         .await?;
-        let built = self
+        let id = self
             .build(&refs[0], dockerfile.as_deref(), context, tx)
-            .await;
-        let pushed = match built {
-            Ok(id) => self.tag_and_push(&id, &refs, tx).await,
-            Err(e) => Err(e),
-        };
-        // Remove local tags whatever happened, once something may be tagged;
-        // not when the client left mid-build (the engine cancels, tags none).
-        if !self.keep_local && !matches!(pushed, Err(JobError::Build(_) | JobError::Gone)) {
+            .await?;
+        let pushed = self.tag_and_push(&id, &refs, tx).await;
+        // Once built, the local tags go whatever happened next (even when
+        // the client left), unless they are to be kept.
+        if !self.keep_local {
             self.untag(&refs, tx).await;
         }
         let digests = pushed?;

@@ -1,13 +1,137 @@
 //! The image builder of Turtle's backend stack: build contexts in, pushed digests out.
 //!
 //! Runs as `turtle backend builder`: every image of the stack carries the one
-//! `turtle` executable.
+//! `turtle` executable. It listens on plain HTTP behind the stack's proxy,
+//! which terminates TLS for `builder.<domain>`.
+//!
+//! # Routes
+//!
+//! - `GET /v1/health`: `200 {"status":"ok","engine":"ok"}` when the engine
+//!   answers a ping, `503 {"status":"unhealthy","engine":"<why>"}` otherwise.
+//! - `POST /v1/builds?tag=<path>[:tag]&tag=...&dockerfile=<path>`, with
+//!   `Authorization: Bearer <builder-token or admin-token>` and the build
+//!   context as the body (a tar, gzip'd or not). Refusals before the build
+//!   starts are ordinary statuses with `{"error": "..."}`: 401 (token), 400
+//!   (tag, query, empty body), 413 (context over `--max-context`). Otherwise
+//!   the answer is `200 application/x-ndjson`, streamed while the engine
+//!   builds and pushes: `{"log": "..."}` lines, then exactly one final line,
+//!   `{"digest":"sha256:...","images":["<registry>/<path>@sha256:..."]}` or
+//!   `{"error":"..."}`. **The status is 200 before the build has even started,
+//!   so a client must read to the last line to know the outcome** (and treat a
+//!   stream that ends without a final line as a failure).
+//!
+//! # Design
+//!
+//! A request flows through one module per step: [`auth`] (constant-time token
+//! check) -> [`server`] (query -> [`reference`]s, validated tags under the
+//! builder's registry) -> [`spool`] (body to an unnamed temp file, size
+//! limited) -> [`build`] (slot, engine build, tag, push, digest, cleanup) ->
+//! [`ndjson`] lines back to the client. [`engine`] holds the bollard client
+//! and turns its errors into messages that name the socket. The engine's
+//! classic builder does the work (Docker 20.10, API 1.41, no BuildKit); the
+//! context reaches it as the client sent it.
+//!
+//! # Trust boundary
+//!
+//! The builder holds the Docker engine's socket, bind-mounted from the host.
+//! Whoever can talk to that socket is root on the box: they can start a
+//! privileged container, mount `/` from the host, read every secret under
+//! `/run/turtle/secrets`, and replace the supervisor. A build itself already
+//! runs arbitrary code (`RUN`) on the engine; the classic builder keeps it in
+//! an unprivileged container, but a bug in the builder service that passed
+//! caller input through to other engine calls would hand out the box.
+//! So the builder is exactly as trusted as the box's root account, and so is
+//! every holder of a token it accepts.
+//!
+//! Why that is acceptable here: the only way in is `builder.<domain>` through
+//! the stack's proxy, over TLS with Turtle's CA; every build needs the
+//! builder token or the admin token, which only an admin reads on the box
+//! (`turtle secret <name>`) or hands to a CI job they trust as much as
+//! themselves. The service makes a fixed set of engine calls (build, tag,
+//! push, remove tag, ping) with validated references; callers never choose an
+//! engine endpoint, a container option or a volume. The builder's port is not
+//! published; only the proxy reaches it on the stack's network.
+//!
+//! What would narrow it: rootless BuildKit (`buildkitd` as an unprivileged
+//! user, in its own container, with user namespaces) speaking its own API, so
+//! the builder never holds the engine socket; or a separate, dedicated engine
+//! (a Docker-in-Docker or rootless dockerd just for builds) whose compromise
+//! does not reach the box's containers. Both cost memory and setup the small
+//! target boxes do not have to spare today, and BuildKit is not on them.
+//!
+//! # Limitations
+//!
+//! - One engine-global namespace of tags: see [`build`] for the race when
+//!   `--max-builds` is above 1.
+//! - No per-repository authorization: a holder of the builder token may
+//!   push any repository (as the api's token service allows the builder).
+//! - Build arguments, targets and secrets are not supported yet; the
+//!   Dockerfile's defaults apply.
 
-/// Command-line arguments of `turtle backend builder`.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+mod args;
+mod auth;
+pub mod build;
+mod engine;
+pub mod ndjson;
+pub mod reference;
+pub mod server;
+mod size;
+pub mod spool;
 
-/// Runs the service until SIGTERM.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("turtle backend builder is not built yet")
+pub use args::Args;
+pub use auth::{AuthError, Principal, TokenError, Tokens};
+pub use build::Builder;
+pub use engine::{ConnectError, Engine};
+pub use ndjson::Line;
+pub use reference::{ImageRef, Registry};
+pub use server::{Server, serve};
+pub use size::ByteSize;
+
+/// Runs the service until SIGTERM or SIGINT, then lets running builds'
+/// responses finish.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let server = args.server()?;
+    if let Err(e) = server.builder.engine().ready().await {
+        tracing::warn!("{e}; builds fail until the engine answers");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another process using it? pass another --listen",
+                args.listen
+            )
+        })?;
+    tracing::info!(
+        listen = %args.listen,
+        registry = %server.builder.registry(),
+        max_builds = args.max_builds,
+        max_context = %args.max_context,
+        keep_local = args.keep_local,
+        "builder listening"
+    );
+    serve(listener, server, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("builder stopped");
+    Ok(())
+}
+
+/// Completes at the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM ({e}); stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -68,6 +68,8 @@ fn build_image(recipe: &str, tag: &str) {
     let out = Command::new("sh")
         .arg(&script)
         .arg(tag)
+        // The Debian base is made by `turtle base`.
+        .env("TURTLE", turtle_bin())
         .output()
         .expect("run build.sh");
     assert!(

@@ -1,0 +1,708 @@
+//! The management backend (stack/docker-compose.yml) end to end, against
+//! the real engine, from images built on this machine with no registry and
+//! no internet.
+//!
+//! One scenario, in order, because bringing the stack up is the expensive
+//! part: up from nothing to healthy; the api through the proxy (TLS verified
+//! against Turtle's root only); the registry with tokens from the api
+//! through the box's own engine; a build through the builder; a WireGuard
+//! peer in a container through the vpn; the database killed; down and up
+//! again with every piece of data still there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use turtle_e2e::{Env, debian_image, docker, free_port, test_image, turtle_bin, wait_until};
+
+const SERVICES: [&str; 6] = ["proxy", "api", "db", "registry", "builder", "vpn"];
+
+struct Stack {
+    env: Env,
+    domain: String,
+    http: u16,
+    https: u16,
+    vpn: u16,
+    root: PathBuf,
+}
+
+fn compose_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stack/docker-compose.yml")
+}
+
+/// A binary built beside `turtle`.
+fn sibling(name: &str) -> PathBuf {
+    let bin = turtle_bin().with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --workspace --bins`",
+        bin.display()
+    );
+    bin
+}
+
+/// A UDP port free on the host right now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Stack {
+    fn new() -> Self {
+        let env = Env::new("stack");
+        // A domain of its own: the engine's certs.d and /etc/hosts entries
+        // are per name, and the names must not collide with another run.
+        let domain = format!("st{}.turtle-test.local", std::process::id());
+        // The 1 GB board's profile: every service runs within its budget.
+        env.config(&format!(
+            "domain: {domain}\nmdns: {{enabled: false}}\ndevice: {{profile: raspberrypi3, tune: false, shed: false}}\n"
+        ));
+        let root = env.dir.path().join("root.pem");
+        Self {
+            env,
+            domain,
+            http: free_port(),
+            https: free_port(),
+            vpn: free_udp_port(),
+            root,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.env.command(args);
+        c.env("TURTLE_HTTP_PORT", self.http.to_string())
+            .env("TURTLE_HTTPS_PORT", self.https.to_string())
+            .env("TURTLE_VPN_PORT", self.vpn.to_string());
+        c
+    }
+
+    /// `turtle up` of the stack, waiting for every service to be healthy.
+    fn up(&self) -> Output {
+        let file = compose_file();
+        self.command(&[
+            "up",
+            "-f",
+            file.to_str().unwrap(),
+            "-p",
+            &self.env.project,
+            "--wait",
+            "--wait-timeout",
+            "900",
+        ])
+        .output()
+        .expect("run turtle up")
+    }
+
+    fn down(&self) -> Output {
+        self.command(&["down", "-p", &self.env.project])
+            .output()
+            .expect("run turtle down")
+    }
+
+    fn secret(&self, name: &str) -> String {
+        self.env
+            .box_ok(&["secret", name, "-p", &self.env.project])
+            .trim()
+            .to_string()
+    }
+
+    fn host(&self, service: &str) -> String {
+        if service.is_empty() {
+            self.domain.clone()
+        } else {
+            format!("{service}.{}", self.domain)
+        }
+    }
+
+    fn registry(&self) -> String {
+        format!("{}:{}", self.host("registry"), self.https)
+    }
+
+    /// An HTTPS request through the proxy, verified against Turtle's root
+    /// only (curl's --cacert replaces its CA bundle). Returns status and body.
+    fn https(
+        &self,
+        method: &str,
+        service: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, String) {
+        let host = self.host(service);
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "60", "-X", method, "--cacert"])
+            .arg(&self.root)
+            .arg("--resolve")
+            .arg(format!("{host}:{}:127.0.0.1", self.https))
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(a) = auth {
+            c.arg("-H").arg(format!("Authorization: {a}"));
+        }
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(b.to_string());
+        }
+        c.arg(format!("https://{host}:{}{path}", self.https));
+        let out = c.output().expect("run curl");
+        assert!(
+            out.status.success(),
+            "curl {method} {host}{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().expect("HTTP status"), body.to_string())
+    }
+
+    /// A JSON request to the api that must answer `want` (`auth` empty: no
+    /// Authorization header); returns the JSON body.
+    fn json(&self, method: &str, path: &str, auth: &str, body: Option<Value>, want: u16) -> Value {
+        let auth = (!auth.is_empty()).then_some(auth);
+        let (status, text) = self.https(method, "api", path, auth, body.as_ref());
+        assert_eq!(status, want, "{method} {path}: {text}");
+        if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        }
+    }
+
+    fn all_healthy(&self) -> bool {
+        SERVICES.iter().all(|s| self.env.healthy(s))
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Removes the engine's certs.d entries and the hosts block too.
+        let _ = self.down();
+    }
+}
+
+/// `docker ARGS` with a client config directory of its own (the login).
+fn docker_as(config: &Path, args: &[&str]) -> Output {
+    Command::new("docker")
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+fn docker_login(config: &Path, registry: &str, user: &str, password: &str) -> Output {
+    let mut child = Command::new("docker")
+        .env("DOCKER_CONFIG", config)
+        .args(["login", registry, "-u", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run docker login");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(what: &str, out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "{what} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_backend_stack_runs_end_to_end() {
+    let stack = Stack::new();
+    let env = &stack.env;
+    let mut guard = ImageGuard::default();
+    env.start_daemon();
+
+    // --- Up from nothing: every image built here, every service healthy.
+    let started = Instant::now();
+    ok("turtle up", stack.up());
+    eprintln!("stack: up and healthy in {:?}", started.elapsed());
+    assert!(stack.all_healthy(), "{:#}", env.ps());
+    std::fs::write(&stack.root, env.box_ok(&["ca", "export"])).unwrap();
+    // Budgets of the 1 GB profile: the db is critical (256 MiB), the builder low (64 MiB).
+    let memory =
+        |s: &str| turtle_e2e::inspect(&env.container(s)).unwrap()["HostConfig"]["Memory"].as_i64();
+    assert_eq!(memory("db"), Some(256 << 20));
+    assert_eq!(memory("builder"), Some(64 << 20));
+    // Nothing privileged, no host network; the vpn has NET_ADMIN only.
+    for s in SERVICES {
+        let hc = &turtle_e2e::inspect(&env.container(s)).unwrap()["HostConfig"];
+        assert_eq!(hc["Privileged"], false, "{s}");
+        assert_ne!(hc["NetworkMode"], "host", "{s}");
+        let caps = hc["CapAdd"].as_array().cloned().unwrap_or_default();
+        let want: Vec<Value> = if s == "vpn" {
+            vec![json!("NET_ADMIN")]
+        } else {
+            vec![]
+        };
+        assert_eq!(caps, want, "{s}");
+    }
+
+    // --- The api through the proxy.
+    let (status, body) = stack.https("GET", "api", "/v1/health", None, None);
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["database"], "ok", "{health}");
+    // Plain HTTP only redirects to HTTPS.
+    let redirect = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{}:{}:127.0.0.1", stack.host("api"), stack.http))
+        .arg(format!(
+            "http://{}:{}/v1/health",
+            stack.host("api"),
+            stack.http
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&redirect.stdout),
+        format!(
+            "301 https://{}:{}/v1/health",
+            stack.host("api"),
+            stack.https
+        )
+    );
+    // The domain itself serves the front page.
+    let (status, page) = stack.https("GET", "", "/", None, None);
+    assert_eq!(status, 200, "{page}");
+
+    let admin = format!("Bearer {}", stack.secret("admin-token"));
+    let (status, _) = stack.https("GET", "api", "/v1/fleets", Some("Bearer wrong"), None);
+    assert_eq!(status, 401);
+    let (status, _) = stack.https("GET", "api", "/v1/fleets", None, None);
+    assert_eq!(status, 401);
+    let spec = stack.json("GET", "/v1/openapi.json", &admin, None, 200);
+    assert!(spec["paths"]["/v1/registry/token"].is_object(), "{spec}");
+
+    let fleet_a = stack.json(
+        "POST",
+        "/v1/fleets",
+        &admin,
+        Some(json!({"name": "fleet-a"})),
+        201,
+    );
+    let fleet_b = stack.json(
+        "POST",
+        "/v1/fleets",
+        &admin,
+        Some(json!({"name": "fleet-b"})),
+        201,
+    );
+    let fa = fleet_a["id"].to_string();
+    let key = stack.json(
+        "POST",
+        &format!("/v1/fleets/{fa}/provisioning-keys"),
+        &admin,
+        Some(json!({"expires_in_secs": 3600})),
+        201,
+    );
+    let expired = stack.json(
+        "POST",
+        &format!("/v1/fleets/{fa}/provisioning-keys"),
+        &admin,
+        Some(json!({"expires_in_secs": 0})),
+        201,
+    );
+    // The WireGuard key of the test peer, registered with the device.
+    let peer_bin = sibling("turtle-wg-peer");
+    let keys: Value = serde_json::from_str(&ok(
+        "turtle-wg-peer --generate-key",
+        Command::new(&peer_bin)
+            .arg("--generate-key")
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let (status, refused) = stack.https(
+        "POST",
+        "api",
+        "/v1/devices/register",
+        None,
+        Some(&json!({"provisioning_key": expired["key"], "name": "late"})),
+    );
+    assert_eq!(status, 401, "{refused}");
+    assert!(refused.contains("expired"), "{refused}");
+    let device = stack.json(
+        "POST",
+        "/v1/devices/register",
+        "",
+        Some(json!({
+            "provisioning_key": key["key"],
+            "name": "dev-1",
+            "wireguard_public_key": keys["public_key"],
+        })),
+        201,
+    );
+    let uuid = device["uuid"].as_str().unwrap().to_string();
+    let device_auth = format!("Bearer {}", device["device_key"].as_str().unwrap());
+
+    // A release pinned by digest, then the device's target state with ETag.
+    let release = stack.json(
+        "POST",
+        &format!("/v1/fleets/{fa}/releases"),
+        &admin,
+        Some(json!({
+            "compose": "services:\n  hello:\n    image: hello\n",
+            "images": {"hello": format!("{}/fleet-a/hello@sha256:{}", stack.registry(), "a".repeat(64))},
+        })),
+        201,
+    );
+    let target = stack.json("GET", "/v1/device/target", &device_auth, None, 200);
+    assert_eq!(target["release"]["id"], release["id"], "{target}");
+    let etag_out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&stack.root)
+        .arg("--resolve")
+        .arg(format!("{}:{}:127.0.0.1", stack.host("api"), stack.https))
+        .arg("-H")
+        .arg(format!("Authorization: {device_auth}"))
+        .arg(format!(
+            "https://{}:{}/v1/device/target",
+            stack.host("api"),
+            stack.https
+        ))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&etag_out.stdout).to_string();
+    let etag = headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("etag:")
+                .then(|| l[5..].trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no ETag in {headers}"));
+    let not_modified = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&stack.root)
+        .arg("--resolve")
+        .arg(format!("{}:{}:127.0.0.1", stack.host("api"), stack.https))
+        .arg("-H")
+        .arg(format!("Authorization: {device_auth}"))
+        .arg("-H")
+        .arg(format!("If-None-Match: {etag}"))
+        .arg(format!(
+            "https://{}:{}/v1/device/target",
+            stack.host("api"),
+            stack.https
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&not_modified.stdout), "304");
+
+    stack.json(
+        "PUT",
+        "/v1/device/state",
+        &device_auth,
+        Some(json!({"release": release["id"], "status": "running"})),
+        204,
+    );
+    stack.json(
+        "POST",
+        "/v1/device/logs",
+        &device_auth,
+        Some(json!([{"service": "hello", "message": "hello from dev-1"}])),
+        204,
+    );
+    let logs = stack.json(
+        "GET",
+        &format!("/v1/devices/{uuid}/logs"),
+        &admin,
+        None,
+        200,
+    );
+    assert!(logs.to_string().contains("hello from dev-1"), "{logs}");
+    let seen = stack.json("GET", &format!("/v1/devices/{uuid}"), &admin, None, 200);
+    assert!(seen.to_string().contains("running"), "{seen}");
+
+    // --- The registry, through the box's own engine (certs.d + hosts).
+    let registry = stack.registry();
+    let admin_cfg = tempfile::tempdir().unwrap();
+    ok(
+        "docker login as admin",
+        docker_login(
+            admin_cfg.path(),
+            &registry,
+            "admin",
+            &stack.secret("admin-token"),
+        ),
+    );
+    let pushed = format!("{registry}/fleet-a/hello:1");
+    guard.0.push(pushed.clone());
+    docker(&["tag", test_image(), &pushed]);
+    ok(
+        "docker push",
+        docker_as(admin_cfg.path(), &["push", &pushed]),
+    );
+    docker(&["rmi", &pushed]);
+    ok(
+        "docker pull",
+        docker_as(admin_cfg.path(), &["pull", &pushed]),
+    );
+    // Another fleet's image, pushed by the admin.
+    let other = format!("{registry}/fleet-b/secret:1");
+    guard.0.push(other.clone());
+    docker(&["tag", test_image(), &other]);
+    ok(
+        "docker push fleet-b",
+        docker_as(admin_cfg.path(), &["push", &other]),
+    );
+    docker(&["rmi", &other]);
+
+    // A device pulls its fleet's images only, and pushes nothing.
+    let device_cfg = tempfile::tempdir().unwrap();
+    ok(
+        "docker login as the device",
+        docker_login(
+            device_cfg.path(),
+            &registry,
+            &uuid,
+            device["device_key"].as_str().unwrap(),
+        ),
+    );
+    docker(&["rmi", &pushed]);
+    ok(
+        "device pulls its fleet's image",
+        docker_as(device_cfg.path(), &["pull", &pushed]),
+    );
+    let denied = format!("{registry}/fleet-a/from-device:1");
+    guard.0.push(denied.clone());
+    docker(&["tag", test_image(), &denied]);
+    let err = failed(
+        "device push",
+        &docker_as(device_cfg.path(), &["push", &denied]),
+    );
+    assert!(
+        err.contains("denied") || err.contains("unauthorized"),
+        "{err}"
+    );
+    let err = failed(
+        "device pull of fleet-b",
+        &docker_as(device_cfg.path(), &["pull", &other]),
+    );
+    assert!(
+        err.contains("denied") || err.contains("unauthorized"),
+        "{err}"
+    );
+    let _ = fleet_b;
+
+    // --- The builder: a context in, a digest out, pullable from the registry.
+    let ctx = tempfile::tempdir().unwrap();
+    let marker = format!("built-{}", std::process::id());
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo {marker} > /marker\n", test_image()),
+    )
+    .unwrap();
+    let tarball = ctx.path().join("ctx.tar");
+    ok(
+        "tar",
+        Command::new("tar")
+            .arg("-C")
+            .arg(ctx.path())
+            .args(["-cf"])
+            .arg(&tarball)
+            .arg("Dockerfile")
+            .output()
+            .unwrap(),
+    );
+    let builder_token = stack.secret("builder-token");
+    let built = Command::new("curl")
+        .args(["-sS", "--max-time", "300", "--cacert"])
+        .arg(&stack.root)
+        .arg("--resolve")
+        .arg(format!(
+            "{}:{}:127.0.0.1",
+            stack.host("builder"),
+            stack.https
+        ))
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {builder_token}"))
+        .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
+        .arg(format!("@{}", tarball.display()))
+        .arg(format!(
+            "https://{}:{}/v1/builds?tag=fleet-a/built:1",
+            stack.host("builder"),
+            stack.https
+        ))
+        .output()
+        .unwrap();
+    let stream = ok("build", built);
+    assert!(
+        stream.contains(&marker),
+        "the build log is streamed: {stream}"
+    );
+    let last: Value = serde_json::from_str(stream.trim().lines().last().unwrap()).unwrap();
+    let digest = last["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no digest: {stream}"))
+        .to_string();
+    let by_digest = format!("{registry}/fleet-a/built@{digest}");
+    guard.0.push(format!("{registry}/fleet-a/built:1"));
+    guard.0.push(by_digest.clone());
+    let _ = docker_as(
+        admin_cfg.path(),
+        &["rmi", &format!("{registry}/fleet-a/built:1")],
+    );
+    ok(
+        "pull the built image",
+        docker_as(admin_cfg.path(), &["pull", &by_digest]),
+    );
+    let run = docker(&["run", "--rm", &by_digest, "cat", "/marker"]);
+    assert_eq!(run.trim(), marker);
+
+    // --- WireGuard: a peer in a container completes a handshake with the
+    // vpn and exchanges traffic both ways through the tunnel.
+    let vpn = &device["vpn"];
+    let address = vpn["address"].as_str().unwrap().to_string();
+    let key_file = env.dir.path().join("wg.key");
+    std::fs::write(&key_file, keys["private_key"].as_str().unwrap()).unwrap();
+    let peer_name = format!("{}-wgpeer", env.project);
+    let peer = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            &peer_name,
+            "--add-host",
+            "vpn-host:host-gateway",
+        ])
+        .arg("-v")
+        .arg(format!("{}:/wg-peer:ro", peer_bin.display()))
+        .arg("-v")
+        .arg(format!("{}:/wg.key:ro", key_file.display()))
+        .args([debian_image(), "/wg-peer", "--endpoint"])
+        .arg(format!("vpn-host:{}", stack.vpn))
+        .args([
+            "--server-public-key",
+            vpn["server_public_key"].as_str().unwrap(),
+        ])
+        .args(["--private-key-file", "/wg.key", "--address", &address])
+        .args(["--server-address", vpn["server_address"].as_str().unwrap()])
+        .args(["--serve-secs", "30", "--timeout", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the WireGuard peer");
+    let _peer_guard = ContainerGuard(peer_name.clone());
+    // The backend reaches the device through the tunnel: once the peer's
+    // own ping got through, the vpn container pings it back.
+    wait_until(
+        "the vpn reaches the device through the tunnel",
+        Duration::from_secs(40),
+        || {
+            Command::new("docker")
+                .args([
+                    "exec",
+                    &env.container("vpn"),
+                    "ping",
+                    "-c",
+                    "1",
+                    "-W",
+                    "1",
+                    &address,
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        },
+    );
+    let out = peer.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "peer: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("handshake"), "{text}");
+    assert!(
+        text.contains("echo_reply") || text.contains("reply"),
+        "{text}"
+    );
+
+    // --- Kill the db: the api says so, the stack recovers, data stays.
+    let db_before = env.id("db").unwrap();
+    docker(&["kill", &env.container("db")]);
+    wait_until(
+        "the api to report the database down",
+        Duration::from_secs(30),
+        || stack.https("GET", "api", "/v1/health", None, None).0 == 503,
+    );
+    wait_until("the stack to recover", Duration::from_secs(120), || {
+        stack.all_healthy() && stack.https("GET", "api", "/v1/health", None, None).0 == 200
+    });
+    assert_eq!(
+        env.id("db").unwrap(),
+        db_before,
+        "restarted, not re-created: the data volume stays"
+    );
+    let fleets = stack.json("GET", "/v1/fleets", &admin, None, 200);
+    assert!(fleets.to_string().contains("fleet-a"), "{fleets}");
+
+    // --- down, then up: database, registry blobs and CA all still there.
+    let root_before = std::fs::read_to_string(&stack.root).unwrap();
+    ok("turtle down", stack.down());
+    assert!(env.id("api").is_none());
+    ok("turtle up again", stack.up());
+    assert_eq!(env.box_ok(&["ca", "export"]), root_before);
+    let fleets = stack.json("GET", "/v1/fleets", &admin, None, 200);
+    assert!(fleets.to_string().contains("fleet-b"), "{fleets}");
+    let seen = stack.json("GET", &format!("/v1/devices/{uuid}"), &admin, None, 200);
+    assert!(seen.to_string().contains("dev-1"), "{seen}");
+    docker(&["rmi", &pushed]);
+    ok(
+        "pull after down and up",
+        docker_as(admin_cfg.path(), &["pull", &pushed]),
+    );
+}
+
+/// Removes the images a test tagged or pulled, even when it fails.
+#[derive(Default)]
+struct ImageGuard(Vec<String>);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        for i in &self.0 {
+            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
+        }
+    }
+}
+
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}

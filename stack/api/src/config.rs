@@ -51,7 +51,7 @@ impl Config {
     /// `--domain`, `--https-port` and `--vpn-port` when those are not given.
     pub fn load(
         args: &Args,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> anyhow::Result<(Config, Target)> {
         let domain = match &args.domain {
             Some(d) => d.clone(),
@@ -137,7 +137,7 @@ fn port(
     name: &str,
     var: &str,
     default: u16,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> anyhow::Result<u16> {
     if let Some(p) = flag {
         return Ok(p);

@@ -208,7 +208,7 @@ impl App {
     /// As [`App::start`], with the stack-wide variables looked up by `env`.
     pub async fn start_with_env(
         args: &Args,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> anyhow::Result<App> {
         let (config, target) = Config::load(args, env)?;
         let pool = target.pool();

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The request itself is malformed or asks for something invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is larger than the API takes.
+    #[error("{0}")]
+    TooLarge(String),
     /// What the path names does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -51,6 +54,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,6 +72,7 @@ impl IntoResponse for ApiError {
             ApiError::DatabaseUnavailable(_) => tracing::warn!("{self}"),
             ApiError::Unauthorized { .. }
             | ApiError::BadRequest(_)
+            | ApiError::TooLarge(_)
             | ApiError::NotFound(_)
             | ApiError::Conflict(_)
             | ApiError::Exhausted(_) => tracing::debug!("{status}: {self}"),

@@ -1,11 +1,16 @@
 //! Reading requests: JSON bodies, query strings and path ids whose errors are the
 //! API's JSON errors rather than axum's plain-text rejections.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+
+/// The largest request body (axum's default).
+pub const BODY_LIMIT: usize = 2 << 20;
 
 /// A JSON body (`Content-Type: application/json`).
 pub struct JsonBody<T>(pub T);
@@ -14,13 +19,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        match <axum::Json<T> as FromRequest<S>>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(format!(
+                    "the body is larger than the API takes ({} MiB): send less at a time",
+                    BODY_LIMIT >> 20
+                )))
+            }
             Err(rejection) => Err(ApiError::BadRequest(format!(
                 "{}: send the JSON body /v1/openapi.json describes",
                 rejection.body_text()
             ))),
         }
+    }
+}
+
+/// `Option<JsonBody<T>>`: `None` when the request has no `Content-Type` (no body).
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        if !req.headers().contains_key(CONTENT_TYPE) {
+            return Ok(None);
+        }
+        <JsonBody<T> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -127,15 +127,15 @@ pub struct Args {
         default_value = "/run/turtle/secrets/vpn-key"
     )]
     pub vpn_key_file: PathBuf,
-    /// The stack's domain, such as turtle.local [env: TURTLE_API_DOMAIN, else TURTLE_DOMAIN].
+    /// The stack's domain, such as turtle.local (when unset: the stack-wide TURTLE_DOMAIN).
     #[arg(long, env = "TURTLE_API_DOMAIN")]
     pub domain: Option<String>,
-    /// The public HTTPS port, put into public URLs unless 443
-    /// [env: TURTLE_API_HTTPS_PORT, else TURTLE_HTTPS_PORT; default: 443].
+    /// The public HTTPS port, put into public URLs unless 443 (when unset: the
+    /// stack-wide TURTLE_HTTPS_PORT, else 443).
     #[arg(long, env = "TURTLE_API_HTTPS_PORT")]
     pub https_port: Option<u16>,
-    /// The public UDP port of the VPN, given to devices
-    /// [env: TURTLE_API_VPN_PORT, else TURTLE_VPN_PORT; default: 51820].
+    /// The public UDP port of the VPN, given to devices (when unset: the stack-wide
+    /// TURTLE_VPN_PORT, else 51820).
     #[arg(long, env = "TURTLE_API_VPN_PORT")]
     pub vpn_port: Option<u16>,
     /// The VPN's IPv4 subnet: .1 is the server, devices get .2 onwards.
@@ -160,7 +160,7 @@ pub struct Args {
     #[arg(long, env = "TURTLE_API_TOKEN_ISSUER", default_value = "turtle-api")]
     pub token_issuer: String,
     /// The `aud` claim of registry tokens (the registry's auth.token.service)
-    /// [default: registry.<domain>, with :<https-port> unless 443].
+    /// (default: registry.<domain>, with :<https-port> unless 443).
     #[arg(long, env = "TURTLE_API_REGISTRY_SERVICE")]
     pub registry_service: Option<String>,
     /// Turtle's root certificate, served at /ca.pem for people to trust.

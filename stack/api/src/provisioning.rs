@@ -19,7 +19,7 @@ const DEFAULT_LIFETIME_SECS: i64 = 86_400;
 /// At most ten years.
 const MAX_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct NewKey {
     expires_in_secs: Option<i64>,
     description: Option<String>,
@@ -30,8 +30,10 @@ pub async fn create(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<NewKey>,
+    body: Option<JsonBody<NewKey>>,
 ) -> ApiResult<Response> {
+    // Every field is optional, so a request without a body is `{}`.
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let fleet_id = extract::id(&id, "fleet")?;
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
     if !(0..=MAX_LIFETIME_SECS).contains(&lifetime) {

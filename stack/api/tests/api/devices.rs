@@ -81,6 +81,16 @@ async fn registration_with_provisioning_keys() {
         StatusCode::UNAUTHORIZED
     );
 
+    // No body: every field takes its default (a day).
+    let a = stack
+        .post(&format!("/v1/fleets/{fleet}/provisioning-keys"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let day = OffsetDateTime::parse(a.json()["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert!(day > OffsetDateTime::now_utc() + time::Duration::hours(23));
+
     let a = stack
         .post("/v1/fleets/9999/provisioning-keys")
         .admin()

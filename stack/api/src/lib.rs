@@ -1,13 +1,341 @@
 //! The management API of Turtle's backend stack (axum on PostgreSQL).
 //!
-//! Runs as `turtle backend api`: every image of the stack carries the one
-//! `turtle` executable.
+//! Runs as `turtle backend api`: every image of the stack carries the one `turtle`
+//! executable. It listens on plain HTTP behind the stack's proxy, which terminates
+//! TLS for `api.<domain>` and `<domain>`. The routes are those of the stack's
+//! contract (`/v1/openapi.json` describes each): fleets and their releases,
+//! provisioning keys and device registration, what a device polls (its target
+//! release) and reports (state, logs), the registry's token endpoint, and the VPN's
+//! peer list.
+//!
+//! # Design
+//!
+//! - Start-up: read every file the flags name (secrets, the token key and chain,
+//!   the VPN key) and fail at once on a bad one; wait for PostgreSQL up to
+//!   `--db-wait`, logging what it waits for; apply the embedded migrations
+//!   (`migrate`); then serve until SIGTERM or SIGINT and exit 0.
+//! - The database is reached through a pool (`db`) that checks each connection
+//!   before use, so a database restart needs no API restart: `/v1/health` is 503
+//!   while it is down and 200 once it is back.
+//! - Credentials (`auth`): the admin, builder and vpn tokens are shared secrets
+//!   read from files and kept as SHA-256 digests; device and provisioning keys are
+//!   random, handed out once and stored only as SHA-256 (`secret`).
+//! - Errors are `{"error": "..."}` with a status chosen per variant (`error`).
+//!
+//! # Layout
+//!
+//! `routes` lists every route once (the router and the OpenAPI test both read it);
+//! one module per resource: `fleets`, `releases`, `provisioning`, `devices` (admin
+//! view and registration), `device` (a device's own calls), `registry` (tokens,
+//! signed by `jwt`), `vpn`, `health`, `landing`, `openapi`. `config` loads the
+//! flags' files, `subnet` parses the VPN subnet, `extract` and `respond` read
+//! requests and write answers.
+//!
+//! # Current limitations
+//!
+//! Devices and fleets cannot be deleted through the API yet; provisioning keys
+//! cannot be revoked before they expire; log lines are kept forever.
 
-/// Command-line arguments of `turtle backend api`.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+pub mod auth;
+pub mod config;
+pub mod db;
+mod device;
+mod devices;
+pub mod error;
+mod extract;
+mod fleets;
+mod health;
+pub mod jwt;
+mod landing;
+pub mod migrate;
+mod openapi;
+mod provisioning;
+pub mod registry;
+mod releases;
+mod respond;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod subnet;
+mod vpn;
 
-/// Runs the service until SIGTERM.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("turtle backend api is not built yet")
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::subnet::Subnet;
+
+/// Command-line arguments of `turtle backend api`. Every flag can also be set by
+/// the environment variable named in its help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address to listen on (plain HTTP: the stack's proxy terminates TLS).
+    #[arg(long, env = "TURTLE_API_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// PostgreSQL to use, without the password: postgres://<user>@<host>:<port>/<database>
+    /// (a unix socket: postgres://<user>@/<database>?host=/run/postgresql).
+    #[arg(
+        long,
+        env = "TURTLE_API_DATABASE_URL",
+        default_value = "postgres://turtle@db:5432/turtle"
+    )]
+    pub database_url: String,
+    /// File holding the database password (the db-password secret; whitespace is trimmed).
+    #[arg(
+        long,
+        env = "TURTLE_API_DATABASE_PASSWORD_FILE",
+        default_value = "/run/turtle/secrets/db-password"
+    )]
+    pub database_password_file: PathBuf,
+    /// How long to wait at start for the database to answer before giving up
+    /// (seconds, or with a unit: 90s, 2m).
+    #[arg(long, env = "TURTLE_API_DB_WAIT", default_value = "60s", value_parser = parse_duration)]
+    pub db_wait: Duration,
+    /// File holding the admin token (`Authorization: Bearer` for admin routes).
+    #[arg(
+        long,
+        env = "TURTLE_API_ADMIN_TOKEN_FILE",
+        default_value = "/run/turtle/secrets/admin-token"
+    )]
+    pub admin_token_file: PathBuf,
+    /// File holding the builder's token (registry pull and push for the builder).
+    #[arg(
+        long,
+        env = "TURTLE_API_BUILDER_TOKEN_FILE",
+        default_value = "/run/turtle/secrets/builder-token"
+    )]
+    pub builder_token_file: PathBuf,
+    /// File holding the vpn service's token (for GET /v1/vpn/peers).
+    #[arg(
+        long,
+        env = "TURTLE_API_VPN_TOKEN_FILE",
+        default_value = "/run/turtle/secrets/vpn-token"
+    )]
+    pub vpn_token_file: PathBuf,
+    /// File holding the VPN server's WireGuard private key (32 bytes in hex); the API
+    /// hands its public key to devices.
+    #[arg(
+        long,
+        env = "TURTLE_API_VPN_KEY_FILE",
+        default_value = "/run/turtle/secrets/vpn-key"
+    )]
+    pub vpn_key_file: PathBuf,
+    /// The stack's domain, such as turtle.local (when unset: the stack-wide TURTLE_DOMAIN).
+    #[arg(long, env = "TURTLE_API_DOMAIN")]
+    pub domain: Option<String>,
+    /// The public HTTPS port, put into public URLs unless 443 (when unset: the
+    /// stack-wide TURTLE_HTTPS_PORT, else 443).
+    #[arg(long, env = "TURTLE_API_HTTPS_PORT")]
+    pub https_port: Option<u16>,
+    /// The public UDP port of the VPN, given to devices (when unset: the stack-wide
+    /// TURTLE_VPN_PORT, else 51820).
+    #[arg(long, env = "TURTLE_API_VPN_PORT")]
+    pub vpn_port: Option<u16>,
+    /// The VPN's IPv4 subnet: .1 is the server, devices get .2 onwards.
+    #[arg(long, env = "TURTLE_API_VPN_SUBNET", default_value = "10.99.0.0/16")]
+    pub vpn_subnet: Subnet,
+    /// The key registry tokens are signed with (PKCS#8 PEM, ECDSA P-256: the api's TLS leaf key).
+    #[arg(
+        long,
+        env = "TURTLE_API_TOKEN_KEY",
+        default_value = "/etc/turtle/tls/key.pem"
+    )]
+    pub token_key: PathBuf,
+    /// The certificates of that key, leaf first (PEM); they go into each token's x5c
+    /// header (a self-signed root in the file is left out).
+    #[arg(
+        long,
+        env = "TURTLE_API_TOKEN_CHAIN",
+        default_value = "/etc/turtle/tls/fullchain.pem"
+    )]
+    pub token_chain: PathBuf,
+    /// The `iss` claim of registry tokens (the registry's auth.token.issuer).
+    #[arg(long, env = "TURTLE_API_TOKEN_ISSUER", default_value = "turtle-api")]
+    pub token_issuer: String,
+    /// The `aud` claim of registry tokens (the registry's auth.token.service)
+    /// (default: registry.<domain>, with :<https-port> unless 443).
+    #[arg(long, env = "TURTLE_API_REGISTRY_SERVICE")]
+    pub registry_service: Option<String>,
+    /// Turtle's root certificate, served at /ca.pem for people to trust.
+    #[arg(
+        long,
+        env = "TURTLE_API_CA_FILE",
+        default_value = "/etc/turtle/trust/root.pem"
+    )]
+    pub ca_file: PathBuf,
+}
+
+/// Parses `60`, `60s`, `2m` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: write 60s, 2m or 500ms"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!(
+            "{text:?} has an unknown unit {unit:?}: use ms, s or m"
+        )),
+    }
+}
+
+/// The service, ready to serve: configuration loaded, database reached, schema
+/// current.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Loads the configuration (stack-wide variables from the process environment),
+    /// waits for the database and applies the migrations.
+    pub async fn start(args: &Args) -> anyhow::Result<App> {
+        App::start_with_env(args, &|name| std::env::var(name).ok()).await
+    }
+
+    /// As [`App::start`], with the stack-wide variables looked up by `env`.
+    pub async fn start_with_env(
+        args: &Args,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> anyhow::Result<App> {
+        let (config, target) = Config::load(args, env)?;
+        let pool = target.pool();
+        db::wait(&pool, &target, args.db_wait).await?;
+        let mut client = pool.get().await.map_err(|e| {
+            anyhow::anyhow!(
+                "the database at {}: {}",
+                target.display,
+                db::describe_pool_error(&e)
+            )
+        })?;
+        let applied = migrate::apply(&mut client, migrate::MIGRATIONS).await?;
+        drop(client);
+        let version = migrate::MIGRATIONS.len();
+        if applied.is_empty() {
+            tracing::info!("database schema is current (version {version})");
+        } else {
+            tracing::info!(
+                "database schema migrated to version {version}: applied {}",
+                applied.join(", ")
+            );
+        }
+        let api_url = config.public_url(&format!("api.{}", config.domain));
+        let state = AppState {
+            pool,
+            openapi: Arc::new(openapi::with_server(&api_url)),
+            config: Arc::new(config),
+            healthy: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(App { state })
+    }
+
+    /// The router of every route, over this app's pool and configuration.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!("serving HTTP failed: {e}"))
+}
+
+/// Runs the service until SIGTERM or SIGINT. Logs go to stderr at `info` (or as
+/// `RUST_LOG` says) unless the binary installed a subscriber of its own.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let app = tokio::select! {
+        app = App::start(&args) => app?,
+        () = shutdown_signal() => {
+            tracing::info!("stopped before the service was ready");
+            return Ok(());
+        }
+    };
+    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} ({e}): is another process using it? pick another --listen",
+            args.listen
+        )
+    })?;
+    tracing::info!("turtle-api listening on http://{}", args.listen);
+    serve(listener, app.router(), shutdown_signal()).await?;
+    tracing::info!("turtle-api stopped");
+    Ok(())
+}
+
+/// Completes at SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("1h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").is_err());
+    }
+
+    /// Every flag has an environment variable and help.
+    #[test]
+    fn flags_have_env_and_help() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            if arg.get_id() == "help" {
+                continue;
+            }
+            let env = arg.get_env().expect("every flag has an env var");
+            assert!(
+                env.to_str().unwrap().starts_with("TURTLE_API_"),
+                "{:?}",
+                arg.get_id()
+            );
+            assert!(arg.get_help().is_some(), "{:?} has no help", arg.get_id());
+        }
+    }
 }

@@ -1,0 +1,207 @@
+//! What the service runs with, built once at start from the flags and the files they
+//! name: tokens, the token signer, the VPN server's identity, public names.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use boringtun::x25519::{PublicKey, StaticSecret};
+
+use crate::Args;
+use crate::db::Target;
+use crate::jwt::Signer;
+use crate::secret::{self, Token};
+use crate::subnet::Subnet;
+
+/// The loaded configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The stack's domain, such as `turtle.local`.
+    pub domain: String,
+    /// The public HTTPS port (443 unless the stack was started on another).
+    pub https_port: u16,
+    pub admin: Token,
+    pub builder: Token,
+    pub vpn_token: Token,
+    pub vpn: VpnServer,
+    pub signer: Signer,
+    /// `iss` of registry tokens.
+    pub issuer: String,
+    /// `aud` of registry tokens: the registry's `service`.
+    pub registry_service: String,
+    /// Turtle's root certificate, served at `/ca.pem`.
+    pub ca_file: PathBuf,
+}
+
+/// The VPN server as devices see it.
+#[derive(Debug, Clone)]
+pub struct VpnServer {
+    pub subnet: Subnet,
+    /// base64 of the server's WireGuard public key.
+    pub public_key: String,
+    /// The public UDP port.
+    pub port: u16,
+    /// The name devices reach the server at (the domain).
+    pub host: String,
+}
+
+impl Config {
+    /// Reads every file the flags name. `env` looks up the stack-wide variables
+    /// (`TURTLE_DOMAIN`, `TURTLE_HTTPS_PORT`, `TURTLE_VPN_PORT`) that stand in for
+    /// `--domain`, `--https-port` and `--vpn-port` when those are not given.
+    pub fn load(
+        args: &Args,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> anyhow::Result<(Config, Target)> {
+        let domain = match &args.domain {
+            Some(d) => d.clone(),
+            None => env("TURTLE_DOMAIN").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no domain: pass --domain (or set TURTLE_API_DOMAIN or TURTLE_DOMAIN), \
+                     such as turtle.local"
+                )
+            })?,
+        };
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() || domain.contains(['/', ':', ' ']) {
+            anyhow::bail!("--domain {domain:?} is not a DNS name: give one such as turtle.local");
+        }
+        let https_port = port(
+            args.https_port,
+            "--https-port",
+            "TURTLE_HTTPS_PORT",
+            443,
+            env,
+        )?;
+        let vpn_port = port(args.vpn_port, "--vpn-port", "TURTLE_VPN_PORT", 51820, env)?;
+        let registry_service = args
+            .registry_service
+            .clone()
+            .unwrap_or_else(|| with_port(&format!("registry.{domain}"), https_port));
+
+        let admin = Token::new(&secret::read_file(
+            "--admin-token-file",
+            &args.admin_token_file,
+        )?);
+        let builder = Token::new(&secret::read_file(
+            "--builder-token-file",
+            &args.builder_token_file,
+        )?);
+        let vpn_token = Token::new(&secret::read_file(
+            "--vpn-token-file",
+            &args.vpn_token_file,
+        )?);
+        let vpn_key = secret::read_file("--vpn-key-file", &args.vpn_key_file)?;
+        let public_key = wireguard_public_key(&vpn_key)
+            .map_err(|e| anyhow::anyhow!("--vpn-key-file {}: {e}", args.vpn_key_file.display()))?;
+        let password = secret::read_file("--database-password-file", &args.database_password_file)?;
+        let target = Target::new(&args.database_url, &password)?;
+        let signer = Signer::load(&args.token_key, &args.token_chain)?;
+        let config = Config {
+            vpn: VpnServer {
+                subnet: args.vpn_subnet,
+                public_key,
+                port: vpn_port,
+                host: domain.clone(),
+            },
+            domain,
+            https_port,
+            admin,
+            builder,
+            vpn_token,
+            signer,
+            issuer: args.token_issuer.clone(),
+            registry_service,
+            ca_file: args.ca_file.clone(),
+        };
+        Ok((config, target))
+    }
+
+    /// `https://<host>` with `:<port>` when the HTTPS port is not 443.
+    pub fn public_url(&self, host: &str) -> String {
+        format!("https://{}", with_port(host, self.https_port))
+    }
+}
+
+/// `host` or `host:port` when the port is not 443.
+fn with_port(host: &str, port: u16) -> String {
+    if port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn port(
+    flag: Option<u16>,
+    name: &str,
+    var: &str,
+    default: u16,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> anyhow::Result<u16> {
+    if let Some(p) = flag {
+        return Ok(p);
+    }
+    match env(var) {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|_| {
+            anyhow::anyhow!("{var}={text:?} is not a port number: fix it or pass {name}")
+        }),
+    }
+}
+
+/// The WireGuard (X25519) public key of a private key given as 64 hex characters,
+/// in base64 as WireGuard writes keys.
+pub fn wireguard_public_key(private_hex: &str) -> Result<String, String> {
+    let bytes: [u8; 32] = hex::decode(private_hex.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("the key must be 32 bytes in hex (64 characters), as the vpn-key secret is")?;
+    let secret = StaticSecret::from(bytes);
+    Ok(STANDARD.encode(PublicKey::from(&secret).as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test vector of RFC 7748 section 6.1 (Alice's keys).
+    #[test]
+    fn wireguard_public_keys_follow_x25519() {
+        let private = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+        let public =
+            hex::decode("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+                .unwrap();
+        assert_eq!(
+            wireguard_public_key(private).unwrap(),
+            STANDARD.encode(public)
+        );
+        assert!(
+            wireguard_public_key("abcd")
+                .unwrap_err()
+                .contains("32 bytes")
+        );
+    }
+
+    #[test]
+    fn ports_come_from_the_flag_then_the_stack_variable() {
+        let env = |v: &str| (v == "TURTLE_HTTPS_PORT").then(|| "8443".to_string());
+        assert_eq!(
+            port(Some(9443), "--https-port", "TURTLE_HTTPS_PORT", 443, &env).unwrap(),
+            9443
+        );
+        assert_eq!(
+            port(None, "--https-port", "TURTLE_HTTPS_PORT", 443, &env).unwrap(),
+            8443
+        );
+        assert_eq!(
+            port(None, "--vpn-port", "TURTLE_VPN_PORT", 51820, &env).unwrap(),
+            51820
+        );
+        let bad = |_: &str| Some("x".to_string());
+        let e = port(None, "--vpn-port", "TURTLE_VPN_PORT", 51820, &bad).unwrap_err();
+        assert!(e.to_string().contains("--vpn-port"), "{e}");
+        assert_eq!(with_port("registry.t.local", 443), "registry.t.local");
+        assert_eq!(with_port("registry.t.local", 8443), "registry.t.local:8443");
+    }
+}

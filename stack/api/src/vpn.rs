@@ -1,0 +1,137 @@
+//! The VPN as the API sees it: tunnel addresses for devices, the peer list the vpn
+//! service polls, and the server's identity for any caller.
+//!
+//! Addresses are given in `--vpn-subnet` from `.2` upwards, the lowest free one
+//! first, by one SQL query run under a transaction-scoped advisory lock, so
+//! concurrent registrations never get the same address (and the unique index on
+//! `devices.vpn_address` would refuse it if they did).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use deadpool_postgres::Transaction;
+
+use crate::auth::{AnyCaller, VpnOrAdmin};
+use crate::config::VpnServer;
+use crate::error::{ApiError, ApiResult};
+use crate::respond::json_with_etag;
+use crate::state::AppState;
+
+/// The advisory lock address allocation holds ("turtle" in ASCII, then 2).
+const ALLOCATION_LOCK: i64 = 0x7475_7274_6c65_0002;
+
+/// Checks a WireGuard public key: base64 of 32 bytes. Returns it re-encoded
+/// canonically.
+pub fn check_public_key(key: &str) -> ApiResult<String> {
+    STANDARD
+        .decode(key.trim())
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .map(|bytes| STANDARD.encode(bytes))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "wireguard_public_key {key:?} is not a WireGuard public key: give the base64 \
+                 of 32 bytes, as `wg pubkey` prints it"
+            ))
+        })
+}
+
+/// The lowest free device address of the subnet, as text (`10.99.0.2`). Takes the
+/// allocation lock for the rest of the transaction: insert the device in the same
+/// transaction.
+pub async fn allocate(tx: &Transaction<'_>, server: &VpnServer) -> ApiResult<String> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALLOCATION_LOCK])
+        .await?;
+    let network = server.subnet.network().to_string();
+    let subnet = server.subnet.to_string();
+    let row = tx
+        .query_opt(
+            "SELECT host($1::text::inet + c.o) FROM (
+                 SELECT 2::bigint AS o
+                 UNION ALL
+                 SELECT (vpn_address - $1::text::inet) + 1 FROM devices
+                 WHERE vpn_address << $2::text::inet
+             ) c
+             WHERE c.o <= $3
+               AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.vpn_address = $1::text::inet + c.o)
+             ORDER BY c.o LIMIT 1",
+            &[&network, &subnet, &server.subnet.last_offset()],
+        )
+        .await?;
+    row.map(|r| r.get(0)).ok_or_else(|| {
+        ApiError::Exhausted(format!(
+            "the VPN subnet {subnet} has no free address: start the stack with a larger \
+             --vpn-subnet"
+        ))
+    })
+}
+
+/// What a device needs to bring its tunnel up.
+pub fn device_config(server: &VpnServer, address: &str) -> serde_json::Value {
+    serde_json::json!({
+        "address": address,
+        "prefix": server.subnet.prefix(),
+        "server_address": server.subnet.server().to_string(),
+        "server_public_key": server.public_key,
+        "endpoint_port": server.port,
+        "endpoint_host": server.host,
+    })
+}
+
+/// `GET /v1/vpn/peers`: every device with a tunnel, with an ETag.
+pub async fn peers(
+    _: VpnOrAdmin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT uuid::text, wireguard_public_key, host(vpn_address) FROM devices
+             WHERE wireguard_public_key IS NOT NULL ORDER BY vpn_address",
+            &[],
+        )
+        .await?;
+    let peers: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "device": r.get::<_, String>(0),
+                "public_key": r.get::<_, String>(1),
+                "allowed_ips": [format!("{}/32", r.get::<_, String>(2))],
+            })
+        })
+        .collect();
+    Ok(json_with_etag(
+        &headers,
+        &serde_json::json!({ "peers": peers }),
+    ))
+}
+
+/// `GET /v1/vpn`: the server's identity.
+pub async fn info(_: AnyCaller, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let server = &state.config.vpn;
+    Json(serde_json::json!({
+        "server_public_key": server.public_key,
+        "server_address": server.subnet.server().to_string(),
+        "subnet": server.subnet.to_string(),
+        "endpoint_port": server.port,
+        "endpoint_host": server.host,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_are_32_bytes_of_base64() {
+        let key = STANDARD.encode([7u8; 32]);
+        assert_eq!(check_public_key(&key).unwrap(), key);
+        assert!(check_public_key(&STANDARD.encode([7u8; 31])).is_err());
+        assert!(check_public_key("not base64!").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The database's lifecycle as the API lives it: waiting at start, health through
+//! a restart, migrations.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use hyper::StatusCode;
+use turtle_api::App;
+
+use crate::fixture::{Files, Server, Stack, poll};
+use crate::postgres::Postgres;
+
+/// `/v1/health` is 200, turns 503 while PostgreSQL is stopped, and 200 again once
+/// it is back, without restarting the API; other routes answer 503 meanwhile.
+#[tokio::test]
+async fn health_follows_the_database_through_a_restart() {
+    let mut stack = Stack::start().await;
+    let a = stack.get("/v1/health").send().await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"status": "ok", "database": "ok"})
+    );
+    // A connection in the pool, so the restart has a stale one to replace.
+    assert_eq!(
+        stack.get("/v1/fleets").admin().send().await.status,
+        StatusCode::OK
+    );
+
+    stack.pg.stop();
+    let down = poll("health turns 503", 30, || async {
+        let a = stack.get("/v1/health").send().await;
+        (a.status == StatusCode::SERVICE_UNAVAILABLE).then_some(a)
+    })
+    .await;
+    let body = down.json();
+    assert_eq!(body["status"], "unhealthy");
+    assert!(!body["database"].as_str().unwrap().is_empty());
+    let a = stack.get("/v1/fleets").admin().send().await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
+    assert!(a.error().contains("database unavailable"), "{}", a.error());
+
+    stack.pg.start();
+    poll("health turns 200", 30, || async {
+        (stack.get("/v1/health").send().await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let a = stack.get("/v1/fleets").admin().send().await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+}
+
+/// A log sink for one test (the thread's default subscriber).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Start-up waits for the database, saying so in the log, and carries on once it
+/// answers; with nothing answering it gives up after --db-wait naming the flag.
+#[tokio::test]
+async fn start_waits_for_the_database_then_gives_up() {
+    // Only this test logs the wait, so the thread's own subscriber sees it (other
+    // events may be missed: tracing caches callsite interest across threads).
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut pg = Postgres::init();
+    let files = Files::new();
+
+    let e = App::start_with_env(&files.args(&pg, &["--db-wait", "1s"]), &|_| None)
+        .await
+        .err()
+        .expect("no database: start fails");
+    let e = format!("{e:#}");
+    assert!(e.contains("did not answer within 1 s (--db-wait)"), "{e}");
+
+    let args = files.args(&pg, &["--db-wait", "60s"]);
+    let start = tokio::spawn(async move { App::start_with_env(&args, &|_| None).await });
+    poll("the wait is logged", 30, || async {
+        log.text()
+            .contains("waiting for the database")
+            .then_some(())
+    })
+    .await;
+    assert!(!start.is_finished());
+    pg.start();
+    let app = start
+        .await
+        .unwrap()
+        .expect("start succeeds once the database answers");
+    let server = Server::start(&app).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri: hyper::Uri = format!("{}/v1/health", server.base).parse().unwrap();
+    assert_eq!(client.get(uri).await.unwrap().status(), StatusCode::OK);
+}
+
+/// A wrong database password ends the wait at once with what to check.
+#[tokio::test]
+async fn a_wrong_database_password_is_refused_at_once() {
+    let pg = Postgres::start_new();
+    let files = Files::new();
+    std::fs::write(files.path("wrong-password"), "nope").unwrap();
+    let args = files.args(
+        &pg,
+        &[
+            "--database-password-file",
+            files.path("wrong-password").to_str().unwrap(),
+        ],
+    );
+    let e = App::start_with_env(&args, &|_| None)
+        .await
+        .err()
+        .expect("refused");
+    let e = format!("{e:#}");
+    assert!(e.contains("refused the connection"), "{e}");
+    assert!(e.contains("--database-password-file"), "{e}");
+}
+
+/// Migrations run once: two APIs starting at once on a new database both come up
+/// with one record per migration, a restart applies nothing, and an applied
+/// migration whose text changed is refused by name.
+#[tokio::test]
+async fn migrations_apply_once_and_tampering_is_refused() {
+    let pg = Postgres::start_new();
+    let files = Files::new();
+    let args = files.args(&pg, &[]);
+    let (a, b) = tokio::join!(
+        App::start_with_env(&args, &|_| None),
+        App::start_with_env(&args, &|_| None)
+    );
+    a.unwrap();
+    b.unwrap();
+    let client = pg.client().await;
+    let rows = client
+        .query(
+            "SELECT version, name, sha256 FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let migrations = turtle_api::migrate::MIGRATIONS;
+    assert_eq!(rows.len(), migrations.len());
+    for (row, m) in rows.iter().zip(migrations) {
+        assert_eq!(row.get::<_, i32>(0), m.version);
+        assert_eq!(row.get::<_, String>(1), m.name);
+        assert_eq!(row.get::<_, String>(2), turtle_api::migrate::sha256(m.sql));
+    }
+    let applied_at: Vec<String> = client
+        .query(
+            "SELECT applied_at::text FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    App::start_with_env(&args, &|_| None).await.unwrap();
+    let again: Vec<String> = client
+        .query(
+            "SELECT applied_at::text FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(applied_at, again, "a restart re-applied a migration");
+
+    client
+        .execute(
+            "UPDATE schema_migrations SET sha256 = repeat('0', 64) WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let e = App::start_with_env(&args, &|_| None)
+        .await
+        .err()
+        .expect("refused");
+    let e = format!("{e:#}");
+    assert!(e.contains("migration 0001_init (version 1)"), "{e}");
+    assert!(e.contains("must never change"), "{e}");
+
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name, sha256) VALUES (999, '0999_future', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE schema_migrations SET sha256 = $1 WHERE version = 1",
+            &[&turtle_api::migrate::sha256(migrations[0].sql)],
+        )
+        .await
+        .unwrap();
+    let e = App::start_with_env(&args, &|_| None)
+        .await
+        .err()
+        .expect("refused");
+    let e = format!("{e:#}");
+    assert!(e.contains("0999_future") && e.contains("newer"), "{e}");
+}

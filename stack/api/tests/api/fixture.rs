@@ -1,0 +1,345 @@
+//! A running API for a test: a throwaway PostgreSQL, the secret files, a throwaway
+//! CA with the api's leaf, and the API serving on a real TCP listener on
+//! 127.0.0.1, stopped when the fixture drops.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::oneshot;
+use turtle_api::{App, Args};
+
+use crate::postgres::{self, Postgres};
+
+pub const DOMAIN: &str = "turtle.test";
+pub const HTTPS_PORT: u16 = 8443;
+pub const VPN_PORT: u16 = 51999;
+pub const ADMIN_TOKEN: &str = "admin-0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+pub const BUILDER_TOKEN: &str = "builder-0123456789abcdef0123456789abcdef0123456789abcdef01234567";
+pub const VPN_TOKEN: &str = "vpn-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+/// The VPN server's private key (RFC 7748's test key).
+pub const VPN_KEY: &str = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+
+/// The flags parsed as the binary parses them (a later flag overrides an earlier
+/// one, so tests can change one).
+#[derive(Parser)]
+#[command(args_override_self = true)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+}
+
+/// Secrets and certificates in a temporary directory.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+    /// The leaf the tokens are signed with.
+    pub leaf_cert_pem: String,
+    pub intermediate_pem: String,
+    pub root_pem: String,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = [
+            ("admin-token", format!("{ADMIN_TOKEN}\n")),
+            ("builder-token", BUILDER_TOKEN.to_string()),
+            ("vpn-token", format!("  {VPN_TOKEN}\n")),
+            ("vpn-key", VPN_KEY.to_string()),
+            ("db-password", format!("{}\n", postgres::PASSWORD)),
+        ];
+        for (name, value) in secrets {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        let now = SystemTime::now();
+        let ca = turtle_certs::Authority::open_or_create(
+            &dir.path().join("ca"),
+            &turtle_certs::CaConfig::new(DOMAIN),
+            now,
+        )
+        .unwrap();
+        let leaf = ca.issue(&[format!("api.{DOMAIN}")], &[], now).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &leaf.key_pem).unwrap();
+        std::fs::write(dir.path().join("fullchain.pem"), &leaf.fullchain_pem).unwrap();
+        std::fs::write(dir.path().join("root.pem"), ca.root_pem()).unwrap();
+        Files {
+            leaf_cert_pem: leaf.cert_pem.clone(),
+            intermediate_pem: ca.intermediate_pem().to_string(),
+            root_pem: ca.root_pem().to_string(),
+            dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The flags of an API on `pg`, plus `extra` (later flags win).
+    pub fn args(&self, pg: &Postgres, extra: &[&str]) -> Args {
+        let p = |name: &str| self.path(name).display().to_string();
+        let mut argv: Vec<String> = vec![
+            "api".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--database-url".into(),
+            pg.url(),
+            "--database-password-file".into(),
+            p("db-password"),
+            "--admin-token-file".into(),
+            p("admin-token"),
+            "--builder-token-file".into(),
+            p("builder-token"),
+            "--vpn-token-file".into(),
+            p("vpn-token"),
+            "--vpn-key-file".into(),
+            p("vpn-key"),
+            "--domain".into(),
+            DOMAIN.into(),
+            "--https-port".into(),
+            HTTPS_PORT.to_string(),
+            "--vpn-port".into(),
+            VPN_PORT.to_string(),
+            "--token-key".into(),
+            p("key.pem"),
+            "--token-chain".into(),
+            p("fullchain.pem"),
+            "--ca-file".into(),
+            p("root.pem"),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(argv).unwrap().args
+    }
+}
+
+/// The API served on 127.0.0.1, stopped on drop.
+pub struct Server {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub async fn start(app: &App) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let router = app.router();
+        tokio::spawn(async move {
+            turtle_api::serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server {
+            base,
+            shutdown: Some(tx),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Everything a test of the routes needs. Field order is drop order: the server
+/// stops before the database.
+pub struct Stack {
+    pub server: Server,
+    pub files: Files,
+    pub pg: Postgres,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let pg = Postgres::start_new();
+        let files = Files::new();
+        let app = App::start_with_env(&files.args(&pg, &[]), &|_| None)
+            .await
+            .unwrap();
+        let server = Server::start(&app).await;
+        Stack {
+            server,
+            files,
+            pg,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Req<'_> {
+        self.req(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Req<'_> {
+        self.req(Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> Req<'_> {
+        self.req(Method::PUT, path)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> Req<'_> {
+        Req {
+            stack: self,
+            builder: hyper::Request::builder()
+                .method(method)
+                .uri(format!("{}{path}", self.server.base)),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Creates a fleet; returns its id.
+    pub async fn fleet(&self, name: &str) -> i64 {
+        let a = self
+            .post("/v1/fleets")
+            .admin()
+            .json(serde_json::json!({ "name": name }))
+            .send()
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+        a.json()["id"].as_i64().unwrap()
+    }
+
+    /// Creates a provisioning key for a fleet.
+    pub async fn provisioning_key(&self, fleet: i64, expires_in_secs: i64) -> serde_json::Value {
+        let a = self
+            .post(&format!("/v1/fleets/{fleet}/provisioning-keys"))
+            .admin()
+            .json(serde_json::json!({ "expires_in_secs": expires_in_secs }))
+            .send()
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+        a.json()
+    }
+
+    /// Registers a device into a fleet (with a new provisioning key); returns the
+    /// registration answer.
+    pub async fn device(
+        &self,
+        fleet: i64,
+        wireguard_public_key: Option<&str>,
+    ) -> serde_json::Value {
+        let key = self.provisioning_key(fleet, 3600).await;
+        let a = self
+            .post("/v1/devices/register")
+            .json(serde_json::json!({
+                "provisioning_key": key["key"],
+                "name": "test device",
+                "wireguard_public_key": wireguard_public_key,
+            }))
+            .send()
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+        a.json()
+    }
+}
+
+/// A request being built.
+pub struct Req<'a> {
+    stack: &'a Stack,
+    builder: hyper::http::request::Builder,
+    body: Bytes,
+}
+
+impl Req<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn admin(self) -> Self {
+        self.bearer(ADMIN_TOKEN)
+    }
+
+    pub fn basic(self, user: &str, password: &str) -> Self {
+        use base64::Engine;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.header("authorization", &format!("Basic {encoded}"))
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Bytes::from(serde_json::to_vec(&body).unwrap());
+        self.header("content-type", "application/json")
+    }
+
+    pub async fn send(self) -> Answer {
+        let request = self.builder.body(Full::new(self.body)).unwrap();
+        let response = self.stack.client.request(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A response, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+    }
+
+    /// The `error` of a JSON error answer.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error answer: {}", self.text()))
+            .to_string()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn poll<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! The API against a real PostgreSQL, over real HTTP on 127.0.0.1.
+//!
+//! Needs the PostgreSQL server (`apt-get install -y postgresql`); each test starts
+//! its own throwaway cluster and stops it at the end, even on failure.
+
+mod fixture;
+mod postgres;
+
+mod database;
+mod devices;
+mod fleets;
+mod registry;
+mod vpn;

@@ -260,17 +260,9 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("serving HTTP failed: {e}"))
 }
 
-/// Runs the service until SIGTERM or SIGINT. Logs go to stderr at `info` (or as
-/// `RUST_LOG` says) unless the binary installed a subscriber of its own.
+/// Runs the service until SIGTERM or SIGINT. Logs go through `tracing`; the
+/// binary (`turtle backend`) installs the subscriber.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
     let app = tokio::select! {
         app = App::start(&args) => app?,
         () = shutdown_signal() => {

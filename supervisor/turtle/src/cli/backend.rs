@@ -39,6 +39,10 @@ pub struct ProbeArgs {
 }
 
 pub async fn run(a: BackendArgs) -> Result<(), Failure> {
+    if !matches!(a.service, Backend::Probe(_)) {
+        // Logs to stderr, which the engine keeps (`turtle logs`).
+        super::daemon::init_logging(false);
+    }
     let served = match a.service {
         Backend::Api(args) => turtle_api::run(args).await,
         Backend::Builder(args) => turtle_builder::run(args).await,

@@ -28,6 +28,8 @@ const BUF: usize = 65_536;
 /// What [`Client::next_event`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// The first session is established (the handshake completed).
+    Established,
     /// An echo request to our address came through the tunnel and was answered.
     EchoAnswered(Echo),
     /// Any other packet from the tunnel.
@@ -67,6 +69,8 @@ pub struct Client {
     public_key: Key,
     server_key: Key,
     next_tick: Instant,
+    /// Whether [`Event::Established`] was handed out.
+    reported_established: bool,
     recv_buf: Vec<u8>,
     out_buf: Vec<u8>,
 }
@@ -101,6 +105,7 @@ impl Client {
             public_key: private_key.public(),
             server_key,
             next_tick: Instant::now(),
+            reported_established: false,
             recv_buf: vec![0; BUF],
             out_buf: vec![0; BUF],
         }
@@ -126,7 +131,8 @@ impl Client {
             self.socket.send_to(p, self.endpoint).await?;
         }
         while !self.is_established() {
-            if self.next_event(deadline).await?.is_none() && Instant::now() >= deadline {
+            // None: the deadline passed.
+            if self.next_event(deadline).await?.is_none() {
                 return Err(ClientError::NoHandshake {
                     endpoint: self.endpoint,
                     secs: deadline.saturating_duration_since(started).as_secs(),
@@ -193,8 +199,8 @@ impl Client {
         }
     }
 
-    /// Waits until `deadline` for something from the tunnel; None when the
-    /// deadline passed first. Timers run meanwhile; echo requests to our
+    /// Waits until `deadline` for something from the tunnel (or the first
+    /// session); None when the deadline passed first. Timers run meanwhile; echo requests to our
     /// address are answered here.
     pub async fn next_event(&mut self, deadline: Instant) -> Result<Option<Event>, ClientError> {
         loop {
@@ -210,6 +216,10 @@ impl Client {
                     }
                     if let Some(packet) = self.decapsulate(n, from).await? {
                         return Ok(Some(self.answer(packet).await?));
+                    }
+                    if !self.reported_established && self.is_established() {
+                        self.reported_established = true;
+                        return Ok(Some(Event::Established));
                     }
                 }
                 None => {

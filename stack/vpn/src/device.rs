@@ -18,6 +18,9 @@
 //! - Shutdown closes our end: boringtun sees the hang-up and stops its
 //!   threads, which we join; the tun file closes with them and the kernel
 //!   removes the interface.
+//! - boringtun first listens on a random port and keeps that socket open
+//!   after `listen_port` moves it (it leaks the clone its event loop
+//!   polls); harmless, it is the same device on one more port.
 //! - `use_connected_socket: false`: every reply leaves from the one
 //!   listening socket, so it comes from the published port (Docker's
 //!   port mapping), and one socket serves every peer.
@@ -97,6 +100,7 @@ impl Device {
     /// for the namespace it lands in).
     pub fn create(s: &DeviceSettings) -> Result<Device, DeviceError> {
         check_name(&s.interface)?;
+        iface::ensure_absent(&s.interface)?;
         let (ours, theirs) = UnixStream::pair().map_err(DeviceError::Socketpair)?;
         ours.set_read_timeout(Some(UAPI_TIMEOUT))
             .and_then(|()| ours.set_write_timeout(Some(UAPI_TIMEOUT)))

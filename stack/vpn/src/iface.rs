@@ -17,6 +17,24 @@ pub enum IfaceError {
     Spawn(std::io::Error),
     #[error("`ip {args}` failed: {stderr}")]
     Failed { args: String, stderr: String },
+    #[error(
+        "an interface named {0} already exists: another vpn service runs in this network namespace, or choose another --interface"
+    )]
+    Exists(String),
+}
+
+/// Fails when an interface of this name exists. boringtun would attach to
+/// an existing tun interface as one more queue (it asks for a multi-queue
+/// device), so two services would silently share one interface.
+pub fn ensure_absent(interface: &str) -> Result<(), IfaceError> {
+    let out = Command::new("ip")
+        .args(["link", "show", "dev", interface])
+        .output()
+        .map_err(IfaceError::Spawn)?;
+    if out.status.success() {
+        return Err(IfaceError::Exists(interface.to_string()));
+    }
+    Ok(())
 }
 
 /// The `ip` argument lists that set the address and MTU and bring the

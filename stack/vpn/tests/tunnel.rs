@@ -253,7 +253,15 @@ async fn a_failing_api_keeps_the_last_good_peers() {
     let p_key = Key::generate();
     let api = FakeApi::start(TOKEN, vec![api_peer("dev-p", &p_key.public(), "10.99.0.2")]).await;
     let s = settings(&server);
-    let (device, socket) = ns.run(move || (Device::create(&s).expect("device"), udp_socket()));
+    let (device, socket, second) = ns.run(move || {
+        let device = Device::create(&s).expect("device");
+        // A second service with the same interface is refused (boringtun
+        // would attach to the first one's interface).
+        let second = Device::create(&s).err().map(|e| e.to_string());
+        (device, udp_socket(), second)
+    });
+    let second = second.expect("a second wg0 in the namespace was created");
+    assert!(second.contains("wg0 already exists"), "{second}");
     let svc = Running::start(device, &api).await;
     svc.wait_peers("the api's peer on the device", &[&p_key.public()])
         .await;
@@ -450,6 +458,10 @@ fn run_service_helper() {
         return;
     }
     let args = Cli::parse_from(["vpn"]).args;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(turtle_vpn::run(args))
         .expect("the service failed");
@@ -466,16 +478,22 @@ async fn sigterm_stops_the_service_and_removes_the_interface() {
     std::fs::write(&key_file, server.to_hex()).unwrap();
     std::fs::write(&token_file, TOKEN).unwrap();
     let ns = Netns::new();
+    // The api answers 500 the whole time, which must not stop the service
+    // (and is logged once, not at every sync).
+    let api = FakeApi::serve(
+        ns.run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        TOKEN,
+        vec![],
+    );
+    api.set_failing(true);
     let me = std::env::current_exe().unwrap();
     let mut cmd = ns.command(me.to_str().unwrap());
     cmd.args(["--exact", "run_service_helper", "--ignored", "--nocapture"])
         .env(HELPER, "1")
         .env("TURTLE_VPN_KEY_FILE", &key_file)
         .env("TURTLE_VPN_TOKEN_FILE", &token_file)
-        // Nothing listens there: the api is down the whole time, which must
-        // not stop the service.
-        .env("TURTLE_VPN_API", "http://127.0.0.1:9")
-        .env("TURTLE_VPN_SYNC_INTERVAL", "200ms")
+        .env("TURTLE_VPN_API", &api.url)
+        .env("TURTLE_VPN_SYNC_INTERVAL", "100ms")
         .env("TURTLE_VPN_INTERFACE", "wgt0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -500,7 +518,11 @@ async fn sigterm_stops_the_service_and_removes_the_interface() {
     };
     wait_until("the health report of the api failure", LONG, || {
         let h = health_in_ns();
-        async move { h.starts_with("HTTP/1.0 503") && h.contains("is not reachable") }
+        async move { h.starts_with("HTTP/1.0 503") && h.contains("failing on purpose") }
+    })
+    .await;
+    wait_until("several failed syncs", LONG, || async {
+        api.state.lock().unwrap().served_500 >= 5
     })
     .await;
     assert!(child.0.try_wait().unwrap().is_none(), "the service exited");
@@ -528,5 +550,8 @@ async fn sigterm_stops_the_service_and_removes_the_interface() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(status.success(), "exit {status:?}\n{stderr}");
+    let failures = stderr.matches("failing on purpose").count();
+    assert_eq!(failures, 1, "the api failure is logged once:\n{stderr}");
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
     wait_until("wgt0 gone", LONG, || async { !ns.has_link("wgt0") }).await;
 }

@@ -171,6 +171,7 @@ pub struct FakeState {
     pub served_200: u64,
     pub served_304: u64,
     pub served_401: u64,
+    pub served_500: u64,
 }
 
 /// A stand-in for the api's `GET /v1/vpn/peers` (bearer token, ETag, 304),
@@ -183,6 +184,13 @@ pub struct FakeApi {
 
 impl FakeApi {
     pub async fn start(token: &str, peers: Vec<Value>) -> FakeApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        FakeApi::serve(listener, token, peers)
+    }
+
+    /// Serves on `listener` (made in a namespace, it serves there).
+    pub fn serve(listener: std::net::TcpListener, token: &str, peers: Vec<Value>) -> FakeApi {
+        listener.set_nonblocking(true).unwrap();
         let state = Arc::new(Mutex::new(FakeState {
             token: token.to_string(),
             peers,
@@ -192,7 +200,7 @@ impl FakeApi {
         let app = axum::Router::new()
             .route("/v1/vpn/peers", get(fake_peers))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeApi { url, state }
@@ -229,6 +237,7 @@ async fn fake_peers(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderM
             .into_response();
     }
     if s.failing {
+        s.served_500 += 1;
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(json!({"error": "the fake api is failing on purpose"})),

@@ -1148,8 +1148,24 @@ pub fn tar_context(
                 ),
             ));
         }
-        builder
-            .append_path_with_name(host, name)
+        // A plain header: the tar crate writes a (possibly sparse) linker
+        // output as a GNU sparse entry, which the engine cannot unpack.
+        let mut add = || -> io::Result<()> {
+            let file = std::fs::File::open(host)?;
+            let meta = file.metadata()?;
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(meta.len());
+            header.set_mode(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
+            header.set_mtime(
+                meta.modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            );
+            builder.append_data(&mut header, name, file)
+        };
+        add()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot add {}: {e}", host.display())))?;
     }
     Ok((builder.into_inner()?, df_rel))

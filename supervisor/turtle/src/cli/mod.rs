@@ -127,7 +127,7 @@ pub enum Command {
     Secret(secret::SecretArgs),
     /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
     /// the stack's images run these.
-    Backend(backend::BackendArgs),
+    Backend(Box<backend::BackendArgs>),
 }
 
 /// Parses the command line and runs it.
@@ -171,7 +171,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Device(a) => device::run(&g, a).await,
         Command::Base(a) => base::run(&g, a).await,
         Command::Secret(a) => secret::run(&g, a),
-        Command::Backend(a) => backend::run(a).await,
+        Command::Backend(a) => backend::run(*a).await,
     }
 }
 

@@ -184,6 +184,12 @@ def main() -> None:
     args = ap.parse_args()
     if not Path(args.turtle).exists():
         sh(["cargo", "build", "--release", "-p", "turtle"], capture=False)
+    # It removes and rebuilds the stack's images: never under a running stack.
+    _, users = sh(["docker", "ps", "-a", "--format", "{{.Names}} {{.Image}}"])
+    busy = [l for l in users.splitlines() if " turtle/" in l or l.endswith(" turtle-debian:bookworm")]
+    if busy:
+        sys.exit("bench/stack.py removes and rebuilds the stack's images; containers use them:\n  "
+                 + "\n  ".join(busy) + "\n(run it on a box without a stack, or `turtle down` first)")
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="turtle-stack-bench-") as t:
         tmp = Path(t)

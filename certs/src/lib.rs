@@ -124,6 +124,7 @@ mod issue;
 mod leaves;
 mod names;
 mod profile;
+mod signer;
 mod status;
 mod timefmt;
 
@@ -133,6 +134,7 @@ pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
+pub use signer::{SIGNER_LIFETIME, new_signer};
 pub use status::{CaCertInfo, CertState, LeafStatus, Status, UnreadableLeaf};
 
 /// A time as RFC 3339 in UTC (`2025-06-01T12:00:00Z`), as the JSON holds it.

@@ -150,6 +150,12 @@ pub async fn ensure<E: Engine>(
     {
         return Ok(Outcome::Present);
     }
+    if let Some(missing) = settings.bundle.as_ref().filter(|b| !b.exists()) {
+        log(format!(
+            "{reference}: the bundle {} does not exist (images.base_bundle in the config file); trying the other ways",
+            missing.display()
+        ));
+    }
     if let Some(bundle) = settings.bundle.as_ref().filter(|b| b.exists()) {
         log(format!("{reference}: loading {}", bundle.display()));
         engine.load_images(bundle).await.map_err(engine_err)?;

@@ -49,6 +49,11 @@ pub enum EngineTrustError {
     )]
     NoPort { service: String },
     #[error(
+        "{} exists and was not written by Turtle: remove it, or set engine.certs_dir to null in the config file and set the engine's trust up by hand",
+        path.display()
+    )]
+    NotOurs { path: PathBuf },
+    #[error(
         "cannot {what} {}: {source} (the engine then cannot reach the stack's registry; check the `engine:` paths in the config file)",
         path.display()
     )]
@@ -150,6 +155,11 @@ impl EngineTrust {
         if let Some(dir) = &self.certs_dir {
             for r in &registries {
                 let d = dir.join(r);
+                // Another's directory (an admin's own CA, client keys) is
+                // never taken over.
+                if d.exists() && !is_ours(&d, &project.name) {
+                    return Err(EngineTrustError::NotOurs { path: d });
+                }
                 std::fs::create_dir_all(&d).map_err(io("create", &d))?;
                 write_if_changed(&d.join("ca.crt"), root_pem)?;
                 write_if_changed(&d.join(MARKER), &project.name)?;
@@ -192,17 +202,33 @@ fn write_if_changed(path: &Path, content: &str) -> Result<(), EngineTrustError> 
     std::fs::write(path, content).map_err(io("write", path))
 }
 
-/// Removes the project's certificate directories other than `keep`.
+fn is_ours(dir: &Path, project: &str) -> bool {
+    std::fs::read_to_string(dir.join(MARKER)).ok().as_deref() == Some(project)
+}
+
+/// Removes what Turtle wrote in the project's certificate directories other
+/// than `keep`: its `ca.crt` and marker, then the directory if nothing else
+/// is left in it (files someone added stay).
 fn remove_dirs(dir: &Path, project: &str, keep: &[String]) -> Result<(), EngineTrustError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let ours = std::fs::read_to_string(e.path().join(MARKER)).ok();
-        if ours.as_deref() == Some(project) && !keep.contains(&name) {
-            std::fs::remove_dir_all(e.path()).map_err(io("remove", &e.path()))?;
+        if !is_ours(&e.path(), project) || keep.contains(&name) {
+            continue;
         }
+        for f in ["ca.crt", MARKER] {
+            let p = e.path().join(f);
+            match std::fs::remove_file(&p) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("remove", &p)(err));
+                }
+                _ => {}
+            }
+        }
+        // Fails (and is left) when not empty.
+        let _ = std::fs::remove_dir(e.path());
     }
     Ok(())
 }
@@ -215,28 +241,29 @@ fn markers(project: &str) -> (String, String) {
 }
 
 /// The hosts file with the project's block replaced by `line` (or removed).
+/// A block is Turtle's only from its BEGIN line to its END line: a BEGIN
+/// with no END (an edit by hand) is left as it is, with every line after it.
 pub fn with_block(text: &str, project: &str, line: Option<&str>) -> String {
     let (begin, end) = markers(project);
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
-    let mut inside = false;
     let mut placed = false;
-    for l in text.lines() {
-        if l == begin {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if l == end {
-                inside = false;
-                if let (Some(line), false) = (line, placed) {
-                    out.push_str(&format!("{begin}\n{line}\n{end}\n"));
-                    placed = true;
-                }
+    let mut i = 0;
+    while i < lines.len() {
+        let closing = (lines[i] == begin)
+            .then(|| lines[i + 1..].iter().position(|l| *l == end))
+            .flatten();
+        if let Some(n) = closing {
+            if let (Some(line), false) = (line, placed) {
+                out.push_str(&format!("{begin}\n{line}\n{end}\n"));
+                placed = true;
             }
+            i += n + 2;
             continue;
         }
-        out.push_str(l);
+        out.push_str(lines[i]);
         out.push('\n');
+        i += 1;
     }
     if let (Some(line), false) = (line, placed) {
         out.push_str(&format!("{begin}\n{line}\n{end}\n"));
@@ -244,16 +271,38 @@ pub fn with_block(text: &str, project: &str, line: Option<&str>) -> String {
     out
 }
 
-/// Rewrites the project's block in place: `/etc/hosts` is often a bind
-/// mount, which a rename cannot replace.
+/// One edit of the hosts file at a time in this process (an `up` of one
+/// project beside a repair of another).
+static HOSTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Rewrites the project's block: a new file renamed over the old one, so a
+/// crash never leaves a torn `/etc/hosts`; in place only when the rename
+/// cannot work (`/etc/hosts` bind-mounted into a container or sandbox).
 fn edit_hosts(path: &Path, project: &str, line: Option<&str>) -> Result<(), EngineTrustError> {
+    let _one = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && line.is_none() => return Ok(()),
         Err(e) => return Err(io("read", path)(e)),
     };
     let new = with_block(&text, project, line);
-    if new != text {
+    if new == text {
+        return Ok(());
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.turtle{}", std::process::id()));
+    let renamed = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(new.as_bytes())?;
+        f.sync_all()?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
         std::fs::write(path, new).map_err(io("write", path))?;
     }
     Ok(())
@@ -314,6 +363,12 @@ mod tests {
         assert!(changed.find("project=s").unwrap() < changed.find("project=t").unwrap());
         let gone = with_block(&with_block(&changed, "s", None), "t", None);
         assert_eq!(gone, base);
+        // A BEGIN without its END is not Turtle's block: nothing after it is lost.
+        let torn = format!(
+            "{base}# BEGIN turtle project=s (written by turtle up, removed by turtle down)\n10.0.0.1 mine\n"
+        );
+        let kept = with_block(&torn, "s", None);
+        assert_eq!(kept, torn);
     }
 
     #[test]
@@ -345,9 +400,25 @@ mod tests {
         et.apply(&p2, "box.local", "ROOT", addr).unwrap();
         assert!(certs.join("registry.box.local/ca.crt").exists());
         assert!(!certs.join("registry.box.local:8443").exists());
+        // A file someone added to our directory stays, and so does the directory.
+        std::fs::write(certs.join("registry.box.local/client.cert"), "mine").unwrap();
         et.remove("s").unwrap();
-        assert!(!certs.join("registry.box.local").exists());
+        assert!(!certs.join("registry.box.local/ca.crt").exists());
+        assert!(certs.join("registry.box.local/client.cert").exists());
+        std::fs::remove_dir_all(certs.join("registry.box.local")).unwrap();
         assert!(certs.join("other.example:5000").exists());
+        // A directory Turtle did not write is never taken over.
+        std::fs::create_dir_all(certs.join("registry.box.local")).unwrap();
+        std::fs::write(certs.join("registry.box.local/ca.crt"), "ADMIN'S").unwrap();
+        let e = et
+            .apply(&p2, "box.local", "ROOT", addr)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not written by Turtle"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(certs.join("registry.box.local/ca.crt")).unwrap(),
+            "ADMIN'S"
+        );
         assert_eq!(
             std::fs::read_to_string(&hosts).unwrap(),
             "127.0.0.1 localhost\n"

@@ -13,7 +13,11 @@
 //! short hash of the executable's version, size and modification time, so
 //! an upgraded binary means a new tag, hence a build, and an unchanged one
 //! means the image is found and reused. (Hashing the contents would cost a
-//! second per `up` on a slow board.)
+//! second per `up` on a slow board.) The executable added is the one that
+//! builds: the daemon's when `up` hands the project to a daemon, so there
+//! the CLI takes the id from the daemon (`/v1/ping`), and the tag always
+//! names the executable inside. After an upgrade, restart the daemon, then
+//! `up`: the new daemon's id is a new tag.
 
 use std::path::PathBuf;
 
@@ -23,8 +27,13 @@ pub const BUILD_SELF_LABEL: &str = "io.turtle.build.self";
 /// The interpolation variable naming this executable's build.
 pub const BUILD_ID_VAR: &str = "TURTLE_BUILD_ID";
 
-/// The running executable.
+/// The running executable, as a path that reads it even after the file
+/// was replaced (an upgrade under a running daemon): `/proc/self/exe`.
 pub fn self_exe() -> std::io::Result<PathBuf> {
+    let proc = PathBuf::from("/proc/self/exe");
+    if proc.exists() {
+        return Ok(proc);
+    }
     std::env::current_exe()
 }
 

@@ -12,6 +12,12 @@
 //! no newline, usable as a token, a password, or a WireGuard private key in
 //! the UAPI's hex form. An existing secret is never changed.
 //!
+//! A pair `<name>.key` / `<name>.crt` is a signing key (P-256, PKCS#8 PEM)
+//! and its self-signed certificate, made together when either is listed:
+//! the signer lists both, the verifier only the certificate, and trusts that
+//! one key rather than everything Turtle's CA issued (see
+//! [`turtle_certs::new_signer`]).
+//!
 //! [`decorate`] (pure, beside the trust step) bind-mounts each listed secret
 //! read-only as the file `/run/turtle/secrets/<name>`, and no other: a
 //! service sees only what it listed.
@@ -34,7 +40,7 @@ pub const SECRETS_DIR: &str = "/run/turtle/secrets";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit)"
+        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit, optionally ending in .key or .crt)"
     )]
     BadName { service: String, name: String },
     #[error("cannot write the secret {}: {source}", path.display())]
@@ -50,6 +56,11 @@ pub enum SecretError {
         name: String,
         known: String,
     },
+    #[error("cannot make the signing key {name}: {source}")]
+    Signer {
+        name: String,
+        source: turtle_certs::Error,
+    },
     #[error("cannot read the secret {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -57,7 +68,14 @@ pub enum SecretError {
     },
 }
 
+/// The base of a signing pair's member: `token.key` -> `token`.
+fn pair_base(name: &str) -> Option<&str> {
+    name.strip_suffix(".key")
+        .or_else(|| name.strip_suffix(".crt"))
+}
+
 fn valid(name: &str) -> bool {
+    let name = pair_base(name).unwrap_or(name);
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -158,24 +176,51 @@ impl Secrets {
             if path.exists() {
                 continue;
             }
-            write_new(&path, &random_hex())?;
-            created.push(n);
+            match pair_base(&n) {
+                Some(base) => {
+                    // Both made again when either is missing: a certificate
+                    // must be of its key.
+                    let (key, cert) = turtle_certs::new_signer(
+                        &format!("Turtle {} {base} signer", project.name),
+                        std::time::SystemTime::now(),
+                    )
+                    .map_err(|source| SecretError::Signer {
+                        name: n.clone(),
+                        source,
+                    })?;
+                    write_pair(&dir.join(format!("{base}.crt")), &cert)?;
+                    write_pair(&dir.join(format!("{base}.key")), &key)?;
+                    created.push(format!("{base}.key, {base}.crt"));
+                }
+                None => {
+                    if write_new(&path, &random_hex())? {
+                        created.push(n);
+                    }
+                }
+            }
         }
+        created.dedup();
         Ok(created)
     }
 
     /// The value of one of the project's secrets.
     pub fn read(&self, project: &str, name: &str) -> Result<String, SecretError> {
+        // Checked before the name becomes a path: no `../ca/...`.
+        if !valid(name) || !valid(project) {
+            return Err(SecretError::Unknown {
+                project: project.to_string(),
+                name: name.to_string(),
+                known: self.names(project).join(", "),
+            });
+        }
         let path = self.dir.join(project).join(name);
         match std::fs::read_to_string(&path) {
             Ok(v) => Ok(v.trim().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && valid(name) => {
-                Err(SecretError::Unknown {
-                    project: project.to_string(),
-                    name: name.to_string(),
-                    known: self.names(project).join(", "),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SecretError::Unknown {
+                project: project.to_string(),
+                name: name.to_string(),
+                known: self.names(project).join(", "),
+            }),
             Err(source) => Err(SecretError::Read { path, source }),
         }
     }
@@ -219,15 +264,16 @@ fn private_dir(dir: &Path) -> Result<(), SecretError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
-/// Writes a new secret file whole: a temporary name, then a rename, so a
-/// crash never leaves a half-written secret that would then be kept.
-fn write_new(path: &Path, value: &str) -> Result<(), SecretError> {
+/// Writes `value` whole under a temporary name (so a crash never leaves a
+/// half-written secret that would then be kept); returns that name.
+fn write_temp(path: &Path, value: &str) -> Result<PathBuf, SecretError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| SecretError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -237,7 +283,33 @@ fn write_new(path: &Path, value: &str) -> Result<(), SecretError> {
         .map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    Ok(tmp)
+}
+
+/// Puts a new secret in place unless one appeared meanwhile (another
+/// process's `up`): a hard link never replaces, so an existing secret is
+/// never changed. Returns whether this one was put in place.
+fn write_new(path: &Path, value: &str) -> Result<bool, SecretError> {
+    let tmp = write_temp(path, value)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(source) => Err(SecretError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Puts one half of a signing pair in place, replacing the other's stale half.
+fn write_pair(path: &Path, value: &str) -> Result<(), SecretError> {
+    let tmp = write_temp(path, value)?;
+    std::fs::rename(&tmp, path).map_err(|source| SecretError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -291,6 +363,25 @@ mod tests {
                 true
             )]
         );
+    }
+
+    #[test]
+    fn a_signing_pair_is_made_together_and_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Secrets::new(tmp.path());
+        // The verifier lists only the certificate; the pair is made anyway.
+        let p = project(&[("registry", "token.crt")]);
+        assert_eq!(s.ensure(&p).unwrap(), vec!["token.key, token.crt"]);
+        let key = s.read("p", "token.key").unwrap();
+        let cert = s.read("p", "token.crt").unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+        let p = project(&[("api", "token.key, token.crt"), ("registry", "token.crt")]);
+        assert!(s.ensure(&p).unwrap().is_empty());
+        assert_eq!(s.read("p", "token.key").unwrap(), key);
+        // A name that is not a secret's is refused before it becomes a path.
+        let e = s.read("p", "../../ca/root.key").unwrap_err().to_string();
+        assert!(e.contains("no secret"), "{e}");
     }
 
     #[test]

@@ -637,10 +637,6 @@ impl<E: Engine> Supervisor<E> {
         let project = self.store.project(name)?;
         // Forget it first, so the keep-alive loop does not bring it back.
         self.store.remove_project(name)?;
-        if let Some(et) = &self.engine_trust {
-            et.remove(name)?;
-            self.engine_setup.lock().unwrap().remove(name);
-        }
         let filter = names::project_filter(name);
         let containers = self.engine.list_containers(&filter).await?;
         // Carry on past a failure, so one stuck object does not leave the
@@ -720,6 +716,14 @@ impl<E: Engine> Supervisor<E> {
                     Err(e) => failures.push(e.to_string()),
                 }
             }
+        }
+        // Last, so that a hosts file or certs.d that cannot be written never
+        // leaves the containers of a forgotten project running.
+        if let Some(et) = &self.engine_trust {
+            if let Err(e) = et.remove(name) {
+                failures.push(e.to_string());
+            }
+            self.engine_setup.lock().unwrap().remove(name);
         }
         if !failures.is_empty() {
             let message = format!("down left some objects behind: {}", failures.join("; "));

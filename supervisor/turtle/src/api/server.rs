@@ -87,11 +87,16 @@ fn status_of(e: &Error) -> StatusCode {
         ) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Secret(SecretError::BadName { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Secret(
-            SecretError::Write { .. } | SecretError::Read { .. } | SecretError::Unknown { .. },
+            SecretError::Write { .. }
+            | SecretError::Read { .. }
+            | SecretError::Unknown { .. }
+            | SecretError::Signer { .. },
         ) => StatusCode::INTERNAL_SERVER_ERROR,
-        Error::EngineTrust(EngineTrustError::Names(_) | EngineTrustError::NoPort { .. }) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Error::EngineTrust(
+            EngineTrustError::Names(_)
+            | EngineTrustError::NoPort { .. }
+            | EngineTrustError::NotOurs { .. },
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::EngineTrust(EngineTrustError::Io { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -171,7 +176,11 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
 }
 
 async fn ping<E: Engine>(State(sup): App<E>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "resyncs": sup.resyncs() }))
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_id": crate::images::build_id(),
+        "resyncs": sup.resyncs(),
+    }))
 }
 
 async fn names<E: Engine>(State(sup): App<E>) -> Json<crate::mdns::MdnsStatus> {

@@ -51,6 +51,15 @@ impl From<supervisor::Error> for Failure {
 
 /// Loads the compose project; warnings go to stderr.
 pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
+    load_project_built_by(args, None)
+}
+
+/// Loads the compose project for the supervisor whose build id is given
+/// (a daemon's; `None`: this process's), see [`crate::images`].
+pub fn load_project_built_by(
+    args: &ProjectArgs,
+    build_id: Option<String>,
+) -> Result<Project, Failure> {
     let cwd = std::env::current_dir().map_err(Failure::op)?;
     let opts = LoadOptions {
         files: args.files.clone(),
@@ -59,7 +68,7 @@ pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
         env: {
             let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
             env.entry(crate::images::BUILD_ID_VAR.to_string())
-                .or_insert_with(crate::images::build_id);
+                .or_insert_with(|| build_id.unwrap_or_else(crate::images::build_id));
             env
         },
         cwd,

@@ -45,7 +45,16 @@ pub struct UpArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
-    let project = context::load_project(&a.project)?;
+    // A daemon builds with its own executable: name images after it.
+    let daemon_build = match Client::connect(&g.socket_path()).await {
+        Some(c) => c
+            .json::<serde_json::Value>(Method::GET, "/v1/ping", None::<&()>)
+            .await
+            .ok()
+            .and_then(|v| v["build_id"].as_str().map(String::from)),
+        None => None,
+    };
+    let project = context::load_project_built_by(&a.project, daemon_build)?;
     if a.dry_run {
         let plan: Plan = match context::target(g).await? {
             Target::Daemon(c) => {

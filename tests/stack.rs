@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 use turtle_e2e::{Env, debian_image, docker, free_port, test_image, turtle_bin, wait_until};
 
@@ -519,6 +520,49 @@ fn the_backend_stack_runs_end_to_end() {
     );
     let _ = fleet_b;
 
+    // The registry trusts the api's signing key alone: a token the api gives
+    // reads a repository, the same claims signed by another key under
+    // Turtle's root (a leaf `turtle ca issue` hands out) are refused.
+    let service = stack.registry();
+    let tags = "/v2/fleet-a/hello/tags/list";
+    let (status, body) = stack.https(
+        "GET",
+        "api",
+        &format!("/v1/registry/token?service={service}&scope=repository:fleet-a/hello:pull"),
+        Some(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("admin:{}", stack.secret("admin-token")))
+        )),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token: Value = serde_json::from_str(&body).unwrap();
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let (status, body) = stack.https("GET", "registry", tags, Some(&bearer), None);
+    assert_eq!(status, 200, "the api's token reads the repository: {body}");
+    // The same claims made here and signed with the api's key pass (so the
+    // token below is well-formed), signed with a CA leaf's key they do not.
+    let secrets = env.state_dir().join("secrets").join(&env.project);
+    let own = forge_token(
+        &secrets.join("registry-token.key"),
+        &secrets.join("registry-token.crt"),
+        &service,
+        "fleet-a/hello",
+    );
+    let (status, body) = stack.https("GET", "registry", tags, Some(&own), None);
+    assert_eq!(status, 200, "a token signed with the api's key: {body}");
+    let leaf = env.box_ok(&["ca", "issue", &format!("forger.{}", stack.domain)]);
+    let leaf = Path::new(leaf.trim());
+    let forged = forge_token(
+        &leaf.join("key.pem"),
+        &leaf.join("fullchain.pem"),
+        &service,
+        "fleet-a/hello",
+    );
+    let (status, body) = stack.https("GET", "registry", tags, Some(&forged), None);
+    assert_eq!(status, 401, "a token signed by another leaf: {body}");
+
     // --- The builder: a context in, a digest out, pullable from the registry.
     let ctx = tempfile::tempdir().unwrap();
     let marker = format!("built-{}", std::process::id());
@@ -690,6 +734,61 @@ fn the_backend_stack_runs_end_to_end() {
         "pull after down and up",
         docker_as(admin_cfg.path(), &["pull", &pushed]),
     );
+}
+
+/// A registry token with the api's claims (issuer, audience, pull and
+/// push), signed with the key in `key` (PKCS#8 PEM), the certificates of
+/// `chain` in `x5c`.
+fn forge_token(key: &Path, chain: &Path, service: &str, repository: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let chain: Vec<String> = pem_blocks(&std::fs::read_to_string(chain).unwrap())
+        .iter()
+        .map(|der| STANDARD.encode(der))
+        .collect();
+    let key_der = pem_blocks(&std::fs::read_to_string(key).unwrap()).remove(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = json!({"typ": "JWT", "alg": "ES256", "x5c": chain});
+    let claims = json!({
+        "iss": "turtle-api", "sub": "admin", "aud": service,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": "forged",
+        "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}],
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let rng = ring::rand::SystemRandom::new();
+    let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &key_der,
+        &rng,
+    )
+    .unwrap();
+    let sig = signer.sign(&rng, input.as_bytes()).unwrap();
+    format!("Bearer {input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+}
+
+/// The DER contents of each PEM block in `text`.
+fn pem_blocks(text: &str) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    text.split("-----BEGIN ")
+        .skip(1)
+        .map(|block| {
+            let body: String = block
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Removes the images a test tagged or pulled, even when it fails.

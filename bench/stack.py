@@ -164,6 +164,10 @@ def bench_compose_build(turtle: str, tmp: Path) -> float:
     shutil.copytree(REPO / "images", ctx / "images")
     shutil.copytree(REPO / "stack", ctx / "stack")
     shutil.copy2(turtle, ctx / "images" / "turtle" / "turtle")
+    # docker-compose v1 wants a version and knows no top-level `name:`.
+    f = ctx / "stack" / "docker-compose.yml"
+    text = "\n".join(l for l in f.read_text().splitlines() if not l.startswith("name:"))
+    f.write_text('version: "2.4"\n' + text + "\n")
     env = dict(os.environ, TURTLE_BUILD_ID="compose-bench", COMPOSE_DOCKER_CLI_BUILD="0")
     dt, _ = sh(
         ["docker-compose", "-f", str(ctx / "stack" / "docker-compose.yml"), "-p", "tbcompose",
@@ -198,7 +202,9 @@ def main() -> None:
             remove_images(OWN_IMAGES + stack_image())
             if not args.skip_base:
                 results["base"], out = sh(stack.cmd("base", "--rebuild"), env=stack.env)
-                results["base_how"] = out.strip().splitlines()[-2] if out.strip() else ""
+                # turtle base's last line says how: "turtle: REF: bootstrapped with ...".
+                last = out.strip().splitlines()[-1] if out.strip() else ""
+                results["base_how"] = last.split(": ", 2)[-1]
             # Compose first (it leaves no images behind), then Turtle from the same start.
             results["compose_build"] = bench_compose_build(args.turtle, tmp)
             stack.start_daemon()

@@ -64,6 +64,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
+use turtle_engine_errors::{error_chain, is_connection_error};
 
 use super::{
     BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
@@ -179,55 +180,6 @@ impl Docker {
 fn parse_api_version(s: &str) -> Option<(u64, u64)> {
     let (a, b) = s.split_once('.')?;
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
-/// The error and its sources, `: `-joined.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
-}
-
-/// True when the error means the socket could not be used at all.
-fn is_connection_error(e: &BollardError) -> bool {
-    // bollard's wrappers are `#[error(transparent)]`: their `source()` skips
-    // the wrapped error itself, so start the walk at the wrapped error.
-    match e {
-        BollardError::SocketNotFoundError(_) => true,
-        BollardError::HyperLegacyError { err } => err.is_connect() || io_failure_in_chain(err),
-        BollardError::HyperResponseError { err } => io_failure_in_chain(err),
-        BollardError::IOError { err } => io_failure_in_chain(err),
-        e => io_failure_in_chain(e),
-    }
-}
-
-/// True when `e` or one of its sources is an IO error of a broken socket.
-fn io_failure_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut src = Some(e);
-    while let Some(c) = src {
-        if let Some(io) = c.downcast_ref::<io::Error>()
-            && matches!(
-                io.kind(),
-                io::ErrorKind::NotFound
-                    | io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::PermissionDenied
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::BrokenPipe
-            )
-        {
-            return true;
-        }
-        src = c.source();
-    }
-    false
 }
 
 /// Maps a bollard error about `what` to an [`EngineError`].

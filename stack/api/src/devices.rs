@@ -185,10 +185,14 @@ const MAX_LOG_LIMIT: i64 = 10_000;
 pub struct LogQuery {
     limit: Option<i64>,
     since: Option<String>,
+    after: Option<i64>,
 }
 
-/// `GET /v1/devices/{uuid}/logs?limit=&since=`: with `since` (RFC 3339), the first
-/// `limit` lines after it; without, the last `limit` lines. Oldest first either way.
+/// `GET /v1/devices/{uuid}/logs?limit=&since=&after=`: with `since` (RFC 3339),
+/// the first `limit` lines stamped after it, oldest first; with `after` (a line's
+/// id), the first `limit` lines received after that one, in the order received,
+/// so paging never skips lines that share a time; with neither, the last `limit`
+/// lines, oldest first.
 pub async fn logs(
     _: Admin,
     State(state): State<AppState>,
@@ -207,6 +211,11 @@ pub async fn logs(
         .as_deref()
         .map(crate::device::parse_time)
         .transpose()?;
+    if since.is_some() && query.after.is_some() {
+        return Err(ApiError::BadRequest(
+            "give one of since and after: after pages by the order lines were received, since by their time".into(),
+        ));
+    }
     let client = state.pool.get().await?;
     client
         .query_opt(
@@ -215,21 +224,31 @@ pub async fn logs(
         )
         .await?
         .ok_or_else(|| not_found(&uuid))?;
-    let rows = match since {
-        Some(since) => {
+    let rows = match (since, query.after) {
+        (Some(since), _) => {
             client
                 .query(
-                    "SELECT at, service, message FROM device_logs
+                    "SELECT at, service, message, id FROM device_logs
                      WHERE device_uuid = $1::text::uuid AND at > $2
                      ORDER BY at, id LIMIT $3",
                     &[&uuid, &since, &limit],
                 )
                 .await?
         }
-        None => {
+        (None, Some(after)) => {
             client
                 .query(
-                    "SELECT at, service, message FROM (
+                    "SELECT at, service, message, id FROM device_logs
+                     WHERE device_uuid = $1::text::uuid AND id > $2
+                     ORDER BY id LIMIT $3",
+                    &[&uuid, &after, &limit],
+                )
+                .await?
+        }
+        (None, None) => {
+            client
+                .query(
+                    "SELECT at, service, message, id FROM (
                          SELECT at, service, message, id FROM device_logs
                          WHERE device_uuid = $1::text::uuid ORDER BY at DESC, id DESC LIMIT $2
                      ) last ORDER BY at, id",
@@ -242,6 +261,7 @@ pub async fn logs(
         rows.iter()
             .map(|r| {
                 serde_json::json!({
+                    "id": r.get::<_, i64>(3),
                     "timestamp": rfc3339(r.get(0)),
                     "service": r.get::<_, Option<String>>(1),
                     "message": r.get::<_, String>(2),

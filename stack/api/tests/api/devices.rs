@@ -261,9 +261,10 @@ async fn logs_are_posted_and_read() {
         .map(|l| l["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages, ["one", "two", "three", "now"]);
+    let first_id = all[0]["id"].as_i64().unwrap();
     assert_eq!(
         all[0],
-        serde_json::json!({"timestamp": "2025-06-01T12:00:00Z", "service": "web", "message": "one"})
+        serde_json::json!({"id": first_id, "timestamp": "2025-06-01T12:00:00Z", "service": "web", "message": "one"})
     );
     assert!(all[2]["service"].is_null());
 
@@ -288,6 +289,41 @@ async fn logs_are_posted_and_read() {
         .map(|l| l["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages, ["two", "three"]);
+
+    // Lines sharing a time (a batch sent without timestamps) are paged
+    // one by one with `after`, none skipped.
+    let a = stack
+        .post("/v1/device/logs")
+        .bearer(key)
+        .json(serde_json::json!([{"message": "tie-1"}, {"message": "tie-2"}, {"message": "tie-3"}]))
+        .send()
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let mut cursor = first_id;
+    let mut paged = Vec::new();
+    loop {
+        let page = stack
+            .get(&format!("{path}?after={cursor}&limit=1"))
+            .admin()
+            .send()
+            .await
+            .json();
+        let Some(line) = page.as_array().unwrap().first().cloned() else {
+            break;
+        };
+        cursor = line["id"].as_i64().unwrap();
+        paged.push(line["message"].as_str().unwrap().to_string());
+    }
+    assert_eq!(paged, ["two", "three", "now", "tie-1", "tie-2", "tie-3"]);
+    assert_eq!(
+        stack
+            .get(&format!("{path}?after=1&since=2025-06-01T12:00:00Z"))
+            .admin()
+            .send()
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         stack
             .get(&format!("{path}?limit=0"))

@@ -119,14 +119,14 @@ pub struct Args {
         default_value = "/run/turtle/secrets/vpn-token"
     )]
     pub vpn_token_file: PathBuf,
-    /// File holding the VPN server's WireGuard private key (32 bytes in hex); the API
-    /// hands its public key to devices.
+    /// File holding the VPN server's WireGuard public key (base64), which the API
+    /// hands to devices; the private key stays with the vpn.
     #[arg(
         long,
-        env = "TURTLE_API_VPN_KEY_FILE",
-        default_value = "/run/turtle/secrets/vpn-key"
+        env = "TURTLE_API_VPN_PUBLIC_KEY_FILE",
+        default_value = "/run/turtle/secrets/vpn-key.pub"
     )]
-    pub vpn_key_file: PathBuf,
+    pub vpn_public_key_file: PathBuf,
     /// The stack's domain, such as turtle.local (when unset: the stack-wide TURTLE_DOMAIN).
     #[arg(long, env = "TURTLE_API_DOMAIN")]
     pub domain: Option<String>,

@@ -18,6 +18,10 @@
 //! one key rather than everything Turtle's CA issued (see
 //! [`turtle_certs::new_signer`]).
 //!
+//! `<name>.pub` is the WireGuard (X25519) public key, base64, of the secret
+//! `<name>` (made first when missing): the vpn holds `vpn-key`, the api
+//! only `vpn-key.pub`, which is all it hands to devices.
+//!
 //! [`decorate`] (pure, beside the trust step) bind-mounts each listed secret
 //! read-only as the file `/run/turtle/secrets/<name>`, and no other: a
 //! service sees only what it listed.
@@ -40,7 +44,7 @@ pub const SECRETS_DIR: &str = "/run/turtle/secrets";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit, optionally ending in .key or .crt)"
+        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit, optionally ending in .key, .crt or .pub)"
     )]
     BadName { service: String, name: String },
     #[error("cannot write the secret {}: {source}", path.display())]
@@ -74,8 +78,13 @@ fn pair_base(name: &str) -> Option<&str> {
         .or_else(|| name.strip_suffix(".crt"))
 }
 
+/// The private secret of a public key: `vpn-key.pub` -> `vpn-key`.
+fn public_of(name: &str) -> Option<&str> {
+    name.strip_suffix(".pub")
+}
+
 fn valid(name: &str) -> bool {
-    let name = pair_base(name).unwrap_or(name);
+    let name = pair_base(name).or_else(|| public_of(name)).unwrap_or(name);
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -192,11 +201,36 @@ impl Secrets {
                     write_pair(&dir.join(format!("{base}.key")), &key)?;
                     created.push(format!("{base}.key, {base}.crt"));
                 }
-                None => {
-                    if write_new(&path, &random_hex())? {
-                        created.push(n);
+                None => match public_of(&n) {
+                    Some(private) => {
+                        let private_path = dir.join(private);
+                        if write_new(&private_path, &random_hex())? {
+                            created.push(private.to_string());
+                        }
+                        let hex = std::fs::read_to_string(&private_path).map_err(|source| {
+                            SecretError::Read {
+                                path: private_path.clone(),
+                                source,
+                            }
+                        })?;
+                        let key: turtle_vpn::keys::Key =
+                            hex.trim().parse().map_err(|e| SecretError::Write {
+                                path: path.clone(),
+                                source: std::io::Error::other(format!(
+                                    "{} is not a WireGuard key: {e}",
+                                    private_path.display()
+                                )),
+                            })?;
+                        if write_new(&path, &key.public().to_base64())? {
+                            created.push(n);
+                        }
                     }
-                }
+                    None => {
+                        if write_new(&path, &random_hex())? {
+                            created.push(n);
+                        }
+                    }
+                },
             }
         }
         created.dedup();
@@ -382,6 +416,31 @@ mod tests {
         // A name that is not a secret's is refused before it becomes a path.
         let e = s.read("p", "../../ca/root.key").unwrap_err().to_string();
         assert!(e.contains("no secret"), "{e}");
+    }
+
+    #[test]
+    fn a_public_key_is_derived_from_its_private_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Secrets::new(tmp.path());
+        // RFC 7748 section 6.1: Alice's private and public keys.
+        std::fs::create_dir_all(tmp.path().join("secrets/p")).unwrap();
+        std::fs::write(
+            tmp.path().join("secrets/p/vpn-key"),
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        )
+        .unwrap();
+        let p = project(&[("api", "vpn-key.pub")]);
+        assert_eq!(s.ensure(&p).unwrap(), vec!["vpn-key.pub"]);
+        let public = s.read("p", "vpn-key.pub").unwrap();
+        assert_eq!(
+            hex::encode(
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, public).unwrap()
+            ),
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+        );
+        // Listed alone, the private half is made too (the vpn lists it).
+        let p = project(&[("api", "other.pub")]);
+        assert_eq!(s.ensure(&p).unwrap(), vec!["other", "other.pub"]);
     }
 
     #[test]

@@ -362,7 +362,7 @@ async fn registration_gives_tunnel_addresses() {
             "address": "10.99.0.2",
             "prefix": 16,
             "server_address": "10.99.0.1",
-            "server_public_key": turtle_api::config::wireguard_public_key(crate::fixture::VPN_KEY).unwrap(),
+            "server_public_key": crate::fixture::VPN_PUBLIC_KEY,
             "endpoint_port": crate::fixture::VPN_PORT,
             "endpoint_host": crate::fixture::DOMAIN,
         })

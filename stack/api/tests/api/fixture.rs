@@ -24,7 +24,9 @@ pub const ADMIN_TOKEN: &str = "admin-0123456789abcdef0123456789abcdef0123456789a
 pub const BUILDER_TOKEN: &str = "builder-0123456789abcdef0123456789abcdef0123456789abcdef01234567";
 pub const VPN_TOKEN: &str = "vpn-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
 /// The VPN server's private key (RFC 7748's test key).
-pub const VPN_KEY: &str = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+/// The vpn's public key (RFC 7748 section 6.1, Alice's), as the supervisor's
+/// `vpn-key.pub` secret holds it.
+pub const VPN_PUBLIC_KEY: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
 
 /// The flags parsed as the binary parses them (a later flag overrides an earlier
 /// one, so tests can change one).
@@ -51,7 +53,7 @@ impl Files {
             ("admin-token", format!("{ADMIN_TOKEN}\n")),
             ("builder-token", BUILDER_TOKEN.to_string()),
             ("vpn-token", format!("  {VPN_TOKEN}\n")),
-            ("vpn-key", VPN_KEY.to_string()),
+            ("vpn-key.pub", VPN_PUBLIC_KEY.to_string()),
             ("db-password", format!("{}\n", postgres::PASSWORD)),
         ];
         for (name, value) in secrets {
@@ -97,8 +99,8 @@ impl Files {
             p("builder-token"),
             "--vpn-token-file".into(),
             p("vpn-token"),
-            "--vpn-key-file".into(),
-            p("vpn-key"),
+            "--vpn-public-key-file".into(),
+            p("vpn-key.pub"),
             "--domain".into(),
             DOMAIN.into(),
             "--https-port".into(),

@@ -4,7 +4,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::StatusCode;
 
-use crate::fixture::{ADMIN_TOKEN, BUILDER_TOKEN, DOMAIN, Stack, VPN_KEY, VPN_PORT, VPN_TOKEN};
+use crate::fixture::{
+    ADMIN_TOKEN, BUILDER_TOKEN, DOMAIN, Stack, VPN_PORT, VPN_PUBLIC_KEY, VPN_TOKEN,
+};
 
 #[tokio::test]
 async fn peers_follow_registrations_with_an_etag() {
@@ -65,7 +67,7 @@ async fn the_server_identity_is_for_any_caller() {
     let fleet = stack.fleet("prod").await;
     let device = stack.device(fleet, None).await;
     let expected = serde_json::json!({
-        "server_public_key": turtle_api::config::wireguard_public_key(VPN_KEY).unwrap(),
+        "server_public_key": VPN_PUBLIC_KEY,
         "server_address": "10.99.0.1",
         "subnet": "10.99.0.0/16",
         "endpoint_port": VPN_PORT,

@@ -228,7 +228,7 @@ def main() -> None:
         finally:
             stack.down(volumes=True)
             stack.stop_daemon()
-            remove_images(stack_image())
+            remove_images(OWN_IMAGES + stack_image())
     print(json.dumps(results, indent=2))
     if args.write_md:
         print(report(results, args))

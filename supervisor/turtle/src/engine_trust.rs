@@ -138,20 +138,24 @@ pub struct EngineTrust {
 }
 
 impl EngineTrust {
-    /// Sets the engine up for `project`'s registries; a project with none
-    /// gets nothing (and loses what an earlier version of it had).
+    /// Sets the engine up for `project`'s registries, their names resolving
+    /// to `address()`; a project with none gets nothing (and loses what an
+    /// earlier version of it had).
     pub fn apply(
         &self,
         project: &Project,
         domain: &str,
         root_pem: &str,
-        address: IpAddr,
+        address: impl FnOnce() -> IpAddr,
     ) -> Result<Setup, EngineTrustError> {
         let registries = registries(project, domain)?;
         if registries.is_empty() {
             self.remove(&project.name)?;
             return Ok(Setup::default());
         }
+        // Looked up only here: reading the interfaces at every repair of
+        // every project would cost a small board for nothing.
+        let address = address();
         if let Some(dir) = &self.certs_dir {
             for r in &registries {
                 let d = dir.join(r);
@@ -384,7 +388,7 @@ mod tests {
         };
         let addr: IpAddr = "172.17.0.1".parse().unwrap();
         let p = project("s", vec![("proxy", proxy(&[(443, "8443")]))]);
-        let setup = et.apply(&p, "box.local", "ROOT", addr).unwrap();
+        let setup = et.apply(&p, "box.local", "ROOT", || addr).unwrap();
         assert_eq!(setup.registries, ["registry.box.local:8443"]);
         assert_eq!(
             std::fs::read_to_string(certs.join("registry.box.local:8443/ca.crt")).unwrap(),
@@ -397,7 +401,7 @@ mod tests {
         );
         // A changed port moves the directory.
         let p2 = project("s", vec![("proxy", proxy(&[(443, "443")]))]);
-        et.apply(&p2, "box.local", "ROOT", addr).unwrap();
+        et.apply(&p2, "box.local", "ROOT", || addr).unwrap();
         assert!(certs.join("registry.box.local/ca.crt").exists());
         assert!(!certs.join("registry.box.local:8443").exists());
         // A file someone added to our directory stays, and so does the directory.
@@ -411,7 +415,7 @@ mod tests {
         std::fs::create_dir_all(certs.join("registry.box.local")).unwrap();
         std::fs::write(certs.join("registry.box.local/ca.crt"), "ADMIN'S").unwrap();
         let e = et
-            .apply(&p2, "box.local", "ROOT", addr)
+            .apply(&p2, "box.local", "ROOT", || addr)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not written by Turtle"), "{e}");

@@ -337,7 +337,7 @@ impl<E: Engine> Supervisor<E> {
             project,
             t.domain(),
             t.authority().root_pem(),
-            crate::engine_trust::gateway_address(),
+            crate::engine_trust::gateway_address,
         )?;
         if before.as_ref() != Some(&setup) && !setup.registries.is_empty() {
             self.record(

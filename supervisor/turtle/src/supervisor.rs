@@ -1286,6 +1286,42 @@ mod tests {
         assert!(!pending());
     }
 
+    #[tokio::test]
+    async fn down_removes_the_containers_even_when_the_hosts_file_cannot_be_written() {
+        let p = project(None);
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new());
+        engine.add_image("busybox");
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        // A directory where the hosts file should be: every edit fails.
+        let hosts = dir.path().join("hosts");
+        std::fs::create_dir(&hosts).unwrap();
+        let sup = Supervisor::with_box(
+            engine.clone(),
+            store,
+            Config::default(),
+            BoxParts {
+                engine_trust: Some(EngineTrust {
+                    certs_dir: None,
+                    hosts_file: Some(hosts.clone()),
+                }),
+                ..Default::default()
+            },
+        );
+        sup.up(&p, &UpOptions::default(), &|_| {}).await.unwrap();
+        let e = sup.down("demo", false).await.unwrap_err().to_string();
+        assert!(e.contains(&hosts.display().to_string()), "{e}");
+        assert!(
+            engine
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("remove_container")),
+            "{:?}",
+            engine.calls()
+        );
+        assert!(engine.list_containers(&[]).await.unwrap().is_empty());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn unhealthy_containers_are_restarted_with_growing_backoff() {
         let p = project(None);

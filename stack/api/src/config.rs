@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use crate::Args;
 use crate::db::Target;
 use crate::jwt::Signer;
-use crate::secret::{self, Token};
 use crate::subnet::Subnet;
+use turtle_stack_common::{Token, read_secret};
 
 /// The loaded configuration.
 #[derive(Debug)]
@@ -78,26 +78,37 @@ impl Config {
             .clone()
             .unwrap_or_else(|| with_port(&format!("registry.{domain}"), https_port));
 
-        let admin = Token::new(&secret::read_file(
+        let admin = Token::new(&read_secret(
+            "admin token",
             "--admin-token-file",
             &args.admin_token_file,
         )?);
-        let builder = Token::new(&secret::read_file(
+        let builder = Token::new(&read_secret(
+            "builder token",
             "--builder-token-file",
             &args.builder_token_file,
         )?);
-        let vpn_token = Token::new(&secret::read_file(
+        let vpn_token = Token::new(&read_secret(
+            "vpn token",
             "--vpn-token-file",
             &args.vpn_token_file,
         )?);
-        let public_key = secret::read_file("--vpn-public-key-file", &args.vpn_public_key_file)?;
+        let public_key = read_secret(
+            "vpn public key",
+            "--vpn-public-key-file",
+            &args.vpn_public_key_file,
+        )?;
         check_wireguard_key(&public_key).map_err(|e| {
             anyhow::anyhow!(
                 "--vpn-public-key-file {}: {e}",
                 args.vpn_public_key_file.display()
             )
         })?;
-        let password = secret::read_file("--database-password-file", &args.database_password_file)?;
+        let password = read_secret(
+            "database password",
+            "--database-password-file",
+            &args.database_password_file,
+        )?;
         let target = Target::new(&args.database_url, &password)?;
         let signer = Signer::load(&args.token_key, &args.token_chain)?;
         let config = Config {

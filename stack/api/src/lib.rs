@@ -263,9 +263,10 @@ pub async fn serve(
 /// Runs the service until SIGTERM or SIGINT. Logs go through `tracing`; the
 /// binary (`turtle backend`) installs the subscriber.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut shutdown = Box::pin(turtle_stack_common::on_shutdown()?);
     let app = tokio::select! {
         app = App::start(&args) => app?,
-        () = shutdown_signal() => {
+        () = &mut shutdown => {
             tracing::info!("stopped before the service was ready");
             return Ok(());
         }
@@ -277,20 +278,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!("turtle-api listening on http://{}", args.listen);
-    serve(listener, app.router(), shutdown_signal()).await?;
+    serve(listener, app.router(), shutdown).await?;
     tracing::info!("turtle-api stopped");
     Ok(())
-}
-
-/// Completes at SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
-    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
 
 #[cfg(test)]

@@ -9,15 +9,17 @@
 //! always compared, so the time does not tell which one was tried either.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::http::HeaderValue;
-use sha2::{Digest, Sha256};
+use turtle_stack_common::{Token, read_secret};
 
 /// The tokens the builder accepts.
 pub struct Tokens {
-    builder: Secret,
-    admin: Option<Secret>,
+    /// The builder token itself: the password the engine pushes with.
+    builder_text: String,
+    builder: Token,
+    admin: Option<Token>,
 }
 
 /// Who presented a valid token.
@@ -47,38 +49,7 @@ pub enum AuthError {
 }
 
 /// Why a token file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error(
-        "cannot read the {what} file {path}: {source} (the supervisor mounts it at `up`; pass another path with --{flag})"
-    )]
-    Read {
-        what: &'static str,
-        flag: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the {what} file {path} is empty: write the token into it, or pass another file with --{flag}"
-    )]
-    Empty {
-        what: &'static str,
-        flag: &'static str,
-        path: PathBuf,
-    },
-}
-
-struct Secret {
-    text: String,
-    hash: [u8; 32],
-}
-
-impl Secret {
-    fn new(text: String) -> Secret {
-        let hash = Sha256::digest(text.as_bytes()).into();
-        Secret { text, hash }
-    }
-}
+pub type TokenError = turtle_stack_common::SecretFileError;
 
 impl Tokens {
     /// Tokens from their values (surrounding whitespace trimmed). `None`
@@ -90,26 +61,28 @@ impl Tokens {
             return None;
         }
         Some(Tokens {
-            builder: Secret::new(builder.to_string()),
-            admin: admin.map(|a| Secret::new(a.to_string())),
+            builder_text: builder.to_string(),
+            builder: Token::new(builder),
+            admin: admin.map(Token::new),
         })
     }
 
     /// Reads the builder token file and, when given, the admin token file.
     pub fn load(builder_file: &Path, admin_file: Option<&Path>) -> Result<Tokens, TokenError> {
-        let builder = read_token(builder_file, "builder token", "token-file")?;
+        let builder = read_secret("builder token", "--token-file", builder_file)?;
         let admin = admin_file
-            .map(|p| read_token(p, "admin token", "admin-token-file"))
+            .map(|p| read_secret("admin token", "--admin-token-file", p))
             .transpose()?;
         Ok(Tokens {
-            builder: Secret::new(builder),
-            admin: admin.map(Secret::new),
+            builder: Token::new(&builder),
+            admin: admin.as_deref().map(Token::new),
+            builder_text: builder,
         })
     }
 
     /// The builder token: the password the engine pushes with.
     pub fn builder_token(&self) -> &str {
-        &self.builder.text
+        &self.builder_text
     }
 
     /// Checks an `Authorization` header.
@@ -120,12 +93,10 @@ impl Tokens {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::NotBearer);
         }
-        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        let builder = same(&presented, &self.builder.hash);
-        let admin = self
-            .admin
-            .as_ref()
-            .is_some_and(|a| same(&presented, &a.hash));
+        let presented = token.trim();
+        // Both are always compared: the time does not tell which one was tried.
+        let builder = self.builder.matches(presented);
+        let admin = self.admin.as_ref().is_some_and(|a| a.matches(presented));
         match (builder, admin) {
             (true, _) => Ok(Principal::Builder),
             (false, true) => Ok(Principal::Admin),
@@ -141,29 +112,6 @@ impl fmt::Debug for Tokens {
             .field("admin", &self.admin.as_ref().map(|_| "<secret>"))
             .finish()
     }
-}
-
-/// Equality of two digests that looks at every byte.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn read_token(path: &Path, what: &'static str, flag: &'static str) -> Result<String, TokenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
-        what,
-        flag,
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(TokenError::Empty {
-            what,
-            flag,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(token.to_string())
 }
 
 #[cfg(test)]

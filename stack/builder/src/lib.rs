@@ -112,26 +112,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         keep_local = args.keep_local,
         "builder listening"
     );
-    serve(listener, server, shutdown_signal())
+    serve(listener, server, turtle_stack_common::on_shutdown()?)
         .await
         .context("serving HTTP")?;
     tracing::info!("builder stopped");
     Ok(())
-}
-
-/// Completes at the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM ({e}); stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -45,11 +45,9 @@ pub mod peers;
 pub mod service;
 pub mod uapi;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
 
 pub use args::{Args, Interval};
 
@@ -67,16 +65,9 @@ const THREADS: usize = 2;
 /// Runs the service until SIGTERM or SIGINT, then stops the device.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // Signals first: one that arrives during start-up still stops us cleanly.
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = int.recv() => tracing::info!("SIGINT: stopping"),
-        }
-    };
-
-    let token = read_token(&args.token_file)?;
+    let shutdown =
+        turtle_stack_common::on_shutdown().context("cannot handle SIGTERM and SIGINT")?;
+    let token = turtle_stack_common::read_secret("vpn token", "--token-file", &args.token_file)?;
     let key = Key::from_file(&args.key_file)?;
     let api = ApiClient::new(&args.api, &token, API_TIMEOUT)?;
     let health = tokio::net::TcpListener::bind(args.health_listen)
@@ -108,21 +99,4 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     service::serve(device, api, args.sync_interval.0, health, shutdown).await?;
     Ok(())
-}
-
-/// Reads a token file: trimmed, not empty.
-fn read_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the vpn token file {} (--token-file): is the vpn-token secret mounted?",
-            path.display()
-        )
-    })?;
-    let token = text.trim();
-    anyhow::ensure!(
-        !token.is_empty(),
-        "the vpn token file {} (--token-file) is empty: it must hold the vpn-token",
-        path.display()
-    );
-    Ok(token.to_string())
 }

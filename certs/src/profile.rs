@@ -60,6 +60,20 @@ fn base(common_name: &str, not_before: SystemTime, not_after: SystemTime) -> Cer
     params
 }
 
+/// A standalone token signer (see [`crate::new_signer`]): outside the CA, no
+/// CA rights, signatures only.
+pub(crate) fn signer(
+    common_name: &str,
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> CertificateParams {
+    let mut params = base(common_name, not_before, not_after);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
+    params
+}
+
 /// The self-signed root. `tag` tells this CA apart from other boxes' CAs for the
 /// same domain in a trust store that holds several.
 pub(crate) fn root(

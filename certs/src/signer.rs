@@ -9,11 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
-};
-
-use crate::{Error, profile, timefmt};
+use crate::{Error, profile};
 
 /// How long a signer's certificate is valid: verifiers read it once, so it
 /// outlives the box.
@@ -23,18 +19,13 @@ pub const SIGNER_LIFETIME: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 /// `common_name`, valid from an hour before `now`.
 pub fn new_signer(common_name: &str, now: SystemTime) -> Result<(String, String), Error> {
     let key = profile::new_key("signer")?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
-    params.not_before = timefmt::to_offset(now - Duration::from_secs(3600));
-    params.not_after = timefmt::to_offset(now + SIGNER_LIFETIME);
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| Error::sign("signer", e))?;
+    let cert = profile::signer(
+        common_name,
+        now - Duration::from_secs(3600),
+        now + SIGNER_LIFETIME,
+    )
+    .self_signed(&key)
+    .map_err(|e| Error::sign("signer", e))?;
     Ok((key.serialize_pem(), cert.pem()))
 }
 

@@ -27,21 +27,32 @@ pub enum ClientError {
 
 pub struct Client {
     socket: PathBuf,
+    /// The daemon's build id, from the ping that found it (see [`crate::images`]).
+    build_id: Option<String>,
 }
 
 impl Client {
     /// A client for the daemon at `socket`, if one answers there.
     pub async fn connect(socket: &Path) -> Option<Client> {
-        let c = Client {
+        let mut c = Client {
             socket: socket.to_path_buf(),
+            build_id: None,
         };
         // A live daemon answers at once; a stale socket or a wedged process
         // must not hang the CLI.
-        let ping = c.send(Method::GET, "/v1/ping", None);
+        let ping = c.json::<serde_json::Value>(Method::GET, "/v1/ping", None::<&()>);
         match tokio::time::timeout(std::time::Duration::from_secs(5), ping).await {
-            Ok(Ok(_)) => Some(c),
+            Ok(Ok(v)) => {
+                c.build_id = v["build_id"].as_str().map(String::from);
+                Some(c)
+            }
             _ => None,
         }
+    }
+
+    /// The build id of the daemon's executable: the images it builds carry it.
+    pub fn build_id(&self) -> Option<&str> {
+        self.build_id.as_deref()
     }
 
     async fn send(

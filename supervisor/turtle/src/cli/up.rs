@@ -45,15 +45,10 @@ pub struct UpArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
+    let socket = g.socket_path();
+    let daemon = Client::connect(&socket).await;
     // A daemon builds with its own executable: name images after it.
-    let daemon_build = match Client::connect(&g.socket_path()).await {
-        Some(c) => c
-            .json::<serde_json::Value>(Method::GET, "/v1/ping", None::<&()>)
-            .await
-            .ok()
-            .and_then(|v| v["build_id"].as_str().map(String::from)),
-        None => None,
-    };
+    let daemon_build = daemon.as_ref().and_then(|c| c.build_id().map(String::from));
     let project = context::load_project_built_by(&a.project, daemon_build)?;
     if a.dry_run {
         let plan: Plan = match context::target(g).await? {
@@ -78,8 +73,7 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
         build: a.build,
         wait: a.wait.then(|| Duration::from_secs(a.wait_timeout)),
     };
-    let socket = g.socket_path();
-    if let Some(c) = Client::connect(&socket).await {
+    if let Some(c) = daemon {
         return hand_over(&c, &project, &opts).await;
     }
     if a.detach {

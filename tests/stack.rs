@@ -123,8 +123,23 @@ impl Stack {
         format!("{}:{}", self.host("registry"), self.https)
     }
 
-    /// An HTTPS request through the proxy, verified against Turtle's root
-    /// only (curl's --cacert replaces its CA bundle). Returns status and body.
+    /// `curl ARGS https://<service>.<domain>:<port><path>` through the
+    /// proxy, verified against Turtle's root only (curl's --cacert replaces
+    /// its CA bundle).
+    fn curl(&self, service: &str, path: &str, args: &[&str]) -> Output {
+        let host = self.host(service);
+        Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&self.root)
+            .arg("--resolve")
+            .arg(format!("{host}:{}:127.0.0.1", self.https))
+            .args(args)
+            .arg(format!("https://{host}:{}{path}", self.https))
+            .output()
+            .expect("run curl")
+    }
+
+    /// An HTTPS request (see [`Self::curl`]); returns status and body.
     fn https(
         &self,
         method: &str,
@@ -133,22 +148,17 @@ impl Stack {
         auth: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, String) {
+        let auth = auth.map(|a| format!("Authorization: {a}"));
+        let body = body.map(Value::to_string);
+        let mut args = vec!["--max-time", "60", "-X", method, "-w", "\n%{http_code}"];
+        if let Some(a) = &auth {
+            args.extend(["-H", a]);
+        }
+        if let Some(b) = &body {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
         let host = self.host(service);
-        let mut c = Command::new("curl");
-        c.args(["-sS", "--max-time", "60", "-X", method, "--cacert"])
-            .arg(&self.root)
-            .arg("--resolve")
-            .arg(format!("{host}:{}:127.0.0.1", self.https))
-            .args(["-w", "\n%{http_code}"]);
-        if let Some(a) = auth {
-            c.arg("-H").arg(format!("Authorization: {a}"));
-        }
-        if let Some(b) = body {
-            c.args(["-H", "Content-Type: application/json", "--data-binary"])
-                .arg(b.to_string());
-        }
-        c.arg(format!("https://{host}:{}{path}", self.https));
-        let out = c.output().expect("run curl");
+        let out = self.curl(service, path, &args);
         assert!(
             out.status.success(),
             "curl {method} {host}{path}: {}",
@@ -383,20 +393,12 @@ fn the_backend_stack_runs_end_to_end() {
     );
     let target = stack.json("GET", "/v1/device/target", &device_auth, None, 200);
     assert_eq!(target["release"]["id"], release["id"], "{target}");
-    let etag_out = Command::new("curl")
-        .args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"])
-        .arg(&stack.root)
-        .arg("--resolve")
-        .arg(format!("{}:{}:127.0.0.1", stack.host("api"), stack.https))
-        .arg("-H")
-        .arg(format!("Authorization: {device_auth}"))
-        .arg(format!(
-            "https://{}:{}/v1/device/target",
-            stack.host("api"),
-            stack.https
-        ))
-        .output()
-        .unwrap();
+    let auth_header = format!("Authorization: {device_auth}");
+    let etag_out = stack.curl(
+        "api",
+        "/v1/device/target",
+        &["-D", "-", "-o", "/dev/null", "-H", &auth_header],
+    );
     let headers = String::from_utf8_lossy(&etag_out.stdout).to_string();
     let etag = headers
         .lines()
@@ -406,22 +408,21 @@ fn the_backend_stack_runs_end_to_end() {
                 .then(|| l[5..].trim().to_string())
         })
         .unwrap_or_else(|| panic!("no ETag in {headers}"));
-    let not_modified = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(&stack.root)
-        .arg("--resolve")
-        .arg(format!("{}:{}:127.0.0.1", stack.host("api"), stack.https))
-        .arg("-H")
-        .arg(format!("Authorization: {device_auth}"))
-        .arg("-H")
-        .arg(format!("If-None-Match: {etag}"))
-        .arg(format!(
-            "https://{}:{}/v1/device/target",
-            stack.host("api"),
-            stack.https
-        ))
-        .output()
-        .unwrap();
+    let if_none_match = format!("If-None-Match: {etag}");
+    let not_modified = stack.curl(
+        "api",
+        "/v1/device/target",
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &auth_header,
+            "-H",
+            &if_none_match,
+        ],
+    );
     assert_eq!(String::from_utf8_lossy(&not_modified.stdout), "304");
 
     stack.json(
@@ -584,26 +585,22 @@ fn the_backend_stack_runs_end_to_end() {
             .unwrap(),
     );
     let builder_token = stack.secret("builder-token");
-    let built = Command::new("curl")
-        .args(["-sS", "--max-time", "300", "--cacert"])
-        .arg(&stack.root)
-        .arg("--resolve")
-        .arg(format!(
-            "{}:{}:127.0.0.1",
-            stack.host("builder"),
-            stack.https
-        ))
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {builder_token}"))
-        .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
-        .arg(format!("@{}", tarball.display()))
-        .arg(format!(
-            "https://{}:{}/v1/builds?tag=fleet-a/built:1",
-            stack.host("builder"),
-            stack.https
-        ))
-        .output()
-        .unwrap();
+    let builder_auth = format!("Authorization: Bearer {builder_token}");
+    let context = format!("@{}", tarball.display());
+    let built = stack.curl(
+        "builder",
+        "/v1/builds?tag=fleet-a/built:1",
+        &[
+            "--max-time",
+            "300",
+            "-H",
+            &builder_auth,
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+            &context,
+        ],
+    );
     let stream = ok("build", built);
     assert!(
         stream.contains(&marker),

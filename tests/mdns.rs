@@ -1,4 +1,4 @@
-//! mDNS across network namespaces: `turtle::mdns::Publisher` in one namespace
+//! mDNS across network namespaces: `turtle_mdns::Publisher` in one namespace
 //! (run by the `mdns_tool` binary), and clients in the other, over a veth
 //! pair: real multicast packets, no Docker.
 //!

@@ -652,3 +652,43 @@ fn up_wait_returns_when_ready_and_fails_on_an_unhealthy_service() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unhealthy"), "{err}");
 }
+
+/// A dry run on a box that has never run Turtle writes nothing (no state
+/// directory, so no CA and no database), and plans exactly what `up` then
+/// creates: the config hash it shows, which covers everything Turtle
+/// injects (trust, the TLS leaf's directory, the domain), is the one the
+/// container gets.
+#[test]
+fn a_dry_run_on_a_fresh_box_writes_nothing_and_plans_what_up_does() {
+    let mut env = Env::new("dry");
+    env.compose(&format!(
+        r#"
+services:
+  web:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    labels:
+      io.turtle.tls: "web"
+"#
+    ));
+    let out = env.ok(&["up", "--dry-run", "--format", "json"]);
+    assert!(
+        !env.state_dir().exists(),
+        "a dry run created {}",
+        env.state_dir().display()
+    );
+    let plan: Value = serde_json::from_str(&out).expect("a JSON plan");
+    let create = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["action"] == "create_container")
+        .unwrap_or_else(|| panic!("no container to create in {out}"));
+    env.start_daemon();
+    env.ok(&["up"]);
+    let labels = &inspect(&env.container("web")).expect("web exists")["Config"]["Labels"];
+    assert_eq!(
+        labels["io.turtle.config-hash"], create["hash"],
+        "up created something else than the dry run planned"
+    );
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use tokio::sync::OnceCell;
-use turtle_engine_errors::{error_chain, is_connection_error};
+use turtle_engine::errors::{error_chain, is_connection_error};
 
 /// Time to response headers for ordinary calls (bollard's default).
 const REQUEST_TIMEOUT_SECS: u64 = 120;

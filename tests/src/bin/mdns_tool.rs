@@ -1,6 +1,6 @@
 //! The mDNS test tool, run inside network namespaces by `tests/mdns.rs`.
 //!
-//! - `publish`: runs `turtle::mdns::Publisher` until stdin closes or SIGTERM,
+//! - `publish`: runs `turtle_mdns::Publisher` until stdin closes or SIGTERM,
 //!   printing its status as one JSON line at start, whenever it changes, and
 //!   once more before it shuts down. Each line on stdin is an update
 //!   (`{"domain", "names", "txt": {k: v}, "port", "interfaces"}`, any subset)
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use turtle::mdns::{MdnsConfig, Publisher};
+use turtle_mdns::{MdnsConfig, Publisher};
 
 #[derive(Parser)]
 struct Cli {

@@ -1,5 +1,5 @@
 //! `turtle base`: make the Debian base of the stack's images by hand
-//! (`turtle up` makes it when a build needs it). See [`crate::base`].
+//! (`turtle up` makes it when a build needs it). See [`turtle_runtime::base`].
 
 use std::path::PathBuf;
 
@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::GlobalArgs;
 use super::context::{self, Failure};
-use crate::engine::Engine;
-use crate::engine::docker::Docker;
+use turtle_engine::Engine;
+use turtle_engine::docker::Docker;
 
 #[derive(Debug, Args)]
 pub struct BaseArgs {
@@ -41,10 +41,10 @@ pub async fn run(g: &GlobalArgs, a: BaseArgs) -> Result<(), Failure> {
     let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
     engine.ping().await.map_err(Failure::op)?;
     let log = |l: String| eprintln!("turtle: {l}");
-    let outcome = crate::base::ensure(&engine, &a.reference, &settings, a.rebuild, &log)
+    let outcome = turtle_runtime::base::ensure(&engine, &a.reference, &settings, a.rebuild, &log)
         .await
         .map_err(|e| match e {
-            crate::base::BaseError::NotOurs(_) => Failure::input(e),
+            turtle_runtime::base::BaseError::NotOurs(_) => Failure::input(e),
             _ => Failure::op(e),
         })?;
     eprintln!("turtle: {}: {outcome}", a.reference);

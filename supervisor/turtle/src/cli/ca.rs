@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
 use super::context::{Failure, supervisor_config};
-use crate::trust::{self, Trust};
+use turtle_runtime::trust::{self, Trust};
 
 #[derive(Debug, Args)]
 pub struct CaArgs {

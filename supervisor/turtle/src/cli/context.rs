@@ -5,13 +5,17 @@ use std::sync::Arc;
 
 use turtle_compose::{LoadOptions, Project};
 
+use turtle_control::client::Client;
+use turtle_control::{Control, ControlError};
+use turtle_engine::Engine;
+use turtle_engine::docker::Docker;
+use turtle_runtime::config::Config;
+use turtle_runtime::device::Device;
+use turtle_runtime::store::Store;
+use turtle_runtime::supervisor::{self, Supervisor};
+use turtle_runtime::trust::Trust;
+
 use super::{GlobalArgs, ProjectArgs};
-use crate::api::client::{Client, ClientError};
-use crate::device::Device;
-use crate::engine::docker::Docker;
-use crate::store::Store;
-use crate::supervisor::{self, Supervisor};
-use crate::trust::Trust;
 
 /// A failed command: the message to print and the exit code.
 #[derive(Debug)]
@@ -37,14 +41,8 @@ impl Failure {
     }
 }
 
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Self {
-        Self::op(e)
-    }
-}
-
-impl From<supervisor::Error> for Failure {
-    fn from(e: supervisor::Error) -> Self {
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
         Self::op(e)
     }
 }
@@ -55,7 +53,7 @@ pub fn load_project(args: &ProjectArgs) -> Result<Project, Failure> {
 }
 
 /// Loads the compose project for the supervisor whose build id is given
-/// (a daemon's; `None`: this process's), see [`crate::images`].
+/// (a daemon's; `None`: this process's), see [`turtle_runtime::images`].
 pub fn load_project_built_by(
     args: &ProjectArgs,
     build_id: Option<String>,
@@ -67,8 +65,8 @@ pub fn load_project_built_by(
         profiles: args.profiles.clone(),
         env: {
             let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
-            env.entry(crate::images::BUILD_ID_VAR.to_string())
-                .or_insert_with(|| build_id.unwrap_or_else(crate::images::build_id));
+            env.entry(turtle_runtime::images::BUILD_ID_VAR.to_string())
+                .or_insert_with(|| build_id.unwrap_or_else(turtle_runtime::images::build_id));
             env
         },
         cwd,
@@ -90,10 +88,26 @@ pub fn project_name(args: &ProjectArgs) -> Result<String, Failure> {
     }
 }
 
-/// The daemon, or an in-process supervisor when none answers.
+/// Whom a verb drives: the daemon, or an in-process supervisor when none
+/// answers. Either way the verb talks to a [`Control`].
 pub enum Target {
     Daemon(Client),
     Local(Arc<Supervisor<Docker>>),
+}
+
+impl Target {
+    pub fn control(&self) -> &dyn Control {
+        match self {
+            Target::Daemon(c) => c,
+            Target::Local(sup) => &**sup,
+        }
+    }
+
+    /// Whether a daemon answers (what only a running daemon does: follow
+    /// events as they happen, publish names).
+    pub fn is_daemon(&self) -> bool {
+        matches!(self, Target::Daemon(_))
+    }
 }
 
 pub async fn target(g: &GlobalArgs) -> Result<Target, Failure> {
@@ -111,30 +125,58 @@ pub async fn local(
     config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
-    use crate::engine::Engine;
     engine.ping().await.map_err(Failure::op)?;
-    supervisor_on(g, engine, config)
+    let file = supervisor_config(g)?;
+    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
+    supervisor_on(g, &file, store, engine, config)
+}
+
+/// An in-process supervisor for `up --dry-run`, which must write nothing:
+/// its store is in memory, and it injects what `up` would without making
+/// the CA when none exists yet (a CA that exists is only read).
+pub async fn preview(g: &GlobalArgs) -> Result<Arc<Supervisor<Docker>>, Failure> {
+    let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
+    engine.ping().await.map_err(Failure::op)?;
+    let file = supervisor_config(g)?;
+    let store = Store::in_memory().map_err(Failure::op)?;
+    if Trust::exists(&g.state_dir) {
+        return supervisor_on(g, &file, store, engine, supervisor::Config::default());
+    }
+    let injection = Trust::preview(&g.state_dir, &file).map_err(Failure::input)?;
+    let device = Device::open(&g.state_dir, &file).ok().map(Arc::new);
+    Ok(Supervisor::with_box(
+        Arc::new(engine),
+        Arc::new(store),
+        supervisor::Config::default(),
+        supervisor::BoxParts {
+            injection: Some(injection),
+            device,
+            secrets: Some(turtle_runtime::secrets::Secrets::new(&g.state_dir)),
+            ..Default::default()
+        },
+    ))
 }
 
 /// The supervisor's config file (`--config`).
-pub fn supervisor_config(g: &GlobalArgs) -> Result<crate::config::Config, Failure> {
-    crate::config::Config::load(g.config.as_deref()).map_err(Failure::input)
+pub fn supervisor_config(g: &GlobalArgs) -> Result<Config, Failure> {
+    Config::load(g.config.as_deref()).map_err(Failure::input)
 }
 
-/// A supervisor on `engine` with the state directory's store and CA.
+/// A supervisor on `engine` with the state directory's store and CA, and
+/// the config file read once by the caller.
 pub fn supervisor_on(
     g: &GlobalArgs,
+    file: &Config,
+    store: Store,
     engine: Docker,
     mut config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
-    let file = supervisor_config(g)?;
     config.mdns = file.mdns.clone();
     config.apply.base = file.images.base_settings();
-    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let trust =
-        Trust::open(&g.state_dir, &file, std::time::SystemTime::now()).map_err(Failure::op)?;
+        Trust::open(&g.state_dir, file, std::time::SystemTime::now()).map_err(Failure::op)?;
     // A box no profile fits still runs its stack, without budgets or shedding.
-    let device = match Device::open(&g.state_dir, &file) {
+    let device = match Device::open(&g.state_dir, file) {
         Ok(d) => Some(Arc::new(d)),
         Err(e) => {
             eprintln!("turtle: warning: {e}; running without device tuning, budgets or shedding");
@@ -147,9 +189,10 @@ pub fn supervisor_on(
         config,
         supervisor::BoxParts {
             trust: Some(Arc::new(trust)),
+            injection: None,
             device,
-            secrets: Some(crate::secrets::Secrets::new(&g.state_dir)),
-            engine_trust: Some(crate::engine_trust::EngineTrust {
+            secrets: Some(turtle_runtime::secrets::Secrets::new(&g.state_dir)),
+            engine_trust: Some(turtle_runtime::engine_trust::EngineTrust {
                 certs_dir: file.engine.certs_dir.clone(),
                 hosts_file: file.engine.hosts_file.clone(),
             }),

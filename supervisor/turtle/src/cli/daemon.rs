@@ -8,12 +8,13 @@ use clap::Args;
 
 use turtle_compose::Project;
 
+use turtle_engine::docker::Docker;
+use turtle_runtime::store::Store;
+use turtle_runtime::supervisor::{self, Supervisor, UpOptions};
+
 use super::GlobalArgs;
 use super::context::Failure;
 use super::output::Printer;
-use crate::engine::docker::Docker;
-use crate::store::Store;
-use crate::supervisor::{self, Supervisor, UpOptions};
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -32,13 +33,13 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
         ..Default::default()
     };
     let sup = wait_for_engine(g, config).await?;
-    let listener = crate::api::server::bind(&g.socket_path())
+    let listener = turtle_control::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
     let pid_file = g.state_dir.join("daemon.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
-    let result = serve(sup, listener, &g.socket_path(), None).await;
+    let result = serve(sup, listener, &g.socket_path(), None, shutdown_signal()).await;
     let _ = std::fs::remove_file(&pid_file);
     result
 }
@@ -49,10 +50,11 @@ async fn wait_for_engine(
     g: &GlobalArgs,
     config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
-    use crate::engine::{Engine, EngineError};
-    // A bad config or state directory fails at once, before waiting.
-    super::context::supervisor_config(g)?;
-    Store::open(&g.state_dir).map_err(Failure::op)?;
+    use turtle_engine::{Engine, EngineError};
+    // A bad config or state directory fails at once, before waiting; both
+    // are read once.
+    let file = super::context::supervisor_config(g)?;
+    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let mut backoff = Duration::from_millis(500);
     let engine = loop {
         let attempt = match Docker::connect(g.docker_socket.as_deref()) {
@@ -69,7 +71,7 @@ async fn wait_for_engine(
             Err(e) => return Err(Failure::op(e)),
         }
     };
-    super::context::supervisor_on(g, engine, config)
+    super::context::supervisor_on(g, &file, store, engine, config)
 }
 
 pub(super) fn init_logging(json: bool) {
@@ -85,28 +87,27 @@ pub(super) fn init_logging(json: bool) {
     };
 }
 
-/// Runs the API and the keep-alive loop until SIGINT or SIGTERM, then removes
-/// the socket. Containers keep running. With `initial`, applies that project
-/// first (printing progress), with the API already answering, so other
-/// commands see this supervisor while it works.
+/// Runs the API and the keep-alive loop, and the workers (shedding,
+/// announcing), until `shutdown` resolves, then removes the socket.
+/// Containers keep running. With `initial`, applies that project first
+/// (printing progress), with the API already answering, so other commands
+/// see this supervisor while it works.
 pub async fn serve(
     sup: Arc<Supervisor<Docker>>,
     listener: tokio::net::UnixListener,
     socket: &Path,
     initial: Option<(&Project, &UpOptions)>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api = {
-        let mut rx = stop_rx.clone();
-        let router = crate::api::server::router(Arc::clone(&sup));
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-        })
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
+    let api = tokio::spawn(turtle_control::server::serve(
+        listener,
+        Arc::clone(&sup),
+        stopped(stop_rx.clone()),
+    ));
     if let Some((project, opts)) = initial {
         let printer = Printer::new();
         match sup.up(project, opts, &|e| printer.event(e)).await {
@@ -122,30 +123,18 @@ pub async fn serve(
             }
         }
     }
-    let keep_alive = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(Arc::clone(&sup).run(async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }))
-    };
+    let keep_alive = tokio::spawn(Arc::clone(&sup).run(stopped(stop_rx.clone())));
     tune_device(&sup);
+    // The workers get the narrow handle, not the supervisor.
     let shed = sup
         .shedder()
         .filter(|_| sup.device().is_some_and(|d| d.config().shed))
         .map(|shedder| {
-            let mut rx = stop_rx.clone();
-            tokio::spawn(Arc::clone(shedder).run(Arc::clone(&sup), async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }))
+            tokio::spawn(Arc::clone(shedder).run(sup.handle(), stopped(stop_rx.clone())))
         });
-    let announce = {
-        let mut rx = stop_rx.clone();
-        let announcer = Arc::clone(sup.announcer());
-        tokio::spawn(announcer.run(Arc::clone(&sup), async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }))
-    };
-    shutdown_signal().await;
+    let announce =
+        tokio::spawn(Arc::clone(sup.announcer()).run(sup.handle(), stopped(stop_rx.clone())));
+    shutdown.await;
     tracing::info!("stopping; containers keep running");
     let _ = stop_tx.send(true);
     let _ = keep_alive.await;
@@ -176,7 +165,7 @@ fn tune_device(sup: &Supervisor<Docker>) {
     tokio::task::spawn_blocking(move || tune_now(&device, &profile));
 }
 
-fn tune_now(device: &crate::device::Device, profile: &str) {
+fn tune_now(device: &turtle_runtime::device::Device, profile: &str) {
     match device.tune() {
         Ok(report) if report.changes.is_empty() => {
             tracing::info!(profile, "the device already matches its profile");
@@ -190,7 +179,8 @@ fn tune_now(device: &crate::device::Device, profile: &str) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {

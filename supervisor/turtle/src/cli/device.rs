@@ -1,14 +1,14 @@
 //! `turtle device`: the box's profile, swap, zram, temperatures and what is
 //! being shed; `turtle device reset` undoes the tuning.
 
-use clap::{Args, Subcommand};
-use hyper::Method;
-
 use super::GlobalArgs;
 use super::context::{Failure, supervisor_config};
-use crate::api::client::Client;
-use crate::device::Device;
-use crate::shed::{self, DeviceReport};
+use clap::{Args, Subcommand};
+use turtle_control::Control;
+use turtle_control::client::Client;
+use turtle_control::wire::DeviceReport;
+use turtle_runtime::device::Device;
+use turtle_runtime::shed::Shedder;
 
 #[derive(Debug, Args)]
 pub struct DeviceArgs {
@@ -39,21 +39,13 @@ pub async fn run(g: &GlobalArgs, a: DeviceArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let device = Device::open(&g.state_dir, &config).map_err(Failure::op)?;
-    // The daemon knows what it sheds; without one, a fresh sample.
+    // The daemon knows what it sheds; without one, a fresh sample (a
+    // shedder that does not run reports no shedding).
     let report: DeviceReport = match Client::connect(&g.socket_path()).await {
-        Some(c) => c
-            .json::<serde_json::Value>(Method::GET, "/v1/device", None::<&()>)
-            .await
-            .and_then(|v| {
-                serde_json::from_value(v).map_err(|e| {
-                    crate::api::client::ClientError::Http(format!("unexpected answer: {e}"))
-                })
-            })?,
+        Some(daemon) => daemon.device().await?,
         None => {
-            let sample =
-                turtle_device::Sampler::new(device.paths().clone(), device.profile()).sample();
-            shed::report(&device, &sample, None)
+            let device = Device::open(&g.state_dir, &config).map_err(Failure::op)?;
+            Shedder::new(std::sync::Arc::new(device)).report()
         }
     };
     if a.json {

@@ -1,11 +1,8 @@
 //! `turtle down`: remove the project's containers and networks.
 
-use clap::Args;
-use hyper::Method;
-
-use super::context::{self, Failure, Target};
+use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
-use crate::supervisor::DownReport;
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
@@ -18,13 +15,8 @@ pub struct DownArgs {
 
 pub async fn run(g: &GlobalArgs, a: DownArgs) -> Result<(), Failure> {
     let name = context::project_name(&a.project)?;
-    let report: DownReport = match context::target(g).await? {
-        Target::Daemon(c) => {
-            let path = format!("/v1/projects/{name}?volumes={}", a.volumes);
-            c.json(Method::DELETE, &path, None::<&()>).await?
-        }
-        Target::Local(sup) => sup.down(&name, a.volumes).await?,
-    };
+    let target = context::target(g).await?;
+    let report = target.control().down(&name, a.volumes).await?;
     for c in &report.containers {
         eprintln!(" ✔ removed container {c}");
     }

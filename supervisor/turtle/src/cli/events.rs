@@ -2,11 +2,10 @@
 
 use clap::Args;
 use futures_util::StreamExt;
-use hyper::Method;
 
 use super::GlobalArgs;
-use super::context::{self, Failure, Target};
-use crate::store::EventRecord;
+use super::context::{self, Failure};
+use turtle_control::wire::{EventRecord, EventsQuery};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -42,26 +41,20 @@ pub async fn run(g: &GlobalArgs, a: EventsArgs) -> Result<(), Failure> {
             );
         }
     };
-    match context::target(g).await? {
-        Target::Daemon(c) => {
-            let path = format!("/v1/events?follow={}&limit={}", a.follow, a.limit);
-            let mut lines = Box::pin(c.lines(Method::GET, &path, None::<&()>).await?);
-            while let Some(l) = lines.next().await {
-                if let Ok(e) = serde_json::from_str::<EventRecord>(&l?) {
-                    show(&e);
-                }
-            }
-        }
-        Target::Local(sup) => {
-            if a.follow {
-                return Err(Failure::op(
-                    "events --follow needs a running daemon (turtle daemon or turtle up)",
-                ));
-            }
-            for e in sup.store().recent_events(a.limit).map_err(Failure::op)? {
-                show(&e);
-            }
-        }
+    let target = context::target(g).await?;
+    if a.follow && !target.is_daemon() {
+        return Err(Failure::op(
+            "events --follow needs a running daemon (turtle daemon or turtle up)",
+        ));
+    }
+    let query = EventsQuery {
+        follow: a.follow,
+        after: None,
+        limit: Some(a.limit),
+    };
+    let mut events = target.control().events(&query).await?;
+    while let Some(e) = events.next().await {
+        show(&e?);
     }
     Ok(())
 }

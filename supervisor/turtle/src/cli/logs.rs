@@ -4,10 +4,10 @@ use std::io::Write;
 
 use clap::Args;
 use futures_util::StreamExt;
-use hyper::Method;
 
-use super::context::{self, Failure, Target};
+use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
+use turtle_control::wire::LogsQuery;
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -43,40 +43,20 @@ pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
             code: 0,
         })
     };
-    let result = match context::target(g).await? {
-        Target::Daemon(c) => {
-            let mut path = format!(
-                "/v1/projects/{name}/logs?follow={}&services={}",
-                a.follow,
-                a.services.join(",")
-            );
-            if let Some(t) = a.tail {
-                path.push_str(&format!("&tail={t}"));
-            }
-            let mut lines = Box::pin(c.lines(Method::GET, &path, None::<&()>).await?);
-            let mut r = Ok(());
-            while let Some(l) = lines.next().await {
-                r = print(l?);
-                if r.is_err() {
-                    break;
-                }
-            }
-            r
-        }
-        Target::Local(sup) => {
-            let mut lines = crate::logs::lines(sup.engine(), &name, &a.services, a.follow, a.tail)
-                .await
-                .map_err(Failure::op)?;
-            let mut r = Ok(());
-            while let Some(l) = lines.next().await {
-                r = print(l.map_err(Failure::op)?);
-                if r.is_err() {
-                    break;
-                }
-            }
-            r
-        }
+    let target = context::target(g).await?;
+    let query = LogsQuery {
+        follow: a.follow,
+        tail: a.tail,
+        services: a.services.clone(),
     };
+    let mut lines = target.control().logs(&name, &query).await?;
+    let mut result = Ok(());
+    while let Some(l) = lines.next().await {
+        result = print(l?);
+        if result.is_err() {
+            break;
+        }
+    }
     match result {
         Err(f) if f.code == 0 => Ok(()),
         r => r,

@@ -160,9 +160,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Down(a) => down::run(&g, a).await,
         Command::Ps(a) => ps::run(&g, a).await,
         Command::Logs(a) => logs::run(&g, a).await,
-        Command::Start(a) => service::run(&g, a, crate::supervisor::ServiceAction::Start).await,
-        Command::Stop(a) => service::run(&g, a, crate::supervisor::ServiceAction::Stop).await,
-        Command::Restart(a) => service::run(&g, a, crate::supervisor::ServiceAction::Restart).await,
+        Command::Start(a) => {
+            service::run(&g, a, turtle_runtime::supervisor::ServiceAction::Start).await
+        }
+        Command::Stop(a) => {
+            service::run(&g, a, turtle_runtime::supervisor::ServiceAction::Stop).await
+        }
+        Command::Restart(a) => {
+            service::run(&g, a, turtle_runtime::supervisor::ServiceAction::Restart).await
+        }
         Command::Config(a) => config::run(a),
         Command::Events(a) => events::run(&g, a).await,
         Command::Daemon(a) => daemon::run(&g, a).await,

@@ -1,12 +1,10 @@
 //! `turtle names`: what the daemon publishes over mDNS, and conflicts.
 
-use clap::Args;
-use hyper::Method;
-
 use super::GlobalArgs;
 use super::context::Failure;
-use crate::api::client::Client;
-use crate::mdns::MdnsStatus;
+use clap::Args;
+use turtle_control::Control;
+use turtle_control::client::Client;
 
 #[derive(Debug, Args)]
 pub struct NamesArgs {
@@ -16,13 +14,14 @@ pub struct NamesArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: NamesArgs) -> Result<(), Failure> {
-    let Some(client) = Client::connect(&g.socket_path()).await else {
+    // Only a daemon publishes: no in-process supervisor to fall back on.
+    let Some(daemon) = Client::connect(&g.socket_path()).await else {
         return Err(Failure::op(format!(
             "no daemon answers on {}: names are published by the daemon (turtle daemon, or turtle up --detach)",
             g.socket_path().display()
         )));
     };
-    let status: MdnsStatus = client.json(Method::GET, "/v1/names", None::<&()>).await?;
+    let status = daemon.names().await?;
     if a.json {
         println!(
             "{}",

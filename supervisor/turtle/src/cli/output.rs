@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::apply::Event;
+use turtle_runtime::apply::Event;
 
 pub struct Printer {
     bars: Option<(MultiProgress, Mutex<HashMap<usize, ProgressBar>>)>,

@@ -1,11 +1,9 @@
 //! `turtle ps`: the project's containers.
 
-use clap::Args;
-use hyper::Method;
-
-use super::context::{self, Failure, Target};
+use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
-use crate::supervisor::{Error, ProjectStatus};
+use clap::Args;
+use turtle_control::wire::ProjectStatus;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -24,24 +22,10 @@ pub async fn run(g: &GlobalArgs, a: PsArgs) -> Result<(), Failure> {
     } else {
         Some(context::project_name(&a.project)?)
     };
-    let statuses: Vec<ProjectStatus> = match (context::target(g).await?, &name) {
-        (Target::Daemon(c), Some(n)) => vec![
-            c.json(Method::GET, &format!("/v1/projects/{n}"), None::<&()>)
-                .await?,
-        ],
-        (Target::Daemon(c), None) => c.json(Method::GET, "/v1/projects", None::<&()>).await?,
-        (Target::Local(sup), Some(n)) => vec![sup.status(n).await?],
-        (Target::Local(sup), None) => {
-            let mut out = Vec::new();
-            for n in sup.project_names().await? {
-                match sup.status(&n).await {
-                    Ok(s) => out.push(s),
-                    Err(Error::UnknownProject(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            out
-        }
+    let target = context::target(g).await?;
+    let statuses: Vec<ProjectStatus> = match &name {
+        Some(n) => vec![target.control().status(n).await?],
+        None => target.control().projects().await?,
     };
     if a.format == "json" {
         let v = if name.is_some() {

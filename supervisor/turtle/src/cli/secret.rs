@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
-use crate::secrets::Secrets;
+use turtle_runtime::secrets::Secrets;
 
 #[derive(Debug, Args)]
 pub struct SecretArgs {

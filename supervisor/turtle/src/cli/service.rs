@@ -1,11 +1,9 @@
 //! `turtle start|stop|restart SERVICE...`.
 
-use clap::Args;
-use hyper::Method;
-
-use super::context::{self, Failure, Target};
+use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
-use crate::supervisor::ServiceAction;
+use clap::Args;
+use turtle_control::wire::ServiceAction;
 
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
@@ -25,13 +23,10 @@ pub async fn run(g: &GlobalArgs, a: ServiceArgs, action: ServiceAction) -> Resul
         ServiceAction::Restart => "restart",
     };
     for service in &a.services {
-        let done: Vec<String> = match &target {
-            Target::Daemon(c) => {
-                let path = format!("/v1/projects/{name}/services/{service}/{verb}");
-                c.json(Method::POST, &path, None::<&()>).await?
-            }
-            Target::Local(sup) => sup.service_action(&name, service, action).await?,
-        };
+        let done = target
+            .control()
+            .service_action(&name, service, action)
+            .await?;
         for c in done {
             eprintln!(" ✔ {verb} {c}");
         }

@@ -5,17 +5,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures_util::StreamExt;
-use hyper::Method;
 use turtle_compose::Project;
+use turtle_control::client::Client;
+use turtle_control::wire::UpOptions;
+use turtle_runtime::supervisor;
 
 use super::context::{self, Failure, Target};
 use super::output::Printer;
 use super::{GlobalArgs, ProjectArgs};
-use crate::api::client::Client;
-use crate::api::server::ApplyLine;
-use crate::plan::{Mode, Plan};
-use crate::supervisor::{self, UpOptions};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -48,16 +45,22 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
     let socket = g.socket_path();
     let daemon = Client::connect(&socket).await;
     // A daemon builds with its own executable: name images after it.
-    let daemon_build = daemon.as_ref().and_then(|c| c.build_id().map(String::from));
+    let daemon_build = daemon.as_ref().map(|c| c.build_id().to_string());
     let project = context::load_project_built_by(&a.project, daemon_build)?;
+    let opts = UpOptions {
+        build: a.build,
+        wait: a.wait.then(|| Duration::from_secs(a.wait_timeout)),
+    };
+    let target = match daemon {
+        Some(c) => Target::Daemon(c),
+        None if a.dry_run => Target::Local(context::preview(g).await?),
+        None if a.detach => Target::Daemon(start_daemon(g, &socket).await?),
+        // No daemon: this process supervises, in the foreground.
+        None => return foreground(g, &project, &opts).await,
+    };
+    let control = target.control();
     if a.dry_run {
-        let plan: Plan = match context::target(g).await? {
-            Target::Daemon(c) => {
-                let path = format!("/v1/projects/{}/plan", project.name);
-                c.json(Method::POST, &path, Some(&project)).await?
-            }
-            Target::Local(sup) => sup.plan(&project, Mode::Up).await?,
-        };
+        let plan = control.plan(&project).await?;
         if a.format == "json" {
             println!(
                 "{}",
@@ -68,55 +71,13 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-
-    let opts = UpOptions {
-        build: a.build,
-        wait: a.wait.then(|| Duration::from_secs(a.wait_timeout)),
-    };
-    if let Some(c) = daemon {
-        return hand_over(&c, &project, &opts).await;
-    }
-    if a.detach {
-        let c = start_daemon(g, &socket).await?;
-        return hand_over(&c, &project, &opts).await;
-    }
-    foreground(g, &project, &opts).await
-}
-
-/// Gives the project to the daemon and prints its progress.
-async fn hand_over(c: &Client, project: &Project, opts: &UpOptions) -> Result<(), Failure> {
-    let mut path = format!("/v1/projects/{}?build={}", project.name, opts.build);
-    if let Some(w) = opts.wait {
-        path.push_str(&format!("&wait={}", w.as_secs()));
-    }
-    let mut lines = Box::pin(c.lines(Method::PUT, &path, Some(project)).await?);
     let printer = Printer::new();
-    while let Some(line) = lines.next().await {
-        let line = line?;
-        match serde_json::from_str::<ApplyLine>(&line) {
-            Ok(ApplyLine::Event(v)) => {
-                if let Ok(e) = serde_json::from_value(v) {
-                    printer.event(e);
-                }
-            }
-            Ok(ApplyLine::Done(r)) => {
-                eprintln!(
-                    "turtle: project {} is up ({} step(s))",
-                    r.project, r.steps_done
-                );
-                return Ok(());
-            }
-            Ok(ApplyLine::Error(e)) => return Err(Failure::op(e)),
-            Err(e) => {
-                return Err(Failure::op(format!(
-                    "unexpected answer from the daemon: {e}"
-                )));
-            }
-        }
-    }
-    Err(Failure::op(
-        "the daemon closed the connection before the project was applied",
-    ))
+    let report = control.up(&project, &opts, &|e| printer.event(e)).await?;
+    eprintln!(
+        "turtle: project {} is up ({} step(s))",
+        report.project, report.steps_done
+    );
+    Ok(())
 }
 
 /// Starts `turtle daemon` in its own process group, logging to
@@ -177,7 +138,14 @@ async fn foreground(g: &GlobalArgs, project: &Project, opts: &UpOptions) -> Resu
     let sup = context::local(g, supervisor::Config::default()).await?;
     // Bind the socket first so the CLI can reach this supervisor, and so a
     // second supervisor cannot start on the same state directory.
-    let listener = crate::api::server::bind(&g.socket_path())
+    let listener = turtle_control::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
-    super::daemon::serve(sup, listener, &g.socket_path(), Some((project, opts))).await
+    super::daemon::serve(
+        sup,
+        listener,
+        &g.socket_path(),
+        Some((project, opts)),
+        super::daemon::shutdown_signal(),
+    )
+    .await
 }

@@ -1,0 +1,243 @@
+//! Images on the engine: pull, build (classic builder, context tarred by
+//! [`super::context`]), tag, import a root filesystem, load an archive.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::context::tar_context;
+use super::{BUILD_TIMEOUT_SECS, Docker, map_error, split_reference};
+use crate::errors::{error_chain, is_connection_error};
+use crate::{BoxStream, BuildSpec, EngineError, Progress, Result};
+
+impl Docker {
+    pub(super) fn pull(&self, reference: &str) -> BoxStream<Result<Progress>> {
+        let (from_image, tag) = split_reference(reference);
+        let opts = CreateImageOptionsBuilder::new()
+            .from_image(&from_image)
+            .tag(&tag)
+            .build();
+        let socket = self.socket.clone();
+        let what = format!("image {reference}");
+        let mut failed = false;
+        let stream = self
+            .client
+            .create_image(Some(opts), None, None)
+            .map(move |item| match item {
+                Ok(info) => Ok(Progress::Layer {
+                    id: info.id.unwrap_or_default(),
+                    status: info.status.unwrap_or_default(),
+                    current: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.current)
+                        .map(|c| c.max(0) as u64),
+                    total: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.total)
+                        .map(|t| t.max(0) as u64),
+                }),
+                Err(BollardError::DockerStreamError { error }) => Err(EngineError::Other {
+                    what: format!("pull of {what}"),
+                    message: error,
+                }),
+                Err(e) => Err(map_error(&socket, what.clone(), e)),
+            })
+            // The stream ends at the first error.
+            .take_while(move |item| {
+                let go = !failed;
+                failed |= item.is_err();
+                std::future::ready(go)
+            });
+        Box::pin(stream)
+    }
+
+    pub(super) fn build(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>> {
+        let client = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS));
+        let socket = self.socket.clone();
+        let spec = spec.clone();
+        // bollard's build stream borrows the client: run it in a task that
+        // owns the client, feeding a channel. The task starts on first poll.
+        let stream = futures_util::stream::once(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(run_build(client, socket, spec, tx));
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+        })
+        .flatten();
+        Box::pin(stream)
+    }
+
+    pub(super) async fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let (repo, tag) = split_reference(target);
+        let opts = TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build();
+        self.client
+            .tag_image(source, Some(opts))
+            .await
+            .map_err(|e| map_error(&self.socket, format!("tag {source} as {target}"), e))
+    }
+
+    pub(super) async fn import(
+        &self,
+        tarball: &Path,
+        reference: &str,
+        changes: &[String],
+    ) -> Result<()> {
+        let what = format!("import of {reference} from {}", tarball.display());
+        let file = tokio::fs::File::open(tarball)
+            .await
+            .map_err(|e| EngineError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let (repo, tag) = split_reference(reference);
+        let mut opts = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(&repo)
+            .tag(&tag)
+            .message("imported by turtle");
+        if !changes.is_empty() {
+            opts = opts.changes(changes.to_vec());
+        }
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+        let mut stream = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
+            .create_image(Some(opts.build()), Some(body), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => {}
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: error,
+                    });
+                }
+                Err(e) => return Err(map_error(&self.socket, what, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn load(&self, archive: &Path) -> Result<()> {
+        let what = format!("load of {}", archive.display());
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(|e| EngineError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
+            .import_image_stream(opts, tokio_util::io::ReaderStream::new(file), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) if info.error_detail.is_some() => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: info
+                            .error_detail
+                            .and_then(|d| d.message)
+                            .unwrap_or_default(),
+                    });
+                }
+                Ok(_) => {}
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::Other {
+                        what,
+                        message: error,
+                    });
+                }
+                Err(e) => return Err(map_error(&self.socket, what, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tars the context, runs the build, forwards its output to `tx`.
+async fn run_build(
+    client: bollard::Docker,
+    socket: String,
+    spec: BuildSpec,
+    tx: tokio::sync::mpsc::Sender<Result<Progress>>,
+) {
+    let image = spec.tag.clone();
+    let fail = |message: String| EngineError::Build {
+        image: image.clone(),
+        message,
+    };
+    let context = spec.context.clone();
+    let dockerfile = spec.dockerfile.clone();
+    let files = spec.files.clone();
+    let tarred =
+        tokio::task::spawn_blocking(move || tar_context(&context, &dockerfile, &files)).await;
+    let (tar, dockerfile) = match tarred {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let _ = tx
+                .send(Err(fail(format!(
+                    "cannot read the build context {}: {e}",
+                    spec.context.display()
+                ))))
+                .await;
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(fail(format!("tar task failed: {e}")))).await;
+            return;
+        }
+    };
+    let mut opts = BuildImageOptionsBuilder::new()
+        .t(&spec.tag)
+        .dockerfile(&dockerfile)
+        .buildargs(&spec.args)
+        .labels(&spec.labels)
+        .rm(true)
+        .forcerm(true)
+        // The classic builder: the target machines have no BuildKit.
+        .version(BuilderVersion::BuilderV1);
+    if let Some(t) = &spec.target {
+        opts = opts.target(t);
+    }
+    let mut stream = client.build_image(opts.build(), None, Some(bollard::body_full(tar.into())));
+    while let Some(item) = stream.next().await {
+        let out: Vec<Result<Progress>> = match item {
+            Ok(info) => {
+                let text = info.stream.or(info.status).unwrap_or_default();
+                text.lines()
+                    .map(|l| l.trim_end_matches('\r'))
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| Ok(Progress::Log(l.to_string())))
+                    .collect()
+            }
+            Err(BollardError::DockerStreamError { error }) => vec![Err(fail(error))],
+            Err(e) if is_connection_error(&e) => {
+                vec![Err(map_error(&socket, format!("image build {image}"), e))]
+            }
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                vec![Err(fail(message))]
+            }
+            Err(e) => vec![Err(fail(error_chain(&e)))],
+        };
+        for o in out {
+            let stop = o.is_err();
+            if tx.send(o).await.is_err() || stop {
+                return;
+            }
+        }
+    }
+}

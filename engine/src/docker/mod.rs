@@ -1,0 +1,866 @@
+//! [`Engine`] on the real Docker engine, through bollard.
+//!
+//! # Design
+//!
+//! - One [`Docker`] per supervisor, cheap to clone (bollard's client is an
+//!   `Arc` around a hyper client on the engine's unix socket). Only unix sockets
+//!   are supported: `connect(None)` uses `DOCKER_HOST` when it is a `unix://`
+//!   address, else `/var/run/docker.sock`.
+//! - bollard 0.21 sends requests without a `/vX.Y` prefix, so the daemon
+//!   answers in its own default API version (1.41 on Docker 20.10). The server's
+//!   API version is read once ([`Docker::api_version`]) and fields the server
+//!   does not know are stripped before create: healthcheck `StartInterval`
+//!   (1.44+), and every endpoint but the first at container create (several
+//!   networks at create need 1.44+; the rest are connected after create, before
+//!   `create_container` returns, on every API version).
+//! - Errors: HTTP 404 becomes [`EngineError::NotFound`], 409
+//!   [`EngineError::Conflict`], other statuses [`EngineError::Api`], each with a
+//!   `what` naming the object (`container web-1`). A socket that is missing,
+//!   refuses connections or denies permission becomes
+//!   [`EngineError::Unreachable`], whose message asks whether dockerd runs.
+//!   Idempotent calls treat "already so" as success: start/stop answering 304,
+//!   removing something already gone (404).
+//! - bollard's client timeout (120 s) covers the time to response headers only.
+//!   Stop and restart wait for the container before answering, so they use a
+//!   client whose timeout is the stop timeout plus a margin; builds one of an
+//!   hour (the request includes uploading the context). Other streams (pull,
+//!   events, logs) get headers quickly and then run as long as needed.
+//! - Builds use the classic builder (no BuildKit on the target machines). The
+//!   context is tarred in memory on a blocking thread (see [`tar_context`]).
+//!
+//! # Limitations
+//!
+//! - `.dockerignore` support covers the common patterns (`*`, `?`, `**`,
+//!   leading `/`, `!` exceptions, last match wins, a matched directory
+//!   excludes what is under it); character classes (`[a-z]`) and escapes are
+//!   not supported and match literally.
+//! - A build context is held in memory whole: fine for the small contexts of a
+//!   supervisor's services, not for multi-gigabyte ones.
+//! - Networks: Docker 20.10 creates a second network with an existing name
+//!   (API < 1.44 only refuses when the request sets `CheckDuplicate`, a field
+//!   bollard's 1.53 models no longer have), so [`Docker::create_network`] looks
+//!   the name up first and answers [`EngineError::Conflict`]. The look-up and
+//!   the create are not atomic; the supervisor is the only writer of its
+//!   networks.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+mod context;
+mod images;
+
+pub use context::tar_context;
+
+use crate::errors::{error_chain, is_connection_error};
+use crate::{
+    BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
+    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeMount,
+    VolumeSummary,
+};
+
+/// The engine's socket when neither the caller nor `DOCKER_HOST` names one.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Time to response headers for ordinary calls (bollard's default).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// Time to response headers of a build: it covers uploading the context, and
+/// the classic builder answers only once it has unpacked it.
+pub(crate) const BUILD_TIMEOUT_SECS: u64 = 3600;
+
+/// The Docker engine on a unix socket.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+    socket: String,
+    /// The server's API version, `(major, minor)`, read on first use.
+    api: Arc<OnceCell<(u64, u64)>>,
+}
+
+/// The socket `Docker::connect(None)` uses: `DOCKER_HOST` when it is a
+/// `unix://` address, else [`DEFAULT_SOCKET`].
+pub fn default_socket() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => h.trim_start_matches("unix://").to_string(),
+        _ => DEFAULT_SOCKET.to_string(),
+    }
+}
+
+impl Docker {
+    /// A client for the engine at `socket` (a path, or `unix://path`).
+    ///
+    /// This does not talk to the engine yet (call [`Engine::ping`]); it fails
+    /// with [`EngineError::Unreachable`] when the socket does not exist.
+    pub fn connect(socket: Option<&str>) -> Result<Docker> {
+        let socket = match socket {
+            Some(s) => s.trim_start_matches("unix://").to_string(),
+            None => default_socket(),
+        };
+        let client = bollard::Docker::connect_with_unix(
+            &socket,
+            REQUEST_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| EngineError::Unreachable {
+            socket: socket.clone(),
+            detail: match e {
+                BollardError::SocketNotFoundError(_) => "no such socket".to_string(),
+                e => error_chain(&e),
+            },
+        })?;
+        Ok(Docker {
+            client,
+            socket,
+            api: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The underlying bollard client, for calls the trait does not cover.
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// The server's API version (`(1, 41)` for Docker 20.10), asked once.
+    pub async fn api_version(&self) -> Result<(u64, u64)> {
+        self.api
+            .get_or_try_init(|| async {
+                let v = self
+                    .client
+                    .version()
+                    .await
+                    .map_err(|e| self.err("engine version", e))?;
+                let s = v.api_version.unwrap_or_default();
+                parse_api_version(&s).ok_or_else(|| EngineError::Other {
+                    what: "engine version".to_string(),
+                    message: format!("unparsable API version {s:?}"),
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// Maps a bollard error about `what` to ours.
+    fn err(&self, what: impl Into<String>, e: BollardError) -> EngineError {
+        map_error(&self.socket, what.into(), e)
+    }
+
+    /// A client whose time to headers allows a stop of `timeout_secs`.
+    fn client_for_stop(&self, timeout_secs: Option<i64>) -> bollard::Docker {
+        let wait = match timeout_secs {
+            Some(t) => t.max(0) as u64 + 60,
+            // The container's own StopTimeout applies; allow a long one.
+            None => 600,
+        };
+        self.client
+            .clone()
+            .with_timeout(Duration::from_secs(wait.max(REQUEST_TIMEOUT_SECS)))
+    }
+}
+
+/// `"1.41"` -> `(1, 41)`.
+fn parse_api_version(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Maps a bollard error about `what` to an [`EngineError`].
+pub(crate) fn map_error(socket: &str, what: String, e: BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        } => EngineError::NotFound { what },
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => EngineError::Conflict { what, message },
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Api {
+            what,
+            status: status_code,
+            message,
+        },
+        BollardError::RequestTimeoutError => EngineError::Other {
+            what,
+            message: "timed out waiting for the docker engine to answer".to_string(),
+        },
+        e if is_connection_error(&e) => EngineError::Unreachable {
+            socket: socket.to_string(),
+            detail: error_chain(&e),
+        },
+        e => EngineError::Other {
+            what,
+            message: error_chain(&e),
+        },
+    }
+}
+
+/// `{"label": [..]}` (plus `extra`), as the engine's filters take them.
+fn label_filters(labels: &[String], extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let mut f = HashMap::new();
+    if !labels.is_empty() {
+        f.insert("label".to_string(), labels.to_vec());
+    }
+    for (k, v) in extra {
+        f.entry(k.to_string())
+            .or_insert_with(Vec::new)
+            .push(v.to_string());
+    }
+    f
+}
+
+/// Health from a list status text: `Up 3 seconds (healthy)`.
+pub fn health_from_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+fn health_from_enum(h: &bollard::models::HealthStatusEnum) -> Option<Health> {
+    use bollard::models::HealthStatusEnum as H;
+    match h {
+        H::STARTING => Some(Health::Starting),
+        H::HEALTHY => Some(Health::Healthy),
+        H::UNHEALTHY => Some(Health::Unhealthy),
+        H::NONE | H::EMPTY => None,
+    }
+}
+
+/// The engine writes `0001-01-01T00:00:00Z` for "never".
+fn engine_time(t: Option<String>) -> Option<String> {
+    t.filter(|t| !t.is_empty() && !t.starts_with("0001-01-01"))
+}
+
+/// Splits an image reference into the `fromImage` and `tag` of a pull. The tag
+/// defaults to `latest`: an empty tag would pull every tag of the repository.
+pub fn split_reference(reference: &str) -> (String, String) {
+    if let Some((repo, digest)) = reference.split_once('@') {
+        return (repo.to_string(), digest.to_string());
+    }
+    let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            reference[..last_slash + i].to_string(),
+            reference[last_slash + i + 1..].to_string(),
+        ),
+        None => (reference.to_string(), "latest".to_string()),
+    }
+}
+
+/// Drops what an engine of API `api` does not accept at create: healthcheck
+/// `StartInterval` (1.44+) and all endpoints but the first (several need
+/// 1.44+). Returns the endpoints taken out, to connect after create.
+fn adapt_create_body(
+    body: &mut ContainerCreateBody,
+    api: (u64, u64),
+) -> Vec<(String, EndpointSettings)> {
+    let mut moved = Vec::new();
+    if api < (1, 44) {
+        if let Some(hc) = body.healthcheck.as_mut() {
+            hc.start_interval = None;
+        }
+        if let Some(NetworkingConfig {
+            endpoints_config: Some(eps),
+        }) = body.networking_config.as_mut()
+            && eps.len() > 1
+        {
+            // Keep the one HostConfig.NetworkMode names, else any.
+            let primary = body
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.clone())
+                .filter(|m| eps.contains_key(m))
+                .or_else(|| {
+                    let mut keys: Vec<&String> = eps.keys().collect();
+                    keys.sort();
+                    keys.first().map(|k| k.to_string())
+                });
+            let mut names: Vec<String> = eps.keys().cloned().collect();
+            names.sort();
+            for n in names {
+                if Some(&n) != primary.as_ref()
+                    && let Some(ep) = eps.remove(&n)
+                {
+                    moved.push((n, ep));
+                }
+            }
+        }
+    }
+    moved
+}
+
+impl Engine for Docker {
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("engine ping", e))
+    }
+
+    async fn list_containers(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.err("container list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.status.unwrap_or_default();
+                let health = health_from_status(&status).or_else(|| {
+                    c.health
+                        .as_ref()
+                        .and_then(|h| h.status.as_ref())
+                        .and_then(|s| match s.as_ref() {
+                            "starting" => Some(Health::Starting),
+                            "healthy" => Some(Health::Healthy),
+                            "unhealthy" => Some(Health::Unhealthy),
+                            _ => None,
+                        })
+                });
+                ContainerSummary {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    state: c
+                        .state
+                        .map(|s| State::parse(s.as_ref()))
+                        .unwrap_or(State::Exited),
+                    health,
+                }
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerDetails> {
+        let c = self
+            .client
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))?;
+        let state = c.state.unwrap_or_default();
+        Ok(ContainerDetails {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
+            state: state
+                .status
+                .map(|s| State::parse(s.as_ref()))
+                .unwrap_or(State::Exited),
+            health: state
+                .health
+                .as_ref()
+                .and_then(|h| h.status.as_ref())
+                .and_then(health_from_enum),
+            exit_code: state.exit_code,
+            started_at: engine_time(state.started_at),
+            finished_at: engine_time(state.finished_at),
+            restart_count: c.restart_count.unwrap_or(0),
+            pid: state.pid.filter(|p| *p > 0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            volumes: c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.typ.as_deref() == Some("volume"))
+                .filter_map(|m| {
+                    Some(VolumeMount {
+                        name: m.name?,
+                        destination: m.destination?,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let what = format!("container {}", spec.name);
+        let api = self.api_version().await?;
+        let mut body = spec.body.clone();
+        let mut extra = adapt_create_body(&mut body, api);
+        extra.extend(spec.extra_networks.iter().cloned());
+        let image = body.image.clone().unwrap_or_default();
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .client
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } if message.contains("No such image") => EngineError::NotFound {
+                    what: format!("image {image} (for {what})"),
+                },
+                BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } => EngineError::Api {
+                    what: what.clone(),
+                    status: 404,
+                    message,
+                },
+                e => self.err(what.clone(), e),
+            })?;
+        for (network, endpoint) in extra {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            if let Err(e) = self.client.connect_network(&network, req).await {
+                let err = self.err(format!("network {network} (connecting {what})"), e);
+                // Leave no half-made container behind.
+                let _ = self.remove_container(&created.id, true).await;
+                return Err(err);
+            }
+        }
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        match self.client.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: Option<i64>) -> Result<()> {
+        let mut opts = StopContainerOptionsBuilder::new();
+        if let Some(t) = timeout_secs {
+            opts = opts.t(t.clamp(0, i32::MAX as i64) as i32);
+        }
+        match self
+            .client_for_stop(timeout_secs)
+            .stop_container(id, Some(opts.build()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn restart_container(&self, id: &str, timeout_secs: Option<i64>) -> Result<()> {
+        let mut opts = RestartContainerOptionsBuilder::new();
+        if let Some(t) = timeout_secs {
+            opts = opts.t(t.clamp(0, i32::MAX as i64) as i32);
+        }
+        self.client_for_stop(timeout_secs)
+            .restart_container(id, Some(opts.build()))
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn update_cpus(&self, id: &str, nano_cpus: i64) -> Result<()> {
+        let body = bollard::models::ContainerUpdateBody {
+            nano_cpus: Some(nano_cpus),
+            ..Default::default()
+        };
+        self.client
+            .update_container(id, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn pause_container(&self, id: &str) -> Result<()> {
+        self.client
+            .pause_container(id)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.client
+            .unpause_container(id)
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal(signal).build();
+        self.client
+            .kill_container(id, Some(opts))
+            .await
+            .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn remove_container(&self, id: &str, volumes: bool) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(volumes)
+            .build();
+        match self.client.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("container {id}"), e)),
+        }
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
+        let opts = ListNetworksOptionsBuilder::new()
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| self.err("network list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkSummary {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn find_network(&self, name: &str) -> Result<Option<NetworkSummary>> {
+        match self.client.inspect_network(name, None).await {
+            // Inspect also matches ID prefixes: insist on the exact name.
+            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(NetworkSummary {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })),
+            Ok(_) => Ok(None),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("network {name}"), e)),
+        }
+    }
+
+    async fn create_network(&self, req: &NetworkCreateRequest) -> Result<()> {
+        let what = format!("network {}", req.name);
+        if self.find_network(&req.name).await?.is_some() {
+            return Err(EngineError::Conflict {
+                what,
+                message: "a network with this name already exists".to_string(),
+            });
+        }
+        self.client
+            .create_network(req.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(what, e))
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.client.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("network {name}"), e)),
+        }
+    }
+
+    async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeSummary>> {
+        let opts = ListVolumesOptionsBuilder::new()
+            .filters(&label_filters(labels, &[]))
+            .build();
+        let list = self
+            .client
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| self.err("volume list", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeSummary {
+                name: v.name,
+                labels: v.labels,
+            })
+            .collect())
+    }
+
+    async fn find_volume(&self, name: &str) -> Result<Option<VolumeSummary>> {
+        match self.client.inspect_volume(name).await {
+            Ok(v) => Ok(Some(VolumeSummary {
+                name: v.name,
+                labels: v.labels,
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("volume {name}"), e)),
+        }
+    }
+
+    async fn create_volume(&self, req: &VolumeCreateRequest) -> Result<()> {
+        let what = format!("volume {}", req.name.as_deref().unwrap_or("(anonymous)"));
+        self.client
+            .create_volume(req.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(what, e))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let opts = RemoveVolumeOptionsBuilder::new().build();
+        match self.client.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(format!("volume {name}"), e)),
+        }
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        match self.client.inspect_image(reference).await {
+            Ok(i) => Ok(i.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.err(format!("image {reference}"), e)),
+        }
+    }
+
+    fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>> {
+        self.pull(reference)
+    }
+
+    fn build_image(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>> {
+        self.build(spec)
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        self.tag(source, target).await
+    }
+
+    async fn import_rootfs(
+        &self,
+        tarball: &Path,
+        reference: &str,
+        changes: &[String],
+    ) -> Result<()> {
+        self.import(tarball, reference, changes).await
+    }
+
+    async fn load_images(&self, archive: &Path) -> Result<()> {
+        self.load(archive).await
+    }
+
+    fn events(&self, labels: &[String]) -> BoxStream<Result<EngineEvent>> {
+        let opts = EventsOptionsBuilder::new()
+            .filters(&label_filters(labels, &[("type", "container")]))
+            .build();
+        let socket = self.socket.clone();
+        let stream = self.client.events(Some(opts)).map(move |item| match item {
+            Ok(ev) => {
+                let actor = ev.actor.unwrap_or_default();
+                Ok(EngineEvent {
+                    action: ev.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    attributes: actor.attributes.unwrap_or_default(),
+                    time_nano: ev
+                        .time_nano
+                        .or(ev.time.map(|t| t.saturating_mul(1_000_000_000)))
+                        .unwrap_or(0),
+                })
+            }
+            Err(e) => Err(map_error(&socket, "event stream".to_string(), e)),
+        });
+        Box::pin(stream)
+    }
+
+    fn logs(&self, id: &str, follow: bool, tail: Option<u64>) -> BoxStream<Result<LogChunk>> {
+        let tail = tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into());
+        let opts = LogsOptionsBuilder::new()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail)
+            .build();
+        let socket = self.socket.clone();
+        let what = format!("container {id}");
+        let stream = self.client.logs(id, Some(opts)).filter_map(move |item| {
+            let out = match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => Some(Ok(LogChunk {
+                    stderr: true,
+                    bytes: message.to_vec(),
+                })),
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => Some(Ok(LogChunk {
+                    stderr: false,
+                    bytes: message.to_vec(),
+                })),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(map_error(&socket, what.clone(), e))),
+            };
+            std::future::ready(out)
+        });
+        Box::pin(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn health_from_status_text() {
+        assert_eq!(
+            health_from_status("Up 3 seconds (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_from_status("Up 3 seconds (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(health_from_status("Up 3 seconds"), None);
+        assert_eq!(health_from_status("Exited (0) 3 seconds ago"), None);
+    }
+
+    #[test]
+    fn references_split_with_latest_default() {
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("busybox:1.36"),
+            ("busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x/y"),
+            ("localhost:5000/x/y".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x/y:v2"),
+            ("localhost:5000/x/y".into(), "v2".into())
+        );
+        assert_eq!(
+            split_reference("x/y@sha256:abc"),
+            ("x/y".into(), "sha256:abc".into())
+        );
+    }
+
+    #[test]
+    fn api_versions_parse() {
+        assert_eq!(parse_api_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_api_version("1.44"), Some((1, 44)));
+        assert_eq!(parse_api_version("x"), None);
+    }
+
+    #[test]
+    fn old_api_strips_start_interval_and_moves_extra_endpoints() {
+        let mut body = ContainerCreateBody {
+            healthcheck: Some(bollard::models::HealthConfig {
+                start_interval: Some(5),
+                ..Default::default()
+            }),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some("p_b".into()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([
+                    ("p_a".to_string(), EndpointSettings::default()),
+                    ("p_b".to_string(), EndpointSettings::default()),
+                    ("p_c".to_string(), EndpointSettings::default()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let new_api = adapt_create_body(&mut body.clone(), (1, 44));
+        assert!(new_api.is_empty());
+        let moved = adapt_create_body(&mut body, (1, 41));
+        assert_eq!(
+            moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            ["p_a", "p_c"]
+        );
+        let eps = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(eps.keys().collect::<Vec<_>>(), ["p_b"]);
+        assert_eq!(body.healthcheck.unwrap().start_interval, None);
+    }
+
+    #[test]
+    fn server_errors_map_by_status() {
+        let server = |status_code: u16| BollardError::DockerResponseServerError {
+            status_code,
+            message: "boom".to_string(),
+        };
+        let e = map_error("/s", "container web-1".into(), server(404));
+        assert!(e.is_not_found());
+        assert_eq!(e.to_string(), "container web-1 not found");
+        let e = map_error("/s", "container web-1".into(), server(409));
+        assert!(matches!(e, EngineError::Conflict { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "container web-1: conflict: boom");
+        let e = map_error("/s", "image x".into(), server(500));
+        assert!(matches!(e, EngineError::Api { status: 500, .. }), "{e:?}");
+        assert!(e.to_string().contains("image x"), "{e}");
+        let refused = BollardError::IOError {
+            err: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        let e = map_error("/run/docker.sock", "engine ping".into(), refused);
+        assert!(matches!(e, EngineError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("/run/docker.sock"), "{e}");
+        let e = map_error("/s", "x".into(), BollardError::RequestTimeoutError);
+        assert!(matches!(e, EngineError::Other { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn missing_socket_is_unreachable() {
+        let err = Docker::connect(Some("/nonexistent/turtle.sock")).unwrap_err();
+        assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("is dockerd running"), "{err}");
+    }
+}

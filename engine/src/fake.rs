@@ -1,0 +1,423 @@
+//! An in-memory, recording [`Engine`] for unit tests of planning and applying.
+//!
+//! It keeps containers, networks, volumes and images in a map and records every
+//! call by name, so tests can assert "a second up makes no mutating call". It
+//! models just enough behaviour for the planner: create -> created, start ->
+//! running (and healthy at once when the container has a healthcheck, unless
+//! told otherwise). It never replaces the real-engine tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bollard_stubs::models::{NetworkCreateRequest, VolumeCreateRequest};
+use futures_util::stream;
+
+use crate::{
+    BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
+    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
+};
+
+/// The service label the fake reads to tell replicas of a service apart
+/// (compose's, as `turtle-reconcile`'s names set it).
+const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// Calls that change engine state.
+pub const MUTATING: &[&str] = &[
+    "create_container",
+    "start_container",
+    "stop_container",
+    "restart_container",
+    "remove_container",
+    "create_network",
+    "remove_network",
+    "create_volume",
+    "remove_volume",
+    "pull_image",
+    "build_image",
+];
+
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    pub summary: ContainerSummary,
+    pub spec: ContainerSpec,
+    pub exit_code: Option<i64>,
+    pub restart_count: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    containers: Vec<FakeContainer>,
+    networks: HashMap<String, NetworkSummary>,
+    volumes: HashMap<String, VolumeSummary>,
+    images: HashMap<String, String>,
+    calls: Vec<String>,
+    next_id: u64,
+    /// Exit code a container of this service gets when started (one-shots).
+    exits: HashMap<String, i64>,
+}
+
+#[derive(Default)]
+pub struct FakeEngine {
+    inner: Mutex<Inner>,
+}
+
+impl FakeEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes `reference` present with a made-up ID.
+    pub fn add_image(&self, reference: &str) {
+        let mut i = self.inner.lock().unwrap();
+        let id = format!("sha256:{:064x}", i.images.len() + 1);
+        i.images.insert(reference.to_string(), id);
+    }
+
+    /// Containers of `service` exit with `code` as soon as they start.
+    pub fn exit_on_start(&self, service: &str, code: i64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .exits
+            .insert(service.to_string(), code);
+    }
+
+    /// Every call so far, as `name arg`.
+    pub fn calls(&self) -> Vec<String> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// Only the calls that change engine state.
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| MUTATING.iter().any(|m| c.split(' ').next() == Some(m)))
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.inner.lock().unwrap().calls.clear();
+    }
+
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        self.inner.lock().unwrap().containers.clone()
+    }
+
+    /// Sets a container's state by name, as if it crashed or turned unhealthy.
+    pub fn set_state(&self, name: &str, state: State, health: Option<Health>) {
+        let mut i = self.inner.lock().unwrap();
+        if let Some(c) = i.containers.iter_mut().find(|c| c.summary.name == name) {
+            c.summary.state = state;
+            c.summary.health = health;
+        }
+    }
+
+    /// Removes a container behind the supervisor's back.
+    pub fn vanish(&self, name: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .retain(|c| c.summary.name != name);
+    }
+
+    fn record(&self, call: String) {
+        self.inner.lock().unwrap().calls.push(call);
+    }
+
+    /// Runs `f` on the container with this id; not found like the engine.
+    fn with_container<T>(&self, id: &str, f: impl FnOnce(&mut FakeContainer) -> T) -> Result<T> {
+        let mut i = self.inner.lock().unwrap();
+        let c = i
+            .containers
+            .iter_mut()
+            .find(|c| c.summary.id == id)
+            .ok_or_else(|| not_found(format!("container {id}")))?;
+        Ok(f(c))
+    }
+
+    fn set_state_by_id(&self, id: &str, state: State) -> Result<()> {
+        self.with_container(id, |c| c.summary.state = state)
+    }
+}
+
+fn matches(labels: &HashMap<String, String>, filters: &[String]) -> bool {
+    filters.iter().all(|f| match f.split_once('=') {
+        Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+        None => labels.contains_key(f.as_str()),
+    })
+}
+
+fn not_found(what: impl Into<String>) -> EngineError {
+    EngineError::NotFound { what: what.into() }
+}
+
+impl Engine for FakeEngine {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn list_containers(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {
+        self.record("list_containers".into());
+        let i = self.inner.lock().unwrap();
+        Ok(i.containers
+            .iter()
+            .filter(|c| matches(&c.summary.labels, labels))
+            .map(|c| c.summary.clone())
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerDetails> {
+        self.record(format!("inspect_container {id}"));
+        let i = self.inner.lock().unwrap();
+        let c = i
+            .containers
+            .iter()
+            .find(|c| c.summary.id == id || c.summary.name == id)
+            .ok_or_else(|| not_found(format!("container {id}")))?;
+        Ok(ContainerDetails {
+            id: c.summary.id.clone(),
+            name: c.summary.name.clone(),
+            labels: c.summary.labels.clone(),
+            image_id: c.summary.image_id.clone(),
+            state: c.summary.state,
+            health: c.summary.health,
+            exit_code: c.exit_code,
+            started_at: None,
+            finished_at: None,
+            restart_count: c.restart_count,
+            pid: None,
+            oom_killed: false,
+            volumes: vec![],
+        })
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.record(format!("create_container {}", spec.name));
+        let mut i = self.inner.lock().unwrap();
+        if i.containers.iter().any(|c| c.summary.name == spec.name) {
+            return Err(EngineError::Conflict {
+                what: format!("container {}", spec.name),
+                message: "name in use".into(),
+            });
+        }
+        let image = spec.body.image.clone().unwrap_or_default();
+        let image_id = i
+            .images
+            .get(&image)
+            .cloned()
+            .ok_or_else(|| not_found(format!("image {image}")))?;
+        i.next_id += 1;
+        let id = format!("{:064x}", i.next_id);
+        let summary = ContainerSummary {
+            id: id.clone(),
+            name: spec.name.clone(),
+            labels: spec.body.labels.clone().unwrap_or_default(),
+            image,
+            image_id,
+            state: State::Created,
+            health: None,
+        };
+        i.containers.push(FakeContainer {
+            summary,
+            spec: spec.clone(),
+            exit_code: None,
+            restart_count: 0,
+        });
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.record(format!("start_container {id}"));
+        let mut i = self.inner.lock().unwrap();
+        let exits = i.exits.clone();
+        let c = i
+            .containers
+            .iter_mut()
+            .find(|c| c.summary.id == id)
+            .ok_or_else(|| not_found(format!("container {id}")))?;
+        let service = c
+            .summary
+            .labels
+            .get(SERVICE_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(code) = exits.get(&service) {
+            c.summary.state = State::Exited;
+            c.exit_code = Some(*code);
+            return Ok(());
+        }
+        c.summary.state = State::Running;
+        let has_health = c
+            .spec
+            .body
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
+        c.summary.health = has_health.then_some(Health::Healthy);
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout: Option<i64>) -> Result<()> {
+        self.record(format!("stop_container {id}"));
+        let mut i = self.inner.lock().unwrap();
+        if let Some(c) = i.containers.iter_mut().find(|c| c.summary.id == id) {
+            c.summary.state = State::Exited;
+            c.exit_code = Some(137);
+        }
+        Ok(())
+    }
+
+    async fn restart_container(&self, id: &str, _timeout: Option<i64>) -> Result<()> {
+        self.record(format!("restart_container {id}"));
+        self.with_container(id, |c| {
+            c.summary.state = State::Running;
+            if c.summary.health.is_some() {
+                c.summary.health = Some(Health::Healthy);
+            }
+        })
+    }
+
+    async fn update_cpus(&self, id: &str, nano_cpus: i64) -> Result<()> {
+        self.record(format!("update_cpus {id} {nano_cpus}"));
+        Ok(())
+    }
+
+    async fn pause_container(&self, id: &str) -> Result<()> {
+        self.record(format!("pause_container {id}"));
+        self.set_state_by_id(id, State::Paused)
+    }
+
+    async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.record(format!("unpause_container {id}"));
+        self.set_state_by_id(id, State::Running)
+    }
+
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        self.record(format!("kill_container {id} {signal}"));
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str, _volumes: bool) -> Result<()> {
+        self.record(format!("remove_container {id}"));
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .retain(|c| c.summary.id != id);
+        Ok(())
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
+        self.record("list_networks".into());
+        let i = self.inner.lock().unwrap();
+        Ok(i.networks
+            .values()
+            .filter(|n| matches(&n.labels, labels))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_network(&self, name: &str) -> Result<Option<NetworkSummary>> {
+        self.record(format!("find_network {name}"));
+        Ok(self.inner.lock().unwrap().networks.get(name).cloned())
+    }
+
+    async fn create_network(&self, req: &NetworkCreateRequest) -> Result<()> {
+        self.record(format!("create_network {}", req.name));
+        let mut i = self.inner.lock().unwrap();
+        let n = NetworkSummary {
+            id: format!("net-{}", req.name),
+            name: req.name.clone(),
+            labels: req.labels.clone().unwrap_or_default(),
+        };
+        i.networks.insert(req.name.clone(), n);
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        self.record(format!("remove_network {name}"));
+        self.inner.lock().unwrap().networks.remove(name);
+        Ok(())
+    }
+
+    async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeSummary>> {
+        self.record("list_volumes".into());
+        let i = self.inner.lock().unwrap();
+        Ok(i.volumes
+            .values()
+            .filter(|v| matches(&v.labels, labels))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_volume(&self, name: &str) -> Result<Option<VolumeSummary>> {
+        self.record(format!("find_volume {name}"));
+        Ok(self.inner.lock().unwrap().volumes.get(name).cloned())
+    }
+
+    async fn create_volume(&self, req: &VolumeCreateRequest) -> Result<()> {
+        let name = req.name.clone().unwrap_or_default();
+        self.record(format!("create_volume {name}"));
+        let v = VolumeSummary {
+            name: name.clone(),
+            labels: req.labels.clone().unwrap_or_default(),
+        };
+        self.inner.lock().unwrap().volumes.insert(name, v);
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.record(format!("remove_volume {name}"));
+        self.inner.lock().unwrap().volumes.remove(name);
+        Ok(())
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        self.record(format!("image_id {reference}"));
+        Ok(self.inner.lock().unwrap().images.get(reference).cloned())
+    }
+
+    fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>> {
+        self.record(format!("pull_image {reference}"));
+        self.add_image(reference);
+        Box::pin(stream::empty())
+    }
+
+    fn build_image(&self, spec: &BuildSpec) -> BoxStream<Result<Progress>> {
+        self.record(format!("build_image {}", spec.tag));
+        self.add_image(&spec.tag);
+        Box::pin(stream::iter([Ok(Progress::Log("built".into()))]))
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        self.record(format!("tag_image {source} {target}"));
+        self.add_image(target);
+        Ok(())
+    }
+
+    async fn import_rootfs(
+        &self,
+        _tarball: &std::path::Path,
+        reference: &str,
+        _changes: &[String],
+    ) -> Result<()> {
+        self.record(format!("import_rootfs {reference}"));
+        self.add_image(reference);
+        Ok(())
+    }
+
+    async fn load_images(&self, archive: &std::path::Path) -> Result<()> {
+        self.record(format!("load_images {}", archive.display()));
+        Ok(())
+    }
+
+    fn events(&self, _labels: &[String]) -> BoxStream<Result<EngineEvent>> {
+        Box::pin(stream::pending())
+    }
+
+    fn logs(&self, _id: &str, _follow: bool, _tail: Option<u64>) -> BoxStream<Result<LogChunk>> {
+        Box::pin(stream::empty())
+    }
+}

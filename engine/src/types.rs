@@ -1,0 +1,176 @@
+//! What the engine reports and what it is asked to create: the observed
+//! types the planner reads (our own, small), and the create requests it
+//! builds (bollard's bodies, the engine's own vocabulary). No IO.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
+use serde::{Deserialize, Serialize};
+
+/// A container's lifecycle state as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+    Removing,
+}
+
+impl State {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "dead" => Self::Dead,
+            _ => Self::Exited,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+            Self::Removing => "removing",
+        }
+    }
+}
+
+/// Health of a container with a healthcheck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container as listed (one list call; no inspect).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSummary {
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// Image reference the container was created from.
+    pub image: String,
+    /// Image ID (`sha256:...`) the container runs.
+    pub image_id: String,
+    pub state: State,
+    /// From the status text (`Up 3s (healthy)`); `None` without a healthcheck.
+    pub health: Option<Health>,
+}
+
+/// A container as inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub image_id: String,
+    pub state: State,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+    /// RFC 3339, as the engine reports it.
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Restarts done by the engine's restart policy since creation.
+    pub restart_count: i64,
+    pub pid: Option<i64>,
+    pub oom_killed: bool,
+    /// Volumes mounted (named or anonymous), with where.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The engine's volume name (a 64-hex ID for an anonymous volume).
+    pub name: String,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSummary {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeSummary {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    /// The create body; its `networking_config` holds at most the first
+    /// network (API < 1.44 accepts only one at create).
+    pub body: ContainerCreateBody,
+    /// Further networks, connected after create and before start.
+    pub extra_networks: Vec<(String, EndpointSettings)>,
+}
+
+/// An image build.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// Tag to give the result.
+    pub tag: String,
+    /// Absolute path of the build context directory.
+    pub context: std::path::PathBuf,
+    /// Dockerfile path relative to the context.
+    pub dockerfile: String,
+    pub args: HashMap<String, String>,
+    pub target: Option<String>,
+    pub labels: HashMap<String, String>,
+    /// Files from outside the context added to it: (path in the context,
+    /// file on the host), e.g. the running `turtle` executable.
+    pub files: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Progress of a pull or a build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A pull layer: `id`, status text, bytes done and total when known.
+    Layer {
+        id: String,
+        status: String,
+        current: Option<u64>,
+        total: Option<u64>,
+    },
+    /// A line of build output.
+    Log(String),
+}
+
+/// An engine event about a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineEvent {
+    /// `create`, `start`, `die`, `destroy`, `health_status: unhealthy`, `oom`, ...
+    pub action: String,
+    pub id: String,
+    /// The actor's attributes: the container's labels plus `name`, `image`,
+    /// `exitCode` for `die`.
+    pub attributes: HashMap<String, String>,
+    /// Unix time in nanoseconds.
+    pub time_nano: i64,
+}
+
+/// A chunk of container output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogChunk {
+    pub stderr: bool,
+    pub bytes: Vec<u8>,
+}

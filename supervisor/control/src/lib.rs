@@ -1,0 +1,91 @@
+//! Driving the Turtle supervisor: one trait, [`Control`], for every verb.
+//!
+//! The CLI talks to a [`Control`] and does not know which one: the daemon
+//! through its unix socket ([`client::Client`]) or a supervisor in its own
+//! process (`turtle_runtime::supervisor::Supervisor`, implemented in
+//! [`local`]). So each verb is written once, its requests, answers and
+//! errors are typed end to end ([`wire`], [`ControlError`]), and nothing
+//! goes typed -> JSON value -> bytes -> JSON value -> typed.
+//!
+//! The daemon serves a [`Control`] on its socket ([`server`]): the same
+//! in-process supervisor the CLI would otherwise use, so the socket is a
+//! transport and adds no behaviour of its own.
+//!
+//! # Design
+//!
+//! - Methods return boxed futures and streams, so `dyn Control` works: the
+//!   CLI picks its target at run time, and a box per call costs nothing
+//!   next to a Docker round trip.
+//! - Errors keep their kind across the socket: the server turns a kind into
+//!   an HTTP status, the client turns the status back into the kind
+//!   ([`ControlError::status`], [`ControlError::from_status`]), and the
+//!   message travels as `{"error": "..."}`.
+//! - Servers take their listener and shutdown signal as arguments
+//!   ([`server::serve`]), so tests bind a temporary socket and stop cleanly.
+
+pub mod client;
+mod error;
+pub mod local;
+pub mod server;
+pub mod wire;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_core::Stream;
+
+pub use error::ControlError;
+use wire::{
+    DeviceReport, DownReport, Event, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan,
+    Project, ProjectStatus, Report, ServiceAction, UpOptions,
+};
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send>>;
+/// Where `up` reports its progress as it goes.
+pub type Progress<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Every operation of the supervisor that a verb can ask for.
+pub trait Control: Send + Sync {
+    /// Who answers: version, build id, resyncs.
+    fn ping(&self) -> BoxFuture<'_, Result<Ping>>;
+    /// Every project Turtle manages on this engine.
+    fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectStatus>>>;
+    /// One project's containers.
+    fn status<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<ProjectStatus>>;
+    /// What `up` would do, without doing it.
+    fn plan<'a>(&'a self, project: &'a Project) -> BoxFuture<'a, Result<Plan>>;
+    /// Applies `project` and keeps it alive from then on.
+    fn up<'a>(
+        &'a self,
+        project: &'a Project,
+        opts: &'a UpOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Report>>;
+    /// Removes the project's containers and networks (and named volumes
+    /// with `volumes`).
+    fn down<'a>(&'a self, project: &'a str, volumes: bool) -> BoxFuture<'a, Result<DownReport>>;
+    /// Starts, stops or restarts a service; answers the containers acted on.
+    fn service_action<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        action: ServiceAction,
+    ) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// The project's container output as `service-n | line` lines.
+    fn logs<'a>(
+        &'a self,
+        project: &'a str,
+        query: &'a LogsQuery,
+    ) -> BoxFuture<'a, Result<BoxStream<Result<String>>>>;
+    /// The event log, and with `follow` the events recorded from now on.
+    fn events<'a>(
+        &'a self,
+        query: &'a EventsQuery,
+    ) -> BoxFuture<'a, Result<BoxStream<Result<EventRecord>>>>;
+    /// What is published over mDNS, or why nothing is.
+    fn names(&self) -> BoxFuture<'_, Result<MdnsStatus>>;
+    /// The box's profile, temperatures and what is shed.
+    fn device(&self) -> BoxFuture<'_, Result<DeviceReport>>;
+}

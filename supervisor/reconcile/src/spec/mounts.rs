@@ -1,0 +1,115 @@
+//! Mounts: named and anonymous volumes, binds, tmpfs, and the files behind
+//! secrets and configs (read-only binds; a `mode` cannot apply to a bind).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard_stubs::models::{Mount as EngineMount, MountTmpfsOptions, MountType};
+use turtle_compose::{MountKind, Project, Service};
+
+use super::SpecError;
+
+/// The service's mounts, in the order of the file: volumes, binds and tmpfs,
+/// then secrets and configs.
+pub(super) fn mounts(
+    project: &Project,
+    service_name: &str,
+    service: &Service,
+) -> Result<Vec<EngineMount>, SpecError> {
+    let invalid = |message: String| SpecError::Invalid {
+        service: service_name.to_string(),
+        message,
+    };
+    let mut mounts = Vec::new();
+    for m in &service.volumes {
+        let mount =
+            match m.kind {
+                MountKind::Volume => {
+                    let source = match &m.source {
+                        Some(key) => Some(
+                            project
+                                .volumes
+                                .get(key)
+                                .ok_or_else(|| SpecError::UnknownVolume {
+                                    service: service_name.to_string(),
+                                    key: key.clone(),
+                                })?
+                                .name
+                                .clone(),
+                        ),
+                        None => None,
+                    };
+                    EngineMount {
+                        typ: Some(MountType::VOLUME),
+                        source,
+                        target: Some(m.target.clone()),
+                        read_only: m.read_only.then_some(true),
+                        ..Default::default()
+                    }
+                }
+                MountKind::Bind => EngineMount {
+                    typ: Some(MountType::BIND),
+                    source: Some(m.source.clone().ok_or_else(|| {
+                        invalid(format!("bind mount at {} has no source", m.target))
+                    })?),
+                    target: Some(m.target.clone()),
+                    read_only: m.read_only.then_some(true),
+                    ..Default::default()
+                },
+                MountKind::Tmpfs => EngineMount {
+                    typ: Some(MountType::TMPFS),
+                    target: Some(m.target.clone()),
+                    read_only: m.read_only.then_some(true),
+                    tmpfs_options: m.tmpfs_size.map(|s| MountTmpfsOptions {
+                        size_bytes: Some(s.0 as i64),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            };
+        mounts.push(mount);
+    }
+    for s in &service.secrets {
+        let obj = project
+            .secrets
+            .get(&s.source)
+            .ok_or_else(|| SpecError::UnknownSecret {
+                service: service_name.to_string(),
+                key: s.source.clone(),
+            })?;
+        mounts.push(file_mount(&obj.file, &s.target));
+    }
+    for c in &service.configs {
+        let obj = project
+            .configs
+            .get(&c.source)
+            .ok_or_else(|| SpecError::UnknownConfig {
+                service: service_name.to_string(),
+                key: c.source.clone(),
+            })?;
+        mounts.push(file_mount(&obj.file, &c.target));
+    }
+    Ok(mounts)
+}
+
+/// `tmpfs:` entries (`PATH[:OPTIONS]`) as the engine's map.
+pub(super) fn tmpfs(service: &Service) -> HashMap<String, String> {
+    service
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_string(), opts.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect()
+}
+
+fn file_mount(file: &Path, target: &str) -> EngineMount {
+    EngineMount {
+        typ: Some(MountType::BIND),
+        source: Some(file.display().to_string()),
+        target: Some(target.to_string()),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,576 @@
+//! `apply(engine, project, plan, options, sink) -> Report`: runs a plan's
+//! steps with bounded parallelism.
+//!
+//! A step starts when every step it waits for has finished; at most
+//! [`Options::parallelism`] run at once (all in one task: the engine calls are
+//! async, so no thread is needed). Creating or starting a container first waits
+//! for the `depends_on` conditions of its service (polling the engine with a
+//! deadline). On the first failure no new step starts; the ones running finish,
+//! and the error names the step and its cause.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+// tokio's clock, so tests of deadlines run under paused time.
+use tokio::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+use turtle_compose::{Condition, Project};
+
+use bollard_stubs::models::{Mount, MountType};
+
+use turtle_engine::{
+    BuildSpec, ContainerSpec, Engine, EngineError, Health, Progress, State, VolumeMount,
+};
+use turtle_reconcile::names;
+use turtle_reconcile::plan::{Action, Plan, dependencies};
+use turtle_reconcile::spec;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Steps running at once.
+    pub parallelism: usize,
+    /// How long to wait for one dependency's condition.
+    pub dependency_timeout: Duration,
+    /// Interval between two looks at a dependency's state.
+    pub poll_interval: Duration,
+    /// How to make the Debian base a build needs (see [`crate::base`]).
+    pub base: crate::base::Settings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            parallelism: 8,
+            dependency_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(50),
+            base: Default::default(),
+        }
+    }
+}
+
+/// What apply tells its caller as it goes (the CLI prints these).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        step: usize,
+        what: String,
+    },
+    Done {
+        step: usize,
+        what: String,
+        millis: u64,
+    },
+    Failed {
+        step: usize,
+        what: String,
+        error: String,
+    },
+    Progress {
+        step: usize,
+        line: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{what}: {source}")]
+    Engine {
+        what: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("{what}: {source}")]
+    Spec {
+        what: String,
+        #[source]
+        source: spec::SpecError,
+    },
+    #[error("{service} waits for {dependency}: {reason}")]
+    Dependency {
+        service: String,
+        dependency: String,
+        reason: String,
+    },
+}
+
+/// Summary of an applied plan.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Report {
+    pub project: String,
+    pub steps_done: usize,
+    pub steps_total: usize,
+    /// Services with a container created, recreated, started or restarted.
+    pub changed: Vec<String>,
+}
+
+type Sink<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Runs `plan` against `engine`.
+pub async fn apply<E: Engine>(
+    engine: &E,
+    project: &Project,
+    plan: &Plan,
+    opts: &Options,
+    sink: Sink<'_>,
+) -> Result<Report, ApplyError> {
+    let n = plan.steps.len();
+    let mut done = vec![false; n];
+    let mut started = vec![false; n];
+    let mut running = FuturesUnordered::new();
+    let mut first_error = None;
+    let mut changed = HashSet::new();
+    let mut steps_done = 0;
+
+    loop {
+        if first_error.is_none() {
+            for (i, step) in plan.steps.iter().enumerate() {
+                if running.len() >= opts.parallelism.max(1) {
+                    break;
+                }
+                if !started[i] && step.after.iter().all(|&a| done[a]) {
+                    started[i] = true;
+                    let what = plan.steps[i].action.to_string();
+                    sink(Event::Started { step: i, what });
+                    running.push(async move {
+                        let t = Instant::now();
+                        let r =
+                            run_step(engine, project, i, &plan.steps[i].action, opts, sink).await;
+                        (i, r, t.elapsed())
+                    });
+                }
+            }
+        }
+        let Some((i, result, elapsed)) = running.next().await else {
+            break;
+        };
+        let what = plan.steps[i].action.to_string();
+        match result {
+            Ok(()) => {
+                done[i] = true;
+                steps_done += 1;
+                if let Some(service) = touched_service(&plan.steps[i].action) {
+                    changed.insert(service.to_string());
+                }
+                sink(Event::Done {
+                    step: i,
+                    what,
+                    millis: elapsed.as_millis() as u64,
+                });
+            }
+            Err(e) => {
+                sink(Event::Failed {
+                    step: i,
+                    what,
+                    error: e.to_string(),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let mut changed: Vec<String> = changed.into_iter().collect();
+    changed.sort();
+    Ok(Report {
+        project: project.name.clone(),
+        steps_done,
+        steps_total: n,
+        changed,
+    })
+}
+
+fn touched_service(a: &Action) -> Option<&str> {
+    match a {
+        Action::CreateContainer { service, .. }
+        | Action::RecreateContainer { service, .. }
+        | Action::StartContainer { service, .. }
+        | Action::RestartContainer { service, .. } => Some(service),
+        _ => None,
+    }
+}
+
+fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> ApplyError {
+    let what = what.into();
+    move |source| ApplyError::Engine { what, source }
+}
+
+async fn run_step<E: Engine>(
+    engine: &E,
+    project: &Project,
+    step: usize,
+    action: &Action,
+    opts: &Options,
+    sink: Sink<'_>,
+) -> Result<(), ApplyError> {
+    let what = action.to_string();
+    match action {
+        Action::CreateNetwork { key, .. } => {
+            let req = spec::network_request(project, key, &project.networks[key]);
+            match engine.create_network(&req).await {
+                Err(EngineError::Conflict { .. }) | Ok(()) => Ok(()),
+                Err(e) => Err(engine_err(what)(e)),
+            }
+        }
+        Action::CreateVolume { key, .. } => {
+            let req = spec::volume_request(project, key, &project.volumes[key]);
+            engine.create_volume(&req).await.map_err(engine_err(what))
+        }
+        Action::PullImage { image } => {
+            let mut s = engine.pull_image(image);
+            while let Some(p) = s.next().await {
+                report_progress(step, p.map_err(engine_err(&what))?, sink);
+            }
+            Ok(())
+        }
+        Action::BuildImage { service, image } => {
+            let build = project.services[service]
+                .build
+                .as_ref()
+                .expect("the planner builds only services with a build section");
+            let dockerfile = build
+                .context
+                .join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+            if let Ok(text) = std::fs::read_to_string(&dockerfile) {
+                for base in crate::base::bases_in(&text) {
+                    let log = |l: String| report_progress(step, Progress::Log(l), sink);
+                    let outcome = crate::base::ensure(engine, &base, &opts.base, false, &log)
+                        .await
+                        .map_err(|e| {
+                            engine_err(&what)(EngineError::Build {
+                                image: image.clone(),
+                                message: e.to_string(),
+                            })
+                        })?;
+                    if outcome != crate::base::Outcome::Present {
+                        log(format!("{base}: {outcome}"));
+                    }
+                }
+            }
+            let spec = BuildSpec {
+                tag: image.clone(),
+                context: build.context.clone(),
+                dockerfile: build
+                    .dockerfile
+                    .clone()
+                    .unwrap_or_else(|| "Dockerfile".into()),
+                args: build
+                    .args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                target: build.target.clone(),
+                labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
+                files: match project.services[service]
+                    .labels
+                    .get(crate::images::BUILD_SELF_LABEL)
+                {
+                    Some(name) => vec![(
+                        name.clone(),
+                        crate::images::self_exe().map_err(|e| {
+                            engine_err(&what)(EngineError::Build {
+                                image: image.clone(),
+                                message: format!("cannot find the turtle executable: {e}"),
+                            })
+                        })?,
+                    )],
+                    None => Vec::new(),
+                },
+            };
+            let mut s = engine.build_image(&spec);
+            while let Some(p) = s.next().await {
+                report_progress(step, p.map_err(engine_err(&what))?, sink);
+            }
+            Ok(())
+        }
+        Action::RemoveContainer { id, .. } => {
+            // No timeout: the engine uses the container's own stop timeout
+            // (set from stop_grace_period at create).
+            match engine.stop_container(id, None).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(engine_err(&what)(e)),
+            }
+            match engine.remove_container(id, false).await {
+                Err(e) if !e.is_not_found() => Err(engine_err(what)(e)),
+                _ => Ok(()),
+            }
+        }
+        Action::CreateContainer {
+            service,
+            number,
+            hash,
+            ..
+        } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            let spec = prepared_spec(project, service, *number, hash, &what)?;
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(engine_err(&what))?;
+            engine.start_container(&id).await.map_err(engine_err(what))
+        }
+        Action::RecreateContainer {
+            service,
+            number,
+            hash,
+            old_id,
+            ..
+        } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            let mut spec = prepared_spec(project, service, *number, hash, &what)?;
+            match engine.inspect_container(old_id).await {
+                Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(engine_err(&what)(e)),
+            }
+            match engine.stop_container(old_id, None).await {
+                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
+                _ => {}
+            }
+            match engine.remove_container(old_id, false).await {
+                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
+                _ => {}
+            }
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(engine_err(&what))?;
+            engine.start_container(&id).await.map_err(engine_err(what))
+        }
+        Action::StartContainer { service, id, .. } => {
+            wait_dependencies(engine, project, service, opts).await?;
+            engine.start_container(id).await.map_err(engine_err(what))
+        }
+        Action::RestartContainer { id, .. } => engine
+            .restart_container(id, None)
+            .await
+            .map_err(engine_err(what)),
+    }
+}
+
+/// The create request of a container, with its host paths ready.
+fn prepared_spec(
+    project: &Project,
+    service: &str,
+    number: u32,
+    hash: &str,
+    what: &str,
+) -> Result<ContainerSpec, ApplyError> {
+    let s = &project.services[service];
+    let spec_err = |source| ApplyError::Spec {
+        what: what.to_string(),
+        source,
+    };
+    crate::host_paths::prepare_host_paths(project, service, s).map_err(spec_err)?;
+    spec::container_spec(project, service, s, number, hash, None).map_err(spec_err)
+}
+
+/// Gives the new container the anonymous volumes of the one it replaces (those
+/// of the compose file and those the image declares), as compose does, so a
+/// recreate keeps their data.
+fn carry_anonymous_volumes(spec: &mut ContainerSpec, project: &Project, old: &[VolumeMount]) {
+    let named: HashSet<&str> = project.volumes.values().map(|v| v.name.as_str()).collect();
+    let host = spec.body.host_config.get_or_insert_with(Default::default);
+    let mounts = host.mounts.get_or_insert_with(Vec::new);
+    for v in old.iter().filter(|v| !named.contains(v.name.as_str())) {
+        let target = Some(v.destination.clone());
+        match mounts.iter_mut().find(|m| m.target == target) {
+            Some(m)
+                if m.typ == Some(MountType::VOLUME)
+                    && m.source.as_deref().unwrap_or("").is_empty() =>
+            {
+                m.source = Some(v.name.clone());
+            }
+            Some(_) => {}
+            None => mounts.push(Mount {
+                target,
+                source: Some(v.name.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+fn report_progress(step: usize, p: Progress, sink: Sink<'_>) {
+    let line = match p {
+        Progress::Log(l) => l,
+        Progress::Layer {
+            id,
+            status,
+            current,
+            total,
+        } => match (current, total) {
+            (Some(c), Some(t)) if t > 0 => format!("{id}: {status} {}%", c * 100 / t),
+            _ => format!("{id}: {status}"),
+        },
+    };
+    sink(Event::Progress { step, line });
+}
+
+/// Waits until every container of the project is running, and healthy where
+/// it has a healthcheck (`up --wait`). Finished one-shots (exited 0) count as
+/// ready; a container that turned unhealthy or exited with an error fails the
+/// wait at once.
+pub async fn wait_ready<E: Engine>(
+    engine: &E,
+    project: &Project,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<(), ApplyError> {
+    let fail = |service: &str, reason: String| ApplyError::Dependency {
+        service: "up --wait".into(),
+        dependency: service.to_string(),
+        reason,
+    };
+    let deadline = Instant::now() + timeout;
+    let filter = names::project_filter(&project.name);
+    loop {
+        let containers = engine
+            .list_containers(&filter)
+            .await
+            .map_err(engine_err("up --wait"))?;
+        let mut waiting = None;
+        for c in &containers {
+            let service = c
+                .labels
+                .get(names::SERVICE)
+                .map(String::as_str)
+                .unwrap_or("?");
+            match (c.state, c.health) {
+                (State::Running, None | Some(Health::Healthy)) => {}
+                (_, Some(Health::Unhealthy)) => {
+                    return Err(fail(service, format!("container {} is unhealthy", c.name)));
+                }
+                (State::Exited | State::Dead, _) => {
+                    let code = engine
+                        .inspect_container(&c.id)
+                        .await
+                        .map_err(engine_err("up --wait"))?
+                        .exit_code;
+                    if code != Some(0) {
+                        return Err(fail(
+                            service,
+                            format!(
+                                "container {} exited with code {}",
+                                c.name,
+                                code.unwrap_or(-1)
+                            ),
+                        ));
+                    }
+                }
+                _ => waiting = Some((service.to_string(), c.name.clone())),
+            }
+        }
+        let Some((service, name)) = waiting else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(fail(
+                &service,
+                format!("container {name} not ready after {}s", timeout.as_secs()),
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Waits until every dependency of `service` meets its condition.
+pub async fn wait_dependencies<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    opts: &Options,
+) -> Result<(), ApplyError> {
+    let deps = dependencies(&project.services[service]);
+    let waits = deps
+        .iter()
+        .map(|(dep, cond, _)| wait_condition(engine, &project.name, service, dep, *cond, opts));
+    futures_util::future::try_join_all(waits).await?;
+    Ok(())
+}
+
+async fn wait_condition<E: Engine>(
+    engine: &E,
+    project: &str,
+    service: &str,
+    dep: &str,
+    cond: Condition,
+    opts: &Options,
+) -> Result<(), ApplyError> {
+    let fail = |reason: String| ApplyError::Dependency {
+        service: service.to_string(),
+        dependency: dep.to_string(),
+        reason,
+    };
+    let mut filter = names::project_filter(project);
+    filter.push(format!("{}={dep}", names::SERVICE));
+    let deadline = Instant::now() + opts.dependency_timeout;
+    loop {
+        let containers = engine
+            .list_containers(&filter)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut all_met = !containers.is_empty();
+        for c in &containers {
+            let met = match cond {
+                Condition::ServiceStarted => {
+                    matches!(c.state, State::Running | State::Restarting | State::Exited)
+                }
+                Condition::ServiceHealthy => match (c.state, c.health) {
+                    (_, Some(Health::Healthy)) => true,
+                    (State::Running, None) => {
+                        return Err(fail(format!(
+                            "container {} has no healthcheck (neither in the compose file nor in its image): add one or use condition service_started",
+                            c.name
+                        )));
+                    }
+                    (_, Some(Health::Unhealthy)) => {
+                        return Err(fail(format!("container {} is unhealthy", c.name)));
+                    }
+                    (State::Exited | State::Dead, _) => {
+                        return Err(fail(format!(
+                            "container {} exited before it was healthy",
+                            c.name
+                        )));
+                    }
+                    _ => false,
+                },
+                Condition::ServiceCompletedSuccessfully => match c.state {
+                    State::Exited | State::Dead => {
+                        let d = engine
+                            .inspect_container(&c.id)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                        match d.exit_code {
+                            Some(0) => true,
+                            code => {
+                                return Err(fail(format!(
+                                    "container {} exited with code {} (service_completed_successfully needs 0)",
+                                    c.name,
+                                    code.unwrap_or(-1)
+                                )));
+                            }
+                        }
+                    }
+                    _ => false,
+                },
+            };
+            all_met &= met;
+        }
+        if all_met {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(format!(
+                "condition {cond:?} not met after {}s",
+                opts.dependency_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(opts.poll_interval).await;
+    }
+}

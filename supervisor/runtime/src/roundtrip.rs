@@ -1,0 +1,256 @@
+//! The planner and the applier together on the recording fake: a plan
+//! applied, then planned again, is empty (idempotence), and each rule of
+//! the planner shows in what the engine is asked to do.
+
+#[cfg(test)]
+mod tests {
+    use turtle_compose::{Condition, Project, Service};
+    use turtle_engine::State;
+    use turtle_engine::fake::FakeEngine;
+    use turtle_reconcile::observe::observe;
+    use turtle_reconcile::plan::*;
+    use turtle_reconcile::test_support::{depends, healthy, service};
+
+    use crate::apply::{self, apply};
+
+    fn project(services: Vec<(&str, Service)>) -> Project {
+        turtle_reconcile::test_support::project("demo", services)
+    }
+
+    fn quick() -> apply::Options {
+        apply::Options {
+            dependency_timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
+        }
+    }
+
+    /// A one-shot `init` and an `app` that waits for it to complete.
+    fn init_then_app() -> Vec<(&'static str, Service)> {
+        vec![
+            ("init", service("busybox")),
+            (
+                "app",
+                depends(
+                    service("busybox"),
+                    "init",
+                    Condition::ServiceCompletedSuccessfully,
+                    false,
+                ),
+            ),
+        ]
+    }
+
+    async fn up(engine: &FakeEngine, p: &Project) -> Plan {
+        let observed = observe(engine, p).await.unwrap();
+        let plan = plan(p, &observed, &Options::default()).unwrap();
+        apply(engine, p, &plan, &quick(), &|_| {}).await.unwrap();
+        plan
+    }
+
+    fn actions(plan: &Plan) -> Vec<String> {
+        plan.steps.iter().map(|s| s.action.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn first_up_creates_everything_and_second_up_changes_nothing() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let p = project(vec![
+            (
+                "web",
+                depends(service("busybox"), "db", Condition::ServiceHealthy, false),
+            ),
+            ("db", healthy(service("busybox"))),
+        ]);
+        let first = up(&engine, &p).await;
+        assert_eq!(
+            actions(&first),
+            [
+                "create network demo_default",
+                "create and start container demo-db-1",
+                "create and start container demo-web-1"
+            ]
+        );
+        // web waits for db's step.
+        assert_eq!(first.steps[2].after, vec![0, 1]);
+        engine.clear_calls();
+        let second = up(&engine, &p).await;
+        assert!(second.is_empty(), "{second}");
+        assert_eq!(engine.mutating_calls(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_changed_service_alone_is_recreated_and_restart_dependents_follow() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![
+            (
+                "api",
+                depends(service("busybox"), "db", Condition::ServiceStarted, true),
+            ),
+            ("db", service("busybox")),
+            ("other", service("busybox")),
+        ]);
+        up(&engine, &p).await;
+        p.services["db"].environment.insert("X".into(), "1".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "recreate container demo-db-1 (configuration or image changed)",
+                "restart container demo-api-1 (db changed)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn orphans_go_and_missing_images_are_built_or_pulled() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        let mut built = service("demo-c");
+        built.build = Some(turtle_compose::Build {
+            context: "/tmp".into(),
+            ..Default::default()
+        });
+        let p2 = project(vec![
+            ("a", service("busybox")),
+            ("c", built),
+            ("d", service("redis")),
+        ]);
+        let observed = observe(&engine, &p2).await.unwrap();
+        let plan = plan(&p2, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "build image demo-c for c",
+                "pull image redis",
+                "create and start container demo-c-1",
+                "create and start container demo-d-1",
+                "remove container demo-b-1 (service no longer in the project)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repair_recreates_only_what_vanished() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        engine.vanish("demo-a-1");
+        engine.set_state("demo-b-1", State::Exited, None);
+        p.services["b"].environment.insert("Y".into(), "2".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let opts = Options {
+            mode: Mode::Repair,
+            ..Default::default()
+        };
+        let plan = plan(&p, &observed, &opts).unwrap();
+        assert_eq!(actions(&plan), ["create and start container demo-a-1"]);
+    }
+
+    #[tokio::test]
+    async fn finished_one_shots_and_held_services_stay_stopped() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 0);
+        let p = project(init_then_app());
+        up(&engine, &p).await;
+        engine.set_state("demo-app-1", State::Exited, None);
+        let observed = observe(&engine, &p).await.unwrap();
+        let held = Options {
+            held: ["app".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(plan(&p, &observed, &held).unwrap().is_empty());
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(actions(&plan), ["start container demo-app-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_one_shot_fails_its_dependents() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 3);
+        let p = project(init_then_app());
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        let err = apply(&engine, &p, &plan, &quick(), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exited with code 3"), "{err}");
+        assert!(
+            !engine
+                .calls()
+                .iter()
+                .any(|c| c == "create_container demo-app-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outdated_container_goes_only_after_the_new_image_is_ready() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox"))]);
+        up(&engine, &p).await;
+        p.services["a"].image = Some("redis".into());
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "pull image redis",
+                "recreate container demo-a-1 (configuration or image changed)"
+            ]
+        );
+        assert_eq!(
+            plan.steps[1].after,
+            vec![0],
+            "the recreate must wait for the pull"
+        );
+    }
+
+    #[tokio::test]
+    async fn scale_to_zero_and_renamed_networks_are_honoured() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        let mut p = project(vec![("a", service("busybox")), ("b", service("busybox"))]);
+        up(&engine, &p).await;
+        p.services["a"].replicas = 0;
+        p.networks["default"].name = "renamed".into();
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                "create network renamed",
+                "remove container demo-a-1 (scaled down)",
+                "recreate container demo-b-1 (configuration or image changed)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repair_starts_never_started_containers_but_not_held_or_one_shots() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.exit_on_start("init", 0);
+        let mut services = init_then_app();
+        services.push(("held", service("busybox")));
+        let p = project(services);
+        up(&engine, &p).await;
+        engine.vanish("demo-init-1");
+        engine.vanish("demo-held-1");
+        engine.set_state("demo-app-1", State::Created, None);
+        let observed = observe(&engine, &p).await.unwrap();
+        let opts = Options {
+            mode: Mode::Repair,
+            held: ["held".to_string()].into(),
+        };
+        let plan = plan(&p, &observed, &opts).unwrap();
+        assert_eq!(actions(&plan), ["start container demo-app-1"]);
+    }
+}

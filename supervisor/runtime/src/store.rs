@@ -1,0 +1,442 @@
+//! The supervisor's state, in SQLite.
+//!
+//! What lives here: the applied projects (the desired state the daemon keeps
+//! alive) and their history, the services a user stopped on purpose, restart
+//! counters, and an event log. What does not: the engine's current state,
+//! which is always observed.
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, so a committed
+//! transaction survives SIGKILL and power loss. One connection behind a mutex
+//! serves the process; every statement is short, and other processes (the CLI
+//! running without a daemon) open their own connection with a busy timeout.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use turtle_compose::Project;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {path}: {source} (set --state-dir to a writable directory)")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state database {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stored project {name} is unreadable: {source}")]
+    Corrupt {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: i64,
+    /// Unix time in milliseconds.
+    pub time: i64,
+    pub project: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `applied`, `removed`, `died`, `unhealthy-restart`, `recreated`, `crash-loop`, ...
+    pub kind: String,
+    pub message: String,
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projects (
+    name TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    project TEXT,
+    action TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held (
+    project TEXT NOT NULL,
+    service TEXT NOT NULL,
+    PRIMARY KEY (project, service)
+);
+CREATE TABLE IF NOT EXISTS restarts (
+    project TEXT NOT NULL,
+    service TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (project, service)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    service TEXT,
+    container TEXT,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_service ON events (project, service, kind, time);
+";
+
+/// Events kept; older ones are trimmed as new ones arrive.
+const EVENTS_KEPT: i64 = 10_000;
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// A store in memory, written nowhere: for a dry run, which must leave
+    /// the state directory as it found it.
+    pub fn in_memory() -> Result<Self> {
+        let path = std::path::PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|source| StoreError::Sql {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Opens (creating if needed) `turtle.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let dir_err = |source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(dir_err)?;
+        }
+        let path = dir.join("turtle.db");
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Records `project` as applied (the desired state from now on).
+    pub fn save_project(&self, project: &Project) -> Result<()> {
+        let json = serde_json::to_string(project).expect("a project always serializes");
+        let at = now_millis();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO projects (name, project, applied_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET project = ?2, applied_at = ?3",
+                params![project.name, json, at],
+            )?;
+            tx.execute(
+                "INSERT INTO history (name, project, action, at) VALUES (?1, ?2, 'applied', ?3)",
+                params![project.name, json, at],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Forgets a project (after `down`).
+    pub fn remove_project(&self, name: &str) -> Result<()> {
+        let at = now_millis();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("DELETE FROM projects WHERE name = ?1", params![name])?;
+            tx.execute("DELETE FROM held WHERE project = ?1", params![name])?;
+            tx.execute("DELETE FROM restarts WHERE project = ?1", params![name])?;
+            tx.execute(
+                "INSERT INTO history (name, project, action, at) VALUES (?1, NULL, 'removed', ?2)",
+                params![name, at],
+            )?;
+            tx.commit()
+        })
+    }
+
+    pub fn project(&self, name: &str) -> Result<Option<Project>> {
+        let json: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT project FROM projects WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
+                name: name.to_string(),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut st = c.prepare("SELECT name, project FROM projects ORDER BY name")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })?;
+        rows.into_iter()
+            .map(|(name, j)| {
+                serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { name, source })
+            })
+            .collect()
+    }
+
+    /// Number of times each project was applied or removed, newest first.
+    pub fn history(&self, name: &str) -> Result<Vec<(String, i64)>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT action, at FROM history WHERE name = ?1 ORDER BY id DESC")?;
+            st.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    /// Marks a service as stopped (or no longer stopped) by the user.
+    pub fn set_held(&self, project: &str, service: &str, held: bool) -> Result<()> {
+        self.with(|c| {
+            if held {
+                c.execute(
+                    "INSERT OR IGNORE INTO held (project, service) VALUES (?1, ?2)",
+                    params![project, service],
+                )?;
+            } else {
+                c.execute(
+                    "DELETE FROM held WHERE project = ?1 AND service = ?2",
+                    params![project, service],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn clear_held(&self, project: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM held WHERE project = ?1", params![project])
+                .map(|_| ())
+        })
+    }
+
+    pub fn held(&self, project: &str) -> Result<HashSet<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT service FROM held WHERE project = ?1")?;
+            st.query_map(params![project], |r| r.get(0))?.collect()
+        })
+    }
+
+    /// Counts one restart the supervisor made of a service.
+    pub fn bump_restarts(&self, project: &str, service: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO restarts (project, service, count) VALUES (?1, ?2, 1)
+                 ON CONFLICT(project, service) DO UPDATE SET count = count + 1",
+                params![project, service],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Restarts the supervisor made, by service.
+    pub fn restarts(&self, project: &str) -> Result<HashMap<String, i64>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT service, count FROM restarts WHERE project = ?1")?;
+            st.query_map(params![project], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    /// Appends to the event log; returns the stored record.
+    pub fn record_event(
+        &self,
+        project: &str,
+        service: Option<&str>,
+        container: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) -> Result<EventRecord> {
+        let time = now_millis();
+        let id = self.with(|c| {
+            c.execute(
+                "INSERT INTO events (time, project, service, container, kind, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![time, project, service, container, kind, message],
+            )?;
+            let id = c.last_insert_rowid();
+            if id % 100 == 0 {
+                c.execute("DELETE FROM events WHERE id <= ?1", params![id - EVENTS_KEPT])?;
+            }
+            Ok(id)
+        })?;
+        Ok(EventRecord {
+            id,
+            time,
+            project: project.into(),
+            service: service.map(Into::into),
+            container: container.map(Into::into),
+            kind: kind.into(),
+            message: message.into(),
+        })
+    }
+
+    /// How many `kind` events a service had since `since` (unix milliseconds).
+    pub fn count_events(
+        &self,
+        project: &str,
+        service: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM events WHERE project = ?1 AND service = ?2 AND kind = ?3 AND time >= ?4",
+                params![project, service, kind, since],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Events with an ID above `after`, oldest first, at most `limit`.
+    pub fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, time, project, service, container, kind, message FROM events
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            st.query_map(params![after, limit], |r| {
+                Ok(EventRecord {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    project: r.get(2)?,
+                    service: r.get(3)?,
+                    container: r.get(4)?,
+                    kind: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// The last `n` events, oldest first.
+    pub fn recent_events(&self, n: i64) -> Result<Vec<EventRecord>> {
+        let last: i64 = self
+            .with(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)))?;
+        self.events_after((last - n).max(0), n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(name: &str) -> Project {
+        Project {
+            name: name.into(),
+            working_dir: "/tmp".into(),
+            files: vec![],
+            services: Default::default(),
+            networks: Default::default(),
+            volumes: Default::default(),
+            secrets: Default::default(),
+            configs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn projects_survive_reopening_and_removal_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.save_project(&project("a")).unwrap();
+            s.save_project(&project("b")).unwrap();
+            s.set_held("a", "web", true).unwrap();
+            s.bump_restarts("a", "web").unwrap();
+            s.bump_restarts("a", "web").unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.projects().unwrap().len(), 2);
+        assert_eq!(s.project("a").unwrap().unwrap().name, "a");
+        assert!(s.held("a").unwrap().contains("web"));
+        assert_eq!(s.restarts("a").unwrap()["web"], 2);
+        s.remove_project("a").unwrap();
+        assert!(s.project("a").unwrap().is_none());
+        assert!(s.held("a").unwrap().is_empty());
+        let h: Vec<String> = s
+            .history("a")
+            .unwrap()
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(h, ["removed", "applied"]);
+    }
+
+    #[test]
+    fn events_page_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 0..5 {
+            s.record_event("p", Some("web"), None, "died", &format!("exit {i}"))
+                .unwrap();
+        }
+        let all = s.events_after(0, 100).unwrap();
+        assert_eq!(all.len(), 5);
+        let tail = s.recent_events(2).unwrap();
+        assert_eq!(
+            tail.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["exit 3", "exit 4"]
+        );
+        assert_eq!(s.events_after(all[3].id, 100).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,176 @@
+//! What `ps` shows, and `start`/`stop`/`restart` of a service.
+
+use serde::{Deserialize, Serialize};
+use turtle_engine::{Engine, Health, State};
+use turtle_reconcile::names;
+use turtle_reconcile::observe::number_of;
+
+use super::{Error, Supervisor, list};
+
+/// What `ps` shows for one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub service: String,
+    pub name: String,
+    pub id: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Restarts by the engine's restart policy plus restarts by the supervisor.
+    pub restarts: i64,
+    pub crash_loop: bool,
+    /// Stopped on purpose with `turtle stop`.
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    pub name: String,
+    /// Whether the supervisor keeps this project alive (it was applied here).
+    pub applied: bool,
+    pub containers: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl<E: Engine> Supervisor<E> {
+    /// Names of the projects applied here, plus any with containers on the engine.
+    pub async fn project_names(&self) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = self
+            .handle
+            .store
+            .projects()?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        for c in self
+            .handle
+            .engine
+            .list_containers(&names::managed_filter())
+            .await?
+        {
+            if let Some(p) = c.labels.get(names::PROJECT)
+                && !names.contains(p)
+            {
+                names.push(p.clone());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn status(&self, name: &str) -> Result<ProjectStatus, Error> {
+        let applied = self.handle.store.project(name)?.is_some();
+        let held = self.handle.store.held(name)?;
+        let restarts = self.handle.store.restarts(name)?;
+        let mut listed = self
+            .handle
+            .engine
+            .list_containers(&names::project_filter(name))
+            .await?;
+        listed.sort_by(|a, b| {
+            (a.labels.get(names::SERVICE), number_of(a))
+                .cmp(&(b.labels.get(names::SERVICE), number_of(b)))
+        });
+        let details = futures_util::future::join_all(
+            listed
+                .iter()
+                .map(|c| self.handle.engine.inspect_container(&c.id)),
+        )
+        .await;
+        let mut containers = Vec::new();
+        for (c, d) in listed.iter().zip(details) {
+            let Ok(d) = d else { continue };
+            let service = c.labels.get(names::SERVICE).cloned().unwrap_or_default();
+            let running = d.state == State::Running;
+            containers.push(ContainerStatus {
+                crash_loop: self.in_crash_loop(name, &service),
+                held: held.contains(&service),
+                restarts: d.restart_count + restarts.get(&service).copied().unwrap_or(0),
+                name: c.name.clone(),
+                id: c.id.chars().take(12).collect(),
+                state: d.state,
+                health: d.health,
+                exit_code: if running { None } else { d.exit_code },
+                started_at: d.started_at,
+                service,
+            });
+        }
+        if !applied && containers.is_empty() {
+            return Err(Error::UnknownProject(name.to_string()));
+        }
+        Ok(ProjectStatus {
+            name: name.to_string(),
+            applied,
+            containers,
+        })
+    }
+
+    /// Starts, stops or restarts every container of a service.
+    pub async fn service_action(
+        &self,
+        name: &str,
+        service: &str,
+        action: ServiceAction,
+    ) -> Result<Vec<String>, Error> {
+        let lock = self.lock_for(name);
+        let _guard = lock.lock().await;
+        let project = self.handle.store.project(name)?;
+        if let Some(p) = &project
+            && !p.services.contains_key(service)
+        {
+            return Err(Error::UnknownService {
+                project: name.into(),
+                service: service.into(),
+            });
+        }
+        let mut filter = names::project_filter(name);
+        filter.push(format!("{}={service}", names::SERVICE));
+        let containers = self.handle.engine.list_containers(&filter).await?;
+        if containers.is_empty() {
+            return Err(Error::UnknownService {
+                project: name.into(),
+                service: service.into(),
+            });
+        }
+        match action {
+            ServiceAction::Stop => self.handle.store.set_held(name, service, true)?,
+            ServiceAction::Start | ServiceAction::Restart => {
+                self.handle.store.set_held(name, service, false)?
+            }
+        }
+        let mut done = Vec::new();
+        for c in &containers {
+            match action {
+                ServiceAction::Start => self.handle.engine.start_container(&c.id).await?,
+                // No timeout: the engine uses the container's own stop timeout.
+                ServiceAction::Stop => self.handle.engine.stop_container(&c.id, None).await?,
+                ServiceAction::Restart => self.handle.engine.restart_container(&c.id, None).await?,
+            }
+            done.push(c.name.clone());
+        }
+        let verb = match action {
+            ServiceAction::Start => "started",
+            ServiceAction::Stop => "stopped",
+            ServiceAction::Restart => "restarted",
+        };
+        self.record(
+            name,
+            Some(service),
+            None,
+            verb,
+            &format!("{verb} by request: {}", list(&done)),
+        );
+        Ok(done)
+    }
+}

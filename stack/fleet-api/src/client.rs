@@ -289,6 +289,8 @@ impl fmt::Debug for Client {
 struct Call<'a> {
     method: Method,
     path: String,
+    /// The `Accept` value: JSON but for the pages that are not.
+    accept: &'static str,
     body: Option<Vec<u8>>,
     basic: bool,
     if_none_match: Option<&'a str>,
@@ -299,6 +301,7 @@ impl<'a> Call<'a> {
         Call {
             method,
             path: path.into(),
+            accept: "application/json",
             body: None,
             basic: false,
             if_none_match: None,
@@ -434,7 +437,7 @@ impl Client {
         let mut request = Request::builder()
             .method(call.method.clone())
             .uri(uri)
-            .header(ACCEPT, "application/json");
+            .header(ACCEPT, call.accept);
         let authorization = if call.basic {
             self.credentials
                 .basic()
@@ -546,18 +549,16 @@ impl Client {
 
     /// `GET /ca.pem`: Turtle's root certificate (PEM).
     pub async fn ca_pem(&self) -> Result<String> {
-        self.send(Call::new(Method::GET, "/ca.pem"))
-            .await?
-            .expect(StatusCode::OK)?
-            .text()
+        let mut call = Call::new(Method::GET, "/ca.pem");
+        call.accept = "application/x-pem-file";
+        self.send(call).await?.expect(StatusCode::OK)?.text()
     }
 
     /// `GET /`: the landing page (HTML).
     pub async fn landing_page(&self) -> Result<Page> {
-        let answer = self
-            .send(Call::new(Method::GET, "/"))
-            .await?
-            .expect(StatusCode::OK)?;
+        let mut call = Call::new(Method::GET, "/");
+        call.accept = "text/html";
+        let answer = self.send(call).await?.expect(StatusCode::OK)?;
         Ok(Page {
             content_type: answer.header(CONTENT_TYPE),
             text: answer.text()?,

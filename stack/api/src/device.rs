@@ -4,9 +4,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use turtle_fleet_api::{FleetRef, LogLineIn, Target};
 
 use crate::auth::DeviceAuth;
 use crate::error::{ApiError, ApiResult};
@@ -37,11 +37,15 @@ pub async fn target(
     let client = state.pool.get().await?;
     let release = releases::target(&client, device.fleet_id)
         .await?
-        .map_or(serde_json::Value::Null, |row| releases::release_json(&row));
-    let body = serde_json::json!({
-        "fleet": { "id": device.fleet_id, "name": device.fleet_name },
-        "release": release,
-    });
+        .map(|row| releases::from_row(&row))
+        .transpose()?;
+    let body = Target {
+        fleet: FleetRef {
+            id: device.fleet_id,
+            name: device.fleet_name,
+        },
+        release,
+    };
     Ok(json_with_etag(&headers, &body))
 }
 
@@ -66,19 +70,12 @@ pub async fn report_state(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-pub struct LogLine {
-    timestamp: Option<String>,
-    service: Option<String>,
-    message: String,
-}
-
 /// `POST /v1/device/logs`: `[{"timestamp"?, "service"?, "message"}]`; a line
 /// without a timestamp gets the time it arrived.
 pub async fn post_logs(
     DeviceAuth(device): DeviceAuth,
     State(state): State<AppState>,
-    JsonBody(lines): JsonBody<Vec<LogLine>>,
+    JsonBody(lines): JsonBody<Vec<LogLineIn>>,
 ) -> ApiResult<StatusCode> {
     if lines.len() > MAX_LOG_LINES {
         return Err(ApiError::BadRequest(format!(

@@ -5,10 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use turtle_fleet_api::{Device, FleetRef, LogLine, LogQuery, Registered, Registration};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -22,26 +22,26 @@ const DEVICE_QUERY: &str = "SELECT d.uuid::text AS uuid, d.name, d.fleet_id, f.n
         d.last_seen, d.state, d.state_at
     FROM devices d JOIN fleets f ON f.id = d.fleet_id";
 
-/// A device as JSON.
-fn device_json(row: &Row) -> serde_json::Value {
-    serde_json::json!({
-        "uuid": row.get::<_, String>("uuid"),
-        "name": row.get::<_, Option<String>>("name"),
-        "fleet": {
-            "id": row.get::<_, i64>("fleet_id"),
-            "name": row.get::<_, String>("fleet_name"),
+/// A device from a row of [`DEVICE_QUERY`].
+fn from_row(row: &Row) -> Device {
+    Device {
+        fleet: FleetRef {
+            id: row.get("fleet_id"),
+            name: row.get("fleet_name"),
         },
-        "vpn_address": row.get::<_, Option<String>>("vpn_address"),
-        "wireguard_public_key": row.get::<_, Option<String>>("wireguard_public_key"),
-        "registered_at": rfc3339(row.get("registered_at")),
-        "last_seen": rfc3339_opt(row.get("last_seen")),
-        "state": row.get::<_, Option<serde_json::Value>>("state"),
-        "state_reported_at": rfc3339_opt(row.get("state_at")),
-    })
+        last_seen: rfc3339_opt(row.get("last_seen")),
+        name: row.get("name"),
+        registered_at: rfc3339(row.get("registered_at")),
+        state: row.get("state"),
+        state_reported_at: rfc3339_opt(row.get("state_at")),
+        uuid: row.get("uuid"),
+        vpn_address: row.get("vpn_address"),
+        wireguard_public_key: row.get("wireguard_public_key"),
+    }
 }
 
 /// `GET /v1/devices`.
-pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Device>>> {
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -49,7 +49,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<ser
             &[],
         )
         .await?;
-    Ok(Json(rows.iter().map(device_json).collect()))
+    Ok(Json(rows.iter().map(from_row).collect()))
 }
 
 fn not_found(uuid: &str) -> ApiError {
@@ -61,7 +61,7 @@ pub async fn get(
     _: Admin,
     State(state): State<AppState>,
     Path(uuid): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Device>> {
     let uuid = extract::uuid(&uuid)?;
     let client = state.pool.get().await?;
     let row = client
@@ -71,14 +71,7 @@ pub async fn get(
         )
         .await?
         .ok_or_else(|| not_found(&uuid))?;
-    Ok(Json(device_json(&row)))
-}
-
-#[derive(Deserialize)]
-pub struct Registration {
-    provisioning_key: String,
-    name: Option<String>,
-    wireguard_public_key: Option<String>,
+    Ok(Json(from_row(&row)))
 }
 
 /// `POST /v1/devices/register` (no `Authorization`: the provisioning key is in the
@@ -166,27 +159,20 @@ pub async fn register(
             .map(|a| format!(" at {a}"))
             .unwrap_or_default()
     );
-    let vpn = address.map_or(serde_json::Value::Null, |a| {
-        vpn::device_config(&state.config.vpn, &a)
-    });
-    Ok(created(serde_json::json!({
-        "uuid": uuid,
-        "device_key": device_key,
-        "fleet": { "id": fleet_id, "name": fleet_name },
-        "vpn": vpn,
-    })))
+    Ok(created(Registered {
+        device_key,
+        fleet: FleetRef {
+            id: fleet_id,
+            name: fleet_name,
+        },
+        uuid,
+        vpn: address.map(|a| vpn::device_config(&state.config.vpn, a)),
+    }))
 }
 
 /// Log lines answered when `limit` is not given, and at most.
 const DEFAULT_LOG_LIMIT: i64 = 100;
 const MAX_LOG_LIMIT: i64 = 10_000;
-
-#[derive(Deserialize)]
-pub struct LogQuery {
-    limit: Option<i64>,
-    since: Option<String>,
-    after: Option<i64>,
-}
 
 /// `GET /v1/devices/{uuid}/logs?limit=&since=&after=`: with `since` (RFC 3339),
 /// the first `limit` lines stamped after it, oldest first; with `after` (a line's
@@ -198,7 +184,7 @@ pub async fn logs(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
     QueryParams(query): QueryParams<LogQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<LogLine>>> {
     let uuid = extract::uuid(&uuid)?;
     let limit = query.limit.unwrap_or(DEFAULT_LOG_LIMIT);
     if !(1..=MAX_LOG_LIMIT).contains(&limit) {
@@ -259,13 +245,11 @@ pub async fn logs(
     };
     Ok(Json(
         rows.iter()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r.get::<_, i64>(3),
-                    "timestamp": rfc3339(r.get(0)),
-                    "service": r.get::<_, Option<String>>(1),
-                    "message": r.get::<_, String>(2),
-                })
+            .map(|r| LogLine {
+                id: r.get(3),
+                message: r.get(2),
+                service: r.get(1),
+                timestamp: rfc3339(r.get(0)),
             })
             .collect(),
     ))

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use turtle_fleet_api::ErrorBody;
 
 /// What went wrong in a request; each message names the cause and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,9 @@ impl IntoResponse for ApiError {
             | ApiError::Conflict(_)
             | ApiError::Exhausted(_) => tracing::debug!("{status}: {self}"),
         }
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
         let mut response = (status, body).into_response();
         if let ApiError::Unauthorized { challenge, .. } = &self {
             response.headers_mut().insert(

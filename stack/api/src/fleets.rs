@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use turtle_fleet_api::{Fleet, NewFleet, SetTarget};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -13,18 +13,18 @@ use crate::extract::{self, JsonBody};
 use crate::respond::{created, rfc3339};
 use crate::state::AppState;
 
-/// The columns [`fleet_json`] reads.
+/// The columns [`from_row`] reads.
 pub const FLEET_COLUMNS: &str = "id, name, created_at, target_release_id";
 
-/// A fleet as JSON: `{"id","name","created_at","target_release_id"}` (the pinned
-/// release, null when the newest release is the target).
-pub fn fleet_json(row: &Row) -> serde_json::Value {
-    serde_json::json!({
-        "id": row.get::<_, i64>("id"),
-        "name": row.get::<_, String>("name"),
-        "created_at": rfc3339(row.get("created_at")),
-        "target_release_id": row.get::<_, Option<i64>>("target_release_id"),
-    })
+/// A fleet from its row (`target_release_id`: the pinned release, null when the
+/// newest release is the target).
+pub fn from_row(row: &Row) -> Fleet {
+    Fleet {
+        created_at: rfc3339(row.get("created_at")),
+        id: row.get("id"),
+        name: row.get("name"),
+        target_release_id: row.get("target_release_id"),
+    }
 }
 
 /// Checks a fleet name: 1 to 63 of `a-z`, `0-9`, `-` (it becomes the first part
@@ -41,11 +41,6 @@ pub fn check_name(name: &str) -> ApiResult<()> {
             "fleet name {name:?} is not valid: use 1 to 63 lowercase letters, digits and '-'"
         )))
     }
-}
-
-#[derive(Deserialize)]
-pub struct NewFleet {
-    name: String,
 }
 
 /// `POST /v1/fleets`.
@@ -73,11 +68,11 @@ pub async fn create(
             }
         })?;
     tracing::info!("created fleet {}", body.name);
-    Ok(created(fleet_json(&row)))
+    Ok(created(from_row(&row)))
 }
 
 /// `GET /v1/fleets`.
-pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Fleet>>> {
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -85,7 +80,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<ser
             &[],
         )
         .await?;
-    Ok(Json(rows.iter().map(fleet_json).collect()))
+    Ok(Json(rows.iter().map(from_row).collect()))
 }
 
 /// The fleet row with this id, or 404.
@@ -108,16 +103,10 @@ pub async fn get(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Fleet>> {
     let id = extract::id(&id, "fleet")?;
     let client = state.pool.get().await?;
-    Ok(Json(fleet_json(&find(&client, id).await?)))
-}
-
-#[derive(Deserialize)]
-pub struct Target {
-    /// The release to pin, or null to follow the newest release again.
-    release_id: Option<i64>,
+    Ok(Json(from_row(&find(&client, id).await?)))
 }
 
 /// `PUT /v1/fleets/{id}/target`: pins a release of the fleet as its target (null
@@ -126,8 +115,8 @@ pub async fn set_target(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Target>,
-) -> ApiResult<Json<serde_json::Value>> {
+    JsonBody(body): JsonBody<SetTarget>,
+) -> ApiResult<Json<Fleet>> {
     let id = extract::id(&id, "fleet")?;
     let client = state.pool.get().await?;
     find(&client, id).await?;
@@ -154,7 +143,7 @@ pub async fn set_target(
         )
         .await?;
     tracing::info!("fleet {id} targets release {:?}", body.release_id);
-    Ok(Json(fleet_json(&row)))
+    Ok(Json(from_row(&row)))
 }
 
 #[cfg(test)]

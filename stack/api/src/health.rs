@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use turtle_fleet_api::{Health, HealthStatus};
 
 use crate::db;
 use crate::state::AppState;
 
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match db::check(&state.pool).await {
         Ok(()) => {
             if !state.healthy.swap(true, Ordering::Relaxed) {
@@ -18,7 +19,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
             }
             (
                 StatusCode::OK,
-                Json(serde_json::json!({ "status": "ok", "database": "ok" })),
+                Json(Health {
+                    database: "ok".into(),
+                    status: HealthStatus::Ok,
+                }),
             )
         }
         Err(e) => {
@@ -27,7 +31,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
             }
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unhealthy", "database": e.to_string() })),
+                Json(Health {
+                    database: e.to_string(),
+                    status: HealthStatus::Unhealthy,
+                }),
             )
         }
     }

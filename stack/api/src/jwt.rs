@@ -15,6 +15,16 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use serde::Serialize;
+
+/// A token's header (fields in alphabetical order, as the header has always
+/// been written).
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    x5c: &'a [String],
+}
 
 /// The key and chain tokens are signed with.
 pub struct Signer {
@@ -92,8 +102,12 @@ impl Signer {
     }
 
     /// `header.claims.signature` of the claims.
-    pub fn sign(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
-        let header = serde_json::json!({ "typ": "JWT", "alg": "ES256", "x5c": self.x5c });
+    pub fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {
+        let header = Header {
+            alg: "ES256",
+            typ: "JWT",
+            x5c: &self.x5c,
+        };
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),

@@ -21,6 +21,9 @@
 //!   read from files and kept as SHA-256 digests; device and provisioning keys are
 //!   random, handed out once and stored only as SHA-256 (`secret`).
 //! - Errors are `{"error": "..."}` with a status chosen per variant (`error`).
+//! - Every JSON body read and answer written is a type of `turtle-fleet-api`
+//!   (`stack/fleet-api`), the crate the api's clients use too, so the wire
+//!   names are spelled once; only the OpenAPI document is JSON built by hand.
 //!
 //! # Layout
 //!

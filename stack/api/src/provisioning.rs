@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
+use turtle_fleet_api::{NewProvisioningKey, ProvisioningKey};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -19,18 +19,12 @@ const DEFAULT_LIFETIME_SECS: i64 = 86_400;
 /// At most ten years.
 const MAX_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
 
-#[derive(Deserialize, Default)]
-pub struct NewKey {
-    expires_in_secs: Option<i64>,
-    description: Option<String>,
-}
-
 /// `POST /v1/fleets/{id}/provisioning-keys`.
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Option<JsonBody<NewKey>>,
+    body: Option<JsonBody<NewProvisioningKey>>,
 ) -> ApiResult<Response> {
     // Every field is optional, so a request without a body is `{}`.
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
@@ -62,11 +56,11 @@ pub async fn create(
         "fleet {fleet_id}: provisioning key {}",
         row.get::<_, i64>(0)
     );
-    Ok(created(serde_json::json!({
-        "id": row.get::<_, i64>(0),
-        "fleet_id": fleet_id,
-        "key": key,
-        "description": description,
-        "expires_at": rfc3339(row.get(1)),
-    })))
+    Ok(created(ProvisioningKey {
+        description,
+        expires_at: rfc3339(row.get(1)),
+        fleet_id,
+        id: row.get(0),
+        key,
+    }))
 }

@@ -16,6 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use serde::Serialize;
+use turtle_fleet_api::RegistryToken;
 
 use crate::auth::{self, basic};
 use crate::error::{ApiError, ApiResult, BASIC_CHALLENGE};
@@ -61,6 +63,29 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> ApiResult<
         })?);
     }
     Ok(scopes)
+}
+
+/// The claims of a registry token, as Docker's token authentication reads them
+/// (fields in alphabetical order, as the claims have always been written).
+#[derive(Debug, Serialize)]
+struct Claims<'a> {
+    access: Vec<Access<'a>>,
+    aud: &'a str,
+    exp: u64,
+    iat: u64,
+    iss: &'a str,
+    jti: String,
+    nbf: u64,
+    sub: &'a str,
+}
+
+/// One entry of `access`: the actions granted on one resource.
+#[derive(Debug, Serialize)]
+struct Access<'a> {
+    actions: Vec<String>,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
 }
 
 /// Who asks for a token.
@@ -137,7 +162,7 @@ pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     QueryParams(params): QueryParams<Vec<(String, String)>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RegistryToken>> {
     let (user, caller) = caller(&state, &headers).await?;
     let config = &state.config;
     for (key, value) in &params {
@@ -156,14 +181,12 @@ pub async fn token(
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v.as_str()),
     )?;
-    let access: Vec<serde_json::Value> = scopes
+    let access = scopes
         .iter()
-        .map(|scope| {
-            serde_json::json!({
-                "type": scope.kind,
-                "name": scope.name,
-                "actions": grant(&caller, scope),
-            })
+        .map(|scope| Access {
+            actions: grant(&caller, scope),
+            name: &scope.name,
+            kind: &scope.kind,
         })
         .collect();
     let now = SystemTime::now();
@@ -171,26 +194,26 @@ pub async fn token(
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs();
-    let claims = serde_json::json!({
-        "iss": config.issuer,
-        "sub": user,
-        "aud": config.registry_service,
-        "exp": iat + TOKEN_LIFETIME_SECS,
-        "nbf": iat,
-        "iat": iat,
-        "jti": secret::new_key(),
-        "access": access,
-    });
+    let claims = Claims {
+        access,
+        aud: &config.registry_service,
+        exp: iat + TOKEN_LIFETIME_SECS,
+        iat,
+        iss: &config.issuer,
+        jti: secret::new_key(),
+        nbf: iat,
+        sub: &user,
+    };
     let token = config
         .signer
         .sign(&claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(serde_json::json!({
-        "token": token,
-        "access_token": token,
-        "expires_in": TOKEN_LIFETIME_SECS,
-        "issued_at": rfc3339(now.into()),
-    })))
+    Ok(Json(RegistryToken {
+        access_token: token.clone(),
+        expires_in: TOKEN_LIFETIME_SECS,
+        issued_at: rfc3339(now.into()),
+        token,
+    }))
 }
 
 #[cfg(test)]
@@ -233,6 +256,30 @@ mod tests {
         ] {
             assert!(parse_scopes([bad]).is_err(), "{bad}");
         }
+    }
+
+    /// The claims are written with their keys sorted, as they were when they were
+    /// a JSON map (the registry does not care; a token's bytes stay the same).
+    #[test]
+    fn claims_are_written_in_sorted_order() {
+        let claims = Claims {
+            access: vec![Access {
+                actions: vec!["pull".into()],
+                name: "f/web",
+                kind: "repository",
+            }],
+            aud: "registry.t.local",
+            exp: 2,
+            iat: 1,
+            iss: "turtle-api",
+            jti: "j".into(),
+            nbf: 1,
+            sub: "admin",
+        };
+        let direct = serde_json::to_string(&claims).unwrap();
+        let sorted = serde_json::to_string(&serde_json::to_value(&claims).unwrap()).unwrap();
+        assert_eq!(direct, sorted);
+        assert!(direct.contains(r#"{"actions":["pull"],"name":"f/web","type":"repository"}"#));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
 use tokio_postgres::Row;
+use tokio_postgres::types::Json as Jsonb;
+use turtle_fleet_api::{NewRelease, Release};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -17,18 +18,27 @@ use crate::fleets;
 use crate::respond::{created, rfc3339};
 use crate::state::AppState;
 
-/// The columns [`release_json`] reads (of `releases`, aliased `r` where joined).
+/// The columns [`from_row`] reads (of `releases`, aliased `r` where joined).
 pub const RELEASE_COLUMNS: &str = "r.id, r.fleet_id, r.version, r.compose, r.images, r.created_at";
 
-/// A release as JSON.
-pub fn release_json(row: &Row) -> serde_json::Value {
-    serde_json::json!({
-        "id": row.get::<_, i64>("id"),
-        "fleet_id": row.get::<_, i64>("fleet_id"),
-        "version": row.get::<_, i32>("version"),
-        "compose": row.get::<_, String>("compose"),
-        "images": row.get::<_, serde_json::Value>("images"),
-        "created_at": rfc3339(row.get("created_at")),
+/// A release from its row. Its images were checked on the way in, so a stored
+/// value that is not a map of strings is the database's fault (500).
+pub fn from_row(row: &Row) -> ApiResult<Release> {
+    let Jsonb(images) = row
+        .try_get::<_, Jsonb<BTreeMap<String, String>>>("images")
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "release {}: its stored images are not a map of strings: {e}",
+                row.get::<_, i64>("id")
+            ))
+        })?;
+    Ok(Release {
+        compose: row.get("compose"),
+        created_at: rfc3339(row.get("created_at")),
+        fleet_id: row.get("fleet_id"),
+        id: row.get("id"),
+        images,
+        version: row.get("version"),
     })
 }
 
@@ -73,12 +83,6 @@ pub fn check_pinned(service: &str, image: &str) -> ApiResult<()> {
     }
 }
 
-#[derive(Deserialize)]
-pub struct NewRelease {
-    compose: String,
-    images: BTreeMap<String, String>,
-}
-
 /// `POST /v1/fleets/{id}/releases`.
 pub async fn create(
     _: Admin,
@@ -120,7 +124,7 @@ pub async fn create(
         row.get::<_, i64>("id"),
         row.get::<_, i32>("version")
     );
-    Ok(created(release_json(&row)))
+    Ok(created(from_row(&row)?))
 }
 
 /// `GET /v1/fleets/{id}/releases`, oldest first.
@@ -128,7 +132,7 @@ pub async fn list(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<Release>>> {
     let fleet_id = extract::id(&id, "fleet")?;
     let client = state.pool.get().await?;
     fleets::find(&client, fleet_id).await?;
@@ -140,7 +144,7 @@ pub async fn list(
             &[&fleet_id],
         )
         .await?;
-    Ok(Json(rows.iter().map(release_json).collect()))
+    Ok(Json(rows.iter().map(from_row).collect::<ApiResult<_>>()?))
 }
 
 #[cfg(test)]

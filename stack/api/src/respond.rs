@@ -1,9 +1,11 @@
 //! Writing answers: times in RFC 3339, and JSON with an ETag that answers
-//! `If-None-Match` with 304.
+//! `If-None-Match` with 304. The answers themselves are `turtle_fleet_api`'s
+//! types.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -15,15 +17,15 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .expect("a time from PostgreSQL formats as RFC 3339")
 }
 
-/// An optional time as RFC 3339, or JSON null.
-pub fn rfc3339_opt(t: Option<OffsetDateTime>) -> serde_json::Value {
-    t.map_or(serde_json::Value::Null, |t| rfc3339(t).into())
+/// An optional time as RFC 3339 (null when `None`).
+pub fn rfc3339_opt(t: Option<OffsetDateTime>) -> Option<String> {
+    t.map(rfc3339)
 }
 
 /// 200 with `body` and a strong ETag (SHA-256 of the JSON), or 304 when the
 /// request's `If-None-Match` names that ETag (or is `*`).
-pub fn json_with_etag(request: &HeaderMap, body: &serde_json::Value) -> Response {
-    let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+pub fn json_with_etag(request: &HeaderMap, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("the api's answers serialize");
     let etag = format!("\"{}\"", hex::encode(Sha256::digest(&bytes)));
     let etag_value = HeaderValue::from_str(&etag).expect("hex is a header value");
     let matches = request
@@ -51,7 +53,7 @@ pub fn json_with_etag(request: &HeaderMap, body: &serde_json::Value) -> Response
 }
 
 /// 201 with a JSON body.
-pub fn created(body: serde_json::Value) -> Response {
+pub fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 

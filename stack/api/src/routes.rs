@@ -8,6 +8,7 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
+use turtle_fleet_api::ErrorBody;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -89,12 +90,12 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 async fn wrong_method(method: Method, uri: axum::http::Uri) -> Response {
-    let body = serde_json::json!({
-        "error": format!(
+    let body = ErrorBody {
+        error: format!(
             "{} does not take {method}: /v1/openapi.json lists the methods of each route",
             uri.path()
-        )
-    });
+        ),
+    };
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 

@@ -13,6 +13,7 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use deadpool_postgres::Transaction;
+use turtle_fleet_api::{DeviceVpn, Peer, Peers, VpnInfo};
 
 use crate::auth::{AnyCaller, VpnOrAdmin};
 use crate::config::VpnServer;
@@ -70,15 +71,15 @@ pub async fn allocate(tx: &Transaction<'_>, server: &VpnServer) -> ApiResult<Str
 }
 
 /// What a device needs to bring its tunnel up.
-pub fn device_config(server: &VpnServer, address: &str) -> serde_json::Value {
-    serde_json::json!({
-        "address": address,
-        "prefix": server.subnet.prefix(),
-        "server_address": server.subnet.server().to_string(),
-        "server_public_key": server.public_key,
-        "endpoint_port": server.port,
-        "endpoint_host": server.host,
-    })
+pub fn device_config(server: &VpnServer, address: String) -> DeviceVpn {
+    DeviceVpn {
+        address,
+        endpoint_host: server.host.clone(),
+        endpoint_port: server.port,
+        prefix: server.subnet.prefix(),
+        server_address: server.subnet.server().to_string(),
+        server_public_key: server.public_key.clone(),
+    }
 }
 
 /// `GET /v1/vpn/peers`: every device with a tunnel, with an ETag.
@@ -95,32 +96,27 @@ pub async fn peers(
             &[],
         )
         .await?;
-    let peers: Vec<serde_json::Value> = rows
+    let peers = rows
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "device": r.get::<_, String>(0),
-                "public_key": r.get::<_, String>(1),
-                "allowed_ips": [format!("{}/32", r.get::<_, String>(2))],
-            })
+        .map(|r| Peer {
+            allowed_ips: vec![format!("{}/32", r.get::<_, String>(2))],
+            device: r.get(0),
+            public_key: r.get(1),
         })
         .collect();
-    Ok(json_with_etag(
-        &headers,
-        &serde_json::json!({ "peers": peers }),
-    ))
+    Ok(json_with_etag(&headers, &Peers { peers }))
 }
 
 /// `GET /v1/vpn`: the server's identity.
-pub async fn info(_: AnyCaller, State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn info(_: AnyCaller, State(state): State<AppState>) -> Json<VpnInfo> {
     let server = &state.config.vpn;
-    Json(serde_json::json!({
-        "server_public_key": server.public_key,
-        "server_address": server.subnet.server().to_string(),
-        "subnet": server.subnet.to_string(),
-        "endpoint_port": server.port,
-        "endpoint_host": server.host,
-    }))
+    Json(VpnInfo {
+        endpoint_host: server.host.clone(),
+        endpoint_port: server.port,
+        server_address: server.subnet.server().to_string(),
+        server_public_key: server.public_key.clone(),
+        subnet: server.subnet.to_string(),
+    })
 }
 
 #[cfg(test)]

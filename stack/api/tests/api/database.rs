@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use hyper::StatusCode;
 use turtle_api::App;
+use turtle_fleet_api::{Client, Credentials, Health, HealthStatus};
 
 use crate::fixture::{Files, Server, Stack, poll};
 use crate::postgres::Postgres;
@@ -14,39 +14,40 @@ use crate::postgres::Postgres;
 /// it is back, without restarting the API; other routes answer 503 meanwhile.
 #[tokio::test]
 async fn health_follows_the_database_through_a_restart() {
+    // The client takes a health answer as 200 with "ok" or 503 with
+    // "unhealthy", and nothing else: its status stands for the HTTP status.
     let mut stack = Stack::start().await;
-    let a = stack.get("/v1/health").send().await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let admin = stack.admin();
     assert_eq!(
-        a.json(),
-        serde_json::json!({"status": "ok", "database": "ok"})
+        stack.api.health().await.unwrap(),
+        Health {
+            database: "ok".into(),
+            status: HealthStatus::Ok,
+        }
     );
     // A connection in the pool, so the restart has a stale one to replace.
-    assert_eq!(
-        stack.get("/v1/fleets").admin().send().await.status,
-        StatusCode::OK
-    );
+    admin.fleets().await.unwrap();
 
     stack.pg.stop();
     let down = poll("health turns 503", 30, || async {
-        let a = stack.get("/v1/health").send().await;
-        (a.status == StatusCode::SERVICE_UNAVAILABLE).then_some(a)
+        let health = stack.api.health().await.unwrap();
+        (health.status == HealthStatus::Unhealthy).then_some(health)
     })
     .await;
-    let body = down.json();
-    assert_eq!(body["status"], "unhealthy");
-    assert!(!body["database"].as_str().unwrap().is_empty());
-    let a = stack.get("/v1/fleets").admin().send().await;
-    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
-    assert!(a.error().contains("database unavailable"), "{}", a.error());
+    assert!(!down.database.is_empty());
+    let e = admin.fleets().await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert!(
+        e.api_message().unwrap().contains("database unavailable"),
+        "{e}"
+    );
 
     stack.pg.start();
     poll("health turns 200", 30, || async {
-        (stack.get("/v1/health").send().await.status == StatusCode::OK).then_some(())
+        (stack.api.health().await.unwrap().status == HealthStatus::Ok).then_some(())
     })
     .await;
-    let a = stack.get("/v1/fleets").admin().send().await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    admin.fleets().await.unwrap();
 }
 
 /// A log sink for one test (the thread's default subscriber).
@@ -107,10 +108,12 @@ async fn start_waits_for_the_database_then_gives_up() {
         .unwrap()
         .expect("start succeeds once the database answers");
     let server = Server::start(&app).await;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let uri: hyper::Uri = format!("{}/v1/health", server.base).parse().unwrap();
-    assert_eq!(client.get(uri).await.unwrap().status(), StatusCode::OK);
+    let health = Client::new(&server.base, Credentials::None)
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    assert_eq!(health.status, HealthStatus::Ok);
 }
 
 /// A wrong database password ends the wait at once with what to check.

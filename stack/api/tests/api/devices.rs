@@ -1,12 +1,27 @@
 //! Provisioning keys, registration, and what a device polls and reports.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hyper::StatusCode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use turtle_fleet_api::{
+    Client, Conditional, Credentials, DeviceVpn, Error, FleetRef, LogLine, LogLineIn, LogQuery,
+    NewProvisioningKey, NewRelease, Registered, Registration, Target,
+};
 
-use crate::fixture::{Stack, poll};
+use crate::fixture::{ADMIN_TOKEN, Stack, poll};
+
+/// Registers with a provisioning key, as a device named `pi`.
+async fn register(api: &Client, key: &str) -> Result<Registered, Error> {
+    api.register(&Registration {
+        name: Some("pi".into()),
+        provisioning_key: key.into(),
+        wireguard_public_key: None,
+    })
+    .await
+}
 
 /// A provisioning key registers devices until it expires; an expired or unknown
 /// key is 401 saying what to do.
@@ -16,95 +31,87 @@ async fn registration_with_provisioning_keys() {
     let fleet = stack.fleet("prod").await;
 
     let key = stack.provisioning_key(fleet, 3600).await;
-    assert_eq!(key["key"].as_str().unwrap().len(), 64);
-    let expires = OffsetDateTime::parse(key["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert_eq!(key.key.len(), 64);
+    let expires = OffsetDateTime::parse(&key.expires_at, &Rfc3339).unwrap();
     assert!(expires > OffsetDateTime::now_utc());
     let client = stack.pg.client().await;
     let stored: Vec<u8> = client
         .query_one(
             "SELECT key_sha256 FROM provisioning_keys WHERE id = $1",
-            &[&key["id"].as_i64().unwrap()],
+            &[&key.id],
         )
         .await
         .unwrap()
         .get(0);
     assert_eq!(
         stored,
-        turtle_api::secret::sha256(key["key"].as_str().unwrap()),
+        turtle_api::secret::sha256(&key.key),
         "stored as its SHA-256"
     );
 
-    let register = |k: &serde_json::Value| {
-        stack
-            .post("/v1/devices/register")
-            .json(serde_json::json!({"provisioning_key": k, "name": "pi"}))
-    };
-    let a = register(&key["key"]).send().await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-    let device = a.json();
+    let device = register(&stack.api, &key.key).await.unwrap();
     assert_eq!(
-        device["fleet"],
-        serde_json::json!({"id": fleet, "name": "prod"})
+        device.fleet,
+        FleetRef {
+            id: fleet,
+            name: "prod".into()
+        }
     );
-    assert!(device["vpn"].is_null());
-    assert_eq!(device["device_key"].as_str().unwrap().len(), 64);
+    assert!(device.vpn.is_none());
+    assert_eq!(device.device_key.len(), 64);
     // The same key registers a second device.
-    let second = register(&key["key"]).send().await;
-    assert_eq!(second.status, StatusCode::CREATED);
-    assert_ne!(second.json()["uuid"], device["uuid"]);
+    let second = register(&stack.api, &key.key).await.unwrap();
+    assert_ne!(second.uuid, device.uuid);
 
-    let a = register(&serde_json::json!("0".repeat(64))).send().await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let e = register(&stack.api, &"0".repeat(64)).await.unwrap_err();
+    assert_eq!(e.status(), Some(401));
     assert!(
-        a.error().contains("unknown provisioning key"),
-        "{}",
-        a.error()
+        e.api_message()
+            .unwrap()
+            .contains("unknown provisioning key"),
+        "{e}"
     );
 
     let short = stack.provisioning_key(fleet, 1).await;
-    let expires_at = short["expires_at"].as_str().unwrap().to_string();
-    let expiry = OffsetDateTime::parse(&expires_at, &Rfc3339).unwrap();
+    let expiry = OffsetDateTime::parse(&short.expires_at, &Rfc3339).unwrap();
     poll("the clock passes the key's expiry", 10, || async {
         (OffsetDateTime::now_utc() > expiry).then_some(())
     })
     .await;
-    let a = register(&short["key"]).send().await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
-    assert!(a.headers.contains_key("www-authenticate"));
+    let e = register(&stack.api, &short.key).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    assert!(e.challenge().is_some());
     assert_eq!(
-        a.error(),
-        format!("provisioning key expired at {expires_at}: ask an admin for a new one")
+        e.api_message().unwrap(),
+        format!(
+            "provisioning key expired at {}: ask an admin for a new one",
+            short.expires_at
+        )
     );
     let now_expired = stack.provisioning_key(fleet, 0).await;
-    assert_eq!(
-        register(&now_expired["key"]).send().await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    let e = register(&stack.api, &now_expired.key).await.unwrap_err();
+    assert_eq!(e.status(), Some(401));
 
     // No body: every field takes its default (a day).
-    let a = stack
-        .post(&format!("/v1/fleets/{fleet}/provisioning-keys"))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-    let day = OffsetDateTime::parse(a.json()["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    let admin = stack.admin();
+    let day = admin.create_provisioning_key(fleet, None).await.unwrap();
+    let day = OffsetDateTime::parse(&day.expires_at, &Rfc3339).unwrap();
     assert!(day > OffsetDateTime::now_utc() + time::Duration::hours(23));
 
-    let a = stack
-        .post("/v1/fleets/9999/provisioning-keys")
-        .admin()
-        .json(serde_json::json!({}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = stack
-        .post(&format!("/v1/fleets/{fleet}/provisioning-keys"))
-        .admin()
-        .json(serde_json::json!({"expires_in_secs": -1}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let e = admin
+        .create_provisioning_key(9999, Some(&NewProvisioningKey::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let negative = NewProvisioningKey {
+        expires_in_secs: Some(-1),
+        ..Default::default()
+    };
+    let e = admin
+        .create_provisioning_key(fleet, Some(&negative))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
 }
 
 /// The target answers with an ETag and 304 while it is unchanged; a new release
@@ -114,46 +121,70 @@ async fn the_target_has_an_etag() {
     let stack = Stack::start().await;
     let fleet = stack.fleet("prod").await;
     let device = stack.device(fleet, None).await;
-    let key = device["device_key"].as_str().unwrap();
+    let as_device = stack.as_device(&device);
 
-    let a = stack.get("/v1/device/target").bearer(key).send().await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let Conditional::Modified { value, etag } = as_device.target(None).await.unwrap() else {
+        panic!("an unconditional GET answers the target");
+    };
+    let prod = FleetRef {
+        id: fleet,
+        name: "prod".into(),
+    };
     assert_eq!(
-        a.json(),
-        serde_json::json!({"fleet": {"id": fleet, "name": "prod"}, "release": null})
+        value,
+        Target {
+            fleet: prod.clone(),
+            release: None
+        }
     );
-    let etag = a.header("etag").to_string();
-    let a = stack
-        .get("/v1/device/target")
-        .bearer(key)
-        .header("if-none-match", &etag)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
-    assert_eq!(a.header("etag"), etag);
-    assert!(a.body.is_empty());
+    let etag = etag.expect("the target has an ETag");
+    assert_eq!(
+        as_device.target(Some(&etag)).await.unwrap(),
+        Conditional::NotModified {
+            etag: Some(etag.clone())
+        }
+    );
 
     let release = stack
-        .post(&format!("/v1/fleets/{fleet}/releases"))
         .admin()
-        .json(serde_json::json!({"compose": "services: {}\n", "images": {"web": format!("r/prod/web@sha256:{}", "c".repeat(64))}}))
-        .send()
+        .create_release(
+            fleet,
+            &NewRelease {
+                compose: "services: {}\n".into(),
+                images: BTreeMap::from([(
+                    "web".into(),
+                    format!("r/prod/web@sha256:{}", "c".repeat(64)),
+                )]),
+            },
+        )
         .await
-        .json();
-    let a = stack
-        .get("/v1/device/target")
-        .bearer(key)
-        .header("if-none-match", &etag)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_ne!(a.header("etag"), etag);
-    assert_eq!(a.json()["release"], release);
+        .unwrap();
+    let Conditional::Modified {
+        value,
+        etag: new_etag,
+    } = as_device.target(Some(&etag)).await.unwrap()
+    else {
+        panic!("a new release changes the target");
+    };
+    assert_ne!(new_etag.unwrap(), etag);
+    assert_eq!(
+        value,
+        Target {
+            fleet: prod,
+            release: Some(release)
+        }
+    );
 
-    for bad in ["wrong", crate::fixture::ADMIN_TOKEN] {
-        let a = stack.get("/v1/device/target").bearer(bad).send().await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-        assert!(a.error().contains("device key"), "{}", a.error());
+    for bad in [
+        Credentials::Device {
+            uuid: device.uuid.clone(),
+            key: "wrong".into(),
+        },
+        Credentials::Admin(ADMIN_TOKEN.into()),
+    ] {
+        let e = stack.calling(bad).target(None).await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert!(e.api_message().unwrap().contains("device key"), "{e}");
     }
 }
 
@@ -162,56 +193,51 @@ async fn the_target_has_an_etag() {
 #[tokio::test]
 async fn state_reports_are_shown_on_the_device() {
     let stack = Stack::start().await;
+    let admin = stack.admin();
     let fleet = stack.fleet("prod").await;
     let device = stack.device(fleet, None).await;
-    let uuid = device["uuid"].as_str().unwrap();
-    let key = device["device_key"].as_str().unwrap();
-    let path = format!("/v1/devices/{uuid}");
+    let as_device = stack.as_device(&device);
 
-    let before = stack.get(&path).admin().send().await.json();
-    assert!(before["state"].is_null());
-    assert_eq!(before["name"], "test device");
+    let before = admin.device(&device.uuid).await.unwrap();
+    assert!(before.state.is_none());
+    assert_eq!(before.name.as_deref(), Some("test device"));
 
     let report = serde_json::json!({"release": 3, "services": {"web": {"status": "running"}}});
-    let a = stack
-        .put("/v1/device/state")
-        .bearer(key)
-        .json(report.clone())
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
-    let a = stack
-        .put("/v1/device/state")
-        .bearer(key)
-        .json(serde_json::json!([1, 2]))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    as_device.report_state(&report).await.unwrap();
+    let e = as_device
+        .report_state(&serde_json::json!([1, 2]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
 
-    let shown = stack.get(&path).admin().send().await.json();
-    assert_eq!(shown["uuid"], uuid);
-    assert_eq!(shown["state"], report);
-    assert_eq!(shown["fleet"]["name"], "prod");
-    assert!(shown["last_seen"].is_string());
-    assert!(shown["state_reported_at"].is_string());
-    let list = stack.get("/v1/devices").admin().send().await.json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["state"], report);
+    let shown = admin.device(&device.uuid).await.unwrap();
+    assert_eq!(shown.uuid, device.uuid);
+    assert_eq!(shown.state.as_ref(), Some(&report));
+    assert_eq!(shown.fleet.name, "prod");
+    assert!(shown.last_seen.is_some());
+    assert!(shown.state_reported_at.is_some());
+    let list = admin.devices().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].state.as_ref(), Some(&report));
 
-    let a = stack
-        .get("/v1/devices/00000000-0000-0000-0000-000000000000")
-        .admin()
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = stack.get("/v1/devices/not-a-uuid").admin().send().await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = stack.get(&path).bearer(key).send().await;
-    assert_eq!(
-        a.status,
-        StatusCode::UNAUTHORIZED,
-        "a device key is not admin"
-    );
+    for missing in ["00000000-0000-0000-0000-000000000000", "not-a-uuid"] {
+        let e = admin.device(missing).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{missing}");
+    }
+    let e = as_device.device(&device.uuid).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "a device key is not admin");
+}
+
+fn line(timestamp: Option<&str>, service: Option<&str>, message: &str) -> LogLineIn {
+    LogLineIn {
+        message: message.into(),
+        service: service.map(str::to_string),
+        timestamp: timestamp.map(str::to_string),
+    }
+}
+
+fn messages(lines: &[LogLine]) -> Vec<&str> {
+    lines.iter().map(|l| l.message.as_str()).collect()
 }
 
 /// Log lines in, log lines out: oldest first, `limit` keeps the last ones, `since`
@@ -219,133 +245,98 @@ async fn state_reports_are_shown_on_the_device() {
 #[tokio::test]
 async fn logs_are_posted_and_read() {
     let stack = Stack::start().await;
+    let admin = stack.admin();
     let fleet = stack.fleet("prod").await;
     let device = stack.device(fleet, None).await;
-    let uuid = device["uuid"].as_str().unwrap();
-    let key = device["device_key"].as_str().unwrap();
+    let uuid = device.uuid.as_str();
+    let as_device = stack.as_device(&device);
 
-    let lines = serde_json::json!([
-        {"timestamp": "2025-06-01T12:00:00Z", "service": "web", "message": "one"},
-        {"timestamp": "2025-06-01T12:00:01Z", "service": "db", "message": "two"},
-        {"timestamp": "2025-06-01T12:00:02Z", "message": "three"},
-    ]);
-    let a = stack
-        .post("/v1/device/logs")
-        .bearer(key)
-        .json(lines)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
-    let a = stack
-        .post("/v1/device/logs")
-        .bearer(key)
-        .json(serde_json::json!([{"message": "now"}]))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT);
-    let a = stack
-        .post("/v1/device/logs")
-        .bearer(key)
-        .json(serde_json::json!([{"timestamp": "yesterday", "message": "x"}]))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert!(a.error().contains("RFC 3339"), "{}", a.error());
+    as_device
+        .post_logs(&[
+            line(Some("2025-06-01T12:00:00Z"), Some("web"), "one"),
+            line(Some("2025-06-01T12:00:01Z"), Some("db"), "two"),
+            line(Some("2025-06-01T12:00:02Z"), None, "three"),
+        ])
+        .await
+        .unwrap();
+    as_device
+        .post_logs(&[line(None, None, "now")])
+        .await
+        .unwrap();
+    let e = as_device
+        .post_logs(&[line(Some("yesterday"), None, "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.api_message().unwrap().contains("RFC 3339"), "{e}");
 
-    let path = format!("/v1/devices/{uuid}/logs");
-    let all = stack.get(&path).admin().send().await.json();
-    let messages: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
-    assert_eq!(messages, ["one", "two", "three", "now"]);
-    let first_id = all[0]["id"].as_i64().unwrap();
+    let query = |limit: Option<i64>, since: Option<&str>, after: Option<i64>| LogQuery {
+        after,
+        limit,
+        since: since.map(str::to_string),
+    };
+    let all = admin.device_logs(uuid, &LogQuery::default()).await.unwrap();
+    assert_eq!(messages(&all), ["one", "two", "three", "now"]);
+    let first_id = all[0].id;
     assert_eq!(
         all[0],
-        serde_json::json!({"id": first_id, "timestamp": "2025-06-01T12:00:00Z", "service": "web", "message": "one"})
+        LogLine {
+            id: first_id,
+            message: "one".into(),
+            service: Some("web".into()),
+            timestamp: "2025-06-01T12:00:00Z".into(),
+        }
     );
-    assert!(all[2]["service"].is_null());
+    assert!(all[2].service.is_none());
 
-    let last = stack
-        .get(&format!("{path}?limit=2"))
-        .admin()
-        .send()
+    let last = admin
+        .device_logs(uuid, &query(Some(2), None, None))
         .await
-        .json();
-    assert_eq!(last[0]["message"], "three");
-    assert_eq!(last[1]["message"], "now");
-    let since = stack
-        .get(&format!("{path}?since=2025-06-01T12:00:00Z&limit=2"))
-        .admin()
-        .send()
+        .unwrap();
+    assert_eq!(messages(&last), ["three", "now"]);
+    let since = admin
+        .device_logs(uuid, &query(Some(2), Some("2025-06-01T12:00:00Z"), None))
         .await
-        .json();
-    let messages: Vec<&str> = since
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
-    assert_eq!(messages, ["two", "three"]);
+        .unwrap();
+    assert_eq!(messages(&since), ["two", "three"]);
 
     // Lines sharing a time (a batch sent without timestamps) are paged
     // one by one with `after`, none skipped.
-    let a = stack
-        .post("/v1/device/logs")
-        .bearer(key)
-        .json(serde_json::json!([{"message": "tie-1"}, {"message": "tie-2"}, {"message": "tie-3"}]))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    as_device
+        .post_logs(&[
+            line(None, None, "tie-1"),
+            line(None, None, "tie-2"),
+            line(None, None, "tie-3"),
+        ])
+        .await
+        .unwrap();
     let mut cursor = first_id;
     let mut paged = Vec::new();
     loop {
-        let page = stack
-            .get(&format!("{path}?after={cursor}&limit=1"))
-            .admin()
-            .send()
+        let page = admin
+            .device_logs(uuid, &query(Some(1), None, Some(cursor)))
             .await
-            .json();
-        let Some(line) = page.as_array().unwrap().first().cloned() else {
+            .unwrap();
+        let Some(line) = page.into_iter().next() else {
             break;
         };
-        cursor = line["id"].as_i64().unwrap();
-        paged.push(line["message"].as_str().unwrap().to_string());
+        cursor = line.id;
+        paged.push(line.message);
     }
     assert_eq!(paged, ["two", "three", "now", "tie-1", "tie-2", "tie-3"]);
-    assert_eq!(
-        stack
-            .get(&format!("{path}?after=1&since=2025-06-01T12:00:00Z"))
-            .admin()
-            .send()
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        stack
-            .get(&format!("{path}?limit=0"))
-            .admin()
-            .send()
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        stack
-            .get(&format!("{path}?since=x"))
-            .admin()
-            .send()
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        stack.get(&path).bearer(key).send().await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    for bad in [
+        query(None, Some("2025-06-01T12:00:00Z"), Some(1)),
+        query(Some(0), None, None),
+        query(None, Some("x"), None),
+    ] {
+        let e = admin.device_logs(uuid, &bad).await.unwrap_err();
+        assert_eq!(e.status(), Some(400), "{bad:?}");
+    }
+    let e = as_device
+        .device_logs(uuid, &LogQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401));
 }
 
 /// Devices that send a WireGuard key get tunnel addresses from .2 up; a key in use
@@ -357,56 +348,44 @@ async fn registration_gives_tunnel_addresses() {
     let wg = |n: u8| STANDARD.encode([n; 32]);
     let first = stack.device(fleet, Some(&wg(1))).await;
     assert_eq!(
-        first["vpn"],
-        serde_json::json!({
-            "address": "10.99.0.2",
-            "prefix": 16,
-            "server_address": "10.99.0.1",
-            "server_public_key": crate::fixture::VPN_PUBLIC_KEY,
-            "endpoint_port": crate::fixture::VPN_PORT,
-            "endpoint_host": crate::fixture::DOMAIN,
+        first.vpn,
+        Some(DeviceVpn {
+            address: "10.99.0.2".into(),
+            endpoint_host: crate::fixture::DOMAIN.into(),
+            endpoint_port: crate::fixture::VPN_PORT,
+            prefix: 16,
+            server_address: "10.99.0.1".into(),
+            server_public_key: crate::fixture::VPN_PUBLIC_KEY.into(),
         })
     );
     let second = stack.device(fleet, Some(&wg(2))).await;
-    assert_eq!(second["vpn"]["address"], "10.99.0.3");
-    let shown = stack
-        .get(&format!("/v1/devices/{}", first["uuid"].as_str().unwrap()))
-        .admin()
-        .send()
-        .await
-        .json();
-    assert_eq!(shown["vpn_address"], "10.99.0.2");
-    assert_eq!(shown["wireguard_public_key"], wg(1));
+    assert_eq!(second.vpn.unwrap().address, "10.99.0.3");
+    let shown = stack.admin().device(&first.uuid).await.unwrap();
+    assert_eq!(shown.vpn_address.as_deref(), Some("10.99.0.2"));
+    assert_eq!(shown.wireguard_public_key, Some(wg(1)));
 
     let key = stack.provisioning_key(fleet, 3600).await;
-    let a = stack
-        .post("/v1/devices/register")
-        .json(serde_json::json!({"provisioning_key": key["key"], "wireguard_public_key": wg(1)}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
-    let a = stack
-        .post("/v1/devices/register")
-        .json(serde_json::json!({"provisioning_key": key["key"], "wireguard_public_key": "short"}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let with_key = |wireguard_public_key: String| Registration {
+        name: None,
+        provisioning_key: key.key.clone(),
+        wireguard_public_key: Some(wireguard_public_key),
+    };
+    let e = stack.api.register(&with_key(wg(1))).await.unwrap_err();
+    assert_eq!(e.status(), Some(409), "{e}");
+    let e = stack
+        .api
+        .register(&with_key("short".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
 
     // Concurrent registrations get distinct addresses, the next ones in order.
-    let mut tasks = Vec::new();
-    for n in 10..20u8 {
-        let req = stack.post("/v1/devices/register").json(
-            serde_json::json!({"provisioning_key": key["key"], "wireguard_public_key": wg(n)}),
-        );
-        tasks.push(req.send());
-    }
-    let answers = futures_util::future::join_all(tasks).await;
+    let registrations: Vec<Registration> = (10..20u8).map(|n| with_key(wg(n))).collect();
+    let answers =
+        futures_util::future::join_all(registrations.iter().map(|r| stack.api.register(r))).await;
     let mut addresses: Vec<String> = answers
-        .iter()
-        .map(|a| {
-            assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-            a.json()["vpn"]["address"].as_str().unwrap().to_string()
-        })
+        .into_iter()
+        .map(|a| a.unwrap().vpn.unwrap().address)
         .collect();
     addresses.sort_by_key(|a| a.rsplit('.').next().unwrap().parse::<u32>().unwrap());
     let expected: Vec<String> = (4..14).map(|n| format!("10.99.0.{n}")).collect();

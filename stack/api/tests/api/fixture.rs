@@ -1,6 +1,10 @@
 //! A running API for a test: a throwaway PostgreSQL, the secret files, a throwaway
 //! CA with the api's leaf, and the API serving on a real TCP listener on
 //! 127.0.0.1, stopped when the fixture drops.
+//!
+//! Tests call the routes through `turtle_fleet_api::Client`, as the api's own
+//! clients do; `Stack::get` and friends build raw requests for what that client
+//! never sends (malformed bodies, unknown routes, foreign credentials).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -9,11 +13,14 @@ use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, StatusCode};
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as RawClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use turtle_api::{App, Args};
+use turtle_fleet_api::{
+    Client, Credentials, NewFleet, NewProvisioningKey, ProvisioningKey, Registered, Registration,
+};
 
 use crate::postgres::{self, Postgres};
 
@@ -159,7 +166,9 @@ pub struct Stack {
     pub server: Server,
     pub files: Files,
     pub pg: Postgres,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The typed client, without credentials.
+    pub api: Client,
+    raw: RawClient<HttpConnector, Full<Bytes>>,
 }
 
 impl Stack {
@@ -170,12 +179,29 @@ impl Stack {
             .await
             .unwrap();
         let server = Server::start(&app).await;
+        let api = Client::new(&server.base, Credentials::None).unwrap();
         Stack {
             server,
             files,
             pg,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            api,
+            raw: RawClient::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// The typed client with the admin token.
+    pub fn admin(&self) -> Client {
+        self.calling(Credentials::Admin(ADMIN_TOKEN.into()))
+    }
+
+    /// The typed client with these credentials.
+    pub fn calling(&self, credentials: Credentials) -> Client {
+        self.api.with_credentials(credentials)
+    }
+
+    /// The typed client of a registered device.
+    pub fn as_device(&self, device: &Registered) -> Client {
+        self.calling(Credentials::device(device))
     }
 
     pub fn get(&self, path: &str) -> Req<'_> {
@@ -184,10 +210,6 @@ impl Stack {
 
     pub fn post(&self, path: &str) -> Req<'_> {
         self.req(Method::POST, path)
-    }
-
-    pub fn put(&self, path: &str) -> Req<'_> {
-        self.req(Method::PUT, path)
     }
 
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
@@ -202,47 +224,34 @@ impl Stack {
 
     /// Creates a fleet; returns its id.
     pub async fn fleet(&self, name: &str) -> i64 {
-        let a = self
-            .post("/v1/fleets")
-            .admin()
-            .json(serde_json::json!({ "name": name }))
-            .send()
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-        a.json()["id"].as_i64().unwrap()
+        let fleet = NewFleet { name: name.into() };
+        self.admin().create_fleet(&fleet).await.unwrap().id
     }
 
     /// Creates a provisioning key for a fleet.
-    pub async fn provisioning_key(&self, fleet: i64, expires_in_secs: i64) -> serde_json::Value {
-        let a = self
-            .post(&format!("/v1/fleets/{fleet}/provisioning-keys"))
-            .admin()
-            .json(serde_json::json!({ "expires_in_secs": expires_in_secs }))
-            .send()
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-        a.json()
+    pub async fn provisioning_key(&self, fleet: i64, expires_in_secs: i64) -> ProvisioningKey {
+        let key = NewProvisioningKey {
+            expires_in_secs: Some(expires_in_secs),
+            ..Default::default()
+        };
+        self.admin()
+            .create_provisioning_key(fleet, Some(&key))
+            .await
+            .unwrap()
     }
 
     /// Registers a device into a fleet (with a new provisioning key); returns the
     /// registration answer.
-    pub async fn device(
-        &self,
-        fleet: i64,
-        wireguard_public_key: Option<&str>,
-    ) -> serde_json::Value {
+    pub async fn device(&self, fleet: i64, wireguard_public_key: Option<&str>) -> Registered {
         let key = self.provisioning_key(fleet, 3600).await;
-        let a = self
-            .post("/v1/devices/register")
-            .json(serde_json::json!({
-                "provisioning_key": key["key"],
-                "name": "test device",
-                "wireguard_public_key": wireguard_public_key,
-            }))
-            .send()
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-        a.json()
+        self.api
+            .register(&Registration {
+                name: Some("test device".into()),
+                provisioning_key: key.key,
+                wireguard_public_key: wireguard_public_key.map(str::to_string),
+            })
+            .await
+            .unwrap()
     }
 }
 
@@ -281,7 +290,7 @@ impl Req<'_> {
 
     pub async fn send(self) -> Answer {
         let request = self.builder.body(Full::new(self.body)).unwrap();
-        let response = self.stack.client.request(request).await.unwrap();
+        let response = self.stack.raw.request(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -1,6 +1,9 @@
 //! Admin credentials, fleets, releases and targets.
 
+use std::collections::BTreeMap;
+
 use hyper::StatusCode;
+use turtle_fleet_api::{Credentials, NewFleet, NewRelease, SetTarget};
 
 use crate::fixture::{BUILDER_TOKEN, DOMAIN, HTTPS_PORT, Stack, VPN_TOKEN};
 
@@ -8,24 +11,31 @@ fn digest(c: char) -> String {
     c.to_string().repeat(64)
 }
 
+fn new_fleet(name: &str) -> NewFleet {
+    NewFleet { name: name.into() }
+}
+
 /// Admin routes want the admin token: none, a wrong one and another service's
 /// token are 401 with WWW-Authenticate and a JSON error; the public routes answer.
 #[tokio::test]
 async fn admin_routes_need_the_admin_token() {
     let stack = Stack::start().await;
-    for token in [None, Some("wrong"), Some(BUILDER_TOKEN), Some(VPN_TOKEN)] {
-        let mut req = stack.get("/v1/fleets");
-        if let Some(t) = token {
-            req = req.bearer(t);
-        }
-        let a = req.send().await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{token:?}");
-        assert_eq!(a.header("www-authenticate"), "Bearer realm=\"turtle\"");
-        assert!(a.error().contains("admin token"), "{}", a.error());
+    for credentials in [
+        Credentials::None,
+        Credentials::Admin("wrong".into()),
+        Credentials::Builder(BUILDER_TOKEN.into()),
+        Credentials::Vpn(VPN_TOKEN.into()),
+    ] {
+        let e = stack
+            .calling(credentials.clone())
+            .fleets()
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(401), "{credentials:?}");
+        assert_eq!(e.challenge(), Some("Bearer realm=\"turtle\""));
+        assert!(e.api_message().unwrap().contains("admin token"), "{e}");
     }
-    let a = stack.get("/v1/fleets").admin().send().await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.json(), serde_json::json!([]));
+    assert_eq!(stack.admin().fleets().await.unwrap(), []);
 
     // Unknown routes and methods answer JSON too.
     let a = stack.get("/v1/nothing").send().await;
@@ -44,20 +54,15 @@ async fn admin_routes_need_the_admin_token() {
 #[tokio::test]
 async fn public_pages() {
     let stack = Stack::start().await;
-    let a = stack.get("/").send().await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert!(a.header("content-type").starts_with("text/html"));
+    let page = stack.api.landing_page().await.unwrap();
+    assert!(page.content_type.unwrap().starts_with("text/html"));
     let api_url = format!("https://api.{DOMAIN}:{HTTPS_PORT}");
-    assert!(a.text().contains(&api_url), "{}", a.text());
-    assert!(a.text().contains("href=\"/ca.pem\""));
+    assert!(page.text.contains(&api_url), "{}", page.text);
+    assert!(page.text.contains("href=\"/ca.pem\""));
 
-    let a = stack.get("/ca.pem").send().await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.text(), stack.files.root_pem);
+    assert_eq!(stack.api.ca_pem().await.unwrap(), stack.files.root_pem);
 
-    let a = stack.get("/v1/openapi.json").send().await;
-    assert_eq!(a.status, StatusCode::OK);
-    let doc = a.json();
+    let doc = stack.api.openapi().await.unwrap();
     assert_eq!(doc["servers"][0]["url"], api_url);
     assert!(doc["paths"]["/v1/registry/token"]["get"].is_object());
 }
@@ -66,64 +71,47 @@ async fn public_pages() {
 #[tokio::test]
 async fn fleets_are_created_listed_and_unique() {
     let stack = Stack::start().await;
-    let a = stack
-        .post("/v1/fleets")
-        .admin()
-        .json(serde_json::json!({"name": "prod"}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-    let prod = a.json();
-    assert_eq!(prod["name"], "prod");
-    assert!(prod["id"].is_i64());
-    assert!(prod["created_at"].as_str().unwrap().ends_with('Z'));
-    assert!(prod["target_release_id"].is_null());
+    let admin = stack.admin();
+    let prod = admin.create_fleet(&new_fleet("prod")).await.unwrap();
+    assert_eq!(prod.name, "prod");
+    assert!(prod.created_at.ends_with('Z'));
+    assert!(prod.target_release_id.is_none());
     let staging = stack.fleet("staging").await;
 
+    let e = admin.create_fleet(&new_fleet("prod")).await.unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(e.api_message().unwrap().contains("\"prod\" exists"), "{e}");
+
+    let e = admin.create_fleet(&new_fleet("Prod!")).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(!e.api_message().unwrap().is_empty());
+    // A body without the name is more than a bad name: a raw request sends it.
     let a = stack
         .post("/v1/fleets")
         .admin()
-        .json(serde_json::json!({"name": "prod"}))
+        .json(serde_json::json!({"nom": "x"}))
         .send()
         .await;
-    assert_eq!(a.status, StatusCode::CONFLICT);
-    assert!(a.error().contains("\"prod\" exists"), "{}", a.error());
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(!a.error().is_empty());
 
-    for bad in [
-        serde_json::json!({"name": "Prod!"}),
-        serde_json::json!({"nom": "x"}),
-    ] {
-        let a = stack
-            .post("/v1/fleets")
-            .admin()
-            .json(bad.clone())
-            .send()
-            .await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
-        assert!(!a.error().is_empty());
-    }
-
-    let list = stack.get("/v1/fleets").admin().send().await.json();
-    let names: Vec<&str> = list
-        .as_array()
+    let names: Vec<String> = admin
+        .fleets()
+        .await
         .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
+        .into_iter()
+        .map(|f| f.name)
         .collect();
     assert_eq!(names, ["prod", "staging"]);
 
-    let a = stack
-        .get(&format!("/v1/fleets/{staging}"))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.json()["name"], "staging");
-    for missing in ["/v1/fleets/9999", "/v1/fleets/abc"] {
-        let a = stack.get(missing).admin().send().await;
-        assert_eq!(a.status, StatusCode::NOT_FOUND, "{missing}");
-        assert!(a.error().contains("no fleet"), "{}", a.error());
-    }
+    assert_eq!(admin.fleet(staging).await.unwrap().name, "staging");
+    let e = admin.fleet(9999).await.unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    assert!(e.api_message().unwrap().contains("no fleet"), "{e}");
+    // An id that is not a number cannot be asked for through the typed client.
+    let a = stack.get("/v1/fleets/abc").admin().send().await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.error().contains("no fleet"), "{}", a.error());
 }
 
 /// Releases need digest-pinned images, count versions per fleet, and the newest
@@ -131,23 +119,31 @@ async fn fleets_are_created_listed_and_unique() {
 #[tokio::test]
 async fn releases_are_pinned_by_digest_and_versioned() {
     let stack = Stack::start().await;
+    let admin = stack.admin();
     let fleet = stack.fleet("prod").await;
     let other = stack.fleet("other").await;
-    let path = format!("/v1/fleets/{fleet}/releases");
     let compose = "services:\n  web:\n    image: web\n";
+    let release = |images: &[(&str, String)]| NewRelease {
+        compose: compose.into(),
+        images: images
+            .iter()
+            .map(|(s, i)| (s.to_string(), i.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    };
 
-    let a = stack
-        .post(&path)
-        .admin()
-        .json(serde_json::json!({"compose": compose, "images": {"web": "registry.turtle.test/prod/web:latest"}}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert!(a.error().contains("not pinned by digest"), "{}", a.error());
-    assert_eq!(
-        stack.get(&path).admin().send().await.json(),
-        serde_json::json!([])
+    let e = admin
+        .create_release(
+            fleet,
+            &release(&[("web", "registry.turtle.test/prod/web:latest".into())]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(
+        e.api_message().unwrap().contains("not pinned by digest"),
+        "{e}"
     );
+    assert_eq!(admin.releases(fleet).await.unwrap(), []);
 
     let image = |c: char| {
         format!(
@@ -157,71 +153,38 @@ async fn releases_are_pinned_by_digest_and_versioned() {
     };
     let mut ids = Vec::new();
     for (n, c) in [(1, 'a'), (2, 'b')] {
-        let a = stack
-            .post(&path)
-            .admin()
-            .json(serde_json::json!({"compose": compose, "images": {"web": image(c)}}))
-            .send()
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-        let r = a.json();
-        assert_eq!(r["version"], n);
-        assert_eq!(r["fleet_id"], fleet);
-        assert_eq!(r["compose"], compose);
-        assert_eq!(r["images"]["web"], image(c));
-        ids.push(r["id"].as_i64().unwrap());
+        let r = admin
+            .create_release(fleet, &release(&[("web", image(c))]))
+            .await
+            .unwrap();
+        assert_eq!(r.version, n);
+        assert_eq!(r.fleet_id, fleet);
+        assert_eq!(r.compose, compose);
+        assert_eq!(r.images["web"], image(c));
+        ids.push(r.id);
     }
-    let other_release = stack
-        .post(&format!("/v1/fleets/{other}/releases"))
-        .admin()
-        .json(serde_json::json!({"compose": compose, "images": {}}))
-        .send()
-        .await;
-    assert_eq!(other_release.status, StatusCode::CREATED);
-    assert_eq!(
-        other_release.json()["version"],
-        1,
-        "versions count per fleet"
-    );
+    let other_release = admin.create_release(other, &release(&[])).await.unwrap();
+    assert_eq!(other_release.version, 1, "versions count per fleet");
 
-    let list = stack.get(&path).admin().send().await.json();
-    let versions: Vec<i64> = list
-        .as_array()
+    let versions: Vec<i32> = admin
+        .releases(fleet)
+        .await
         .unwrap()
         .iter()
-        .map(|r| r["version"].as_i64().unwrap())
+        .map(|r| r.version)
         .collect();
     assert_eq!(versions, [1, 2]);
 
-    let target = format!("/v1/fleets/{fleet}/target");
-    let a = stack
-        .put(&target)
-        .admin()
-        .json(serde_json::json!({"release_id": ids[0]}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-    assert_eq!(a.json()["target_release_id"], ids[0]);
-    let a = stack
-        .put(&target)
-        .admin()
-        .json(serde_json::json!({"release_id": other_release.json()["id"]}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "another fleet's release");
-    let a = stack
-        .put(&target)
-        .admin()
-        .json(serde_json::json!({"release_id": null}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert!(a.json()["target_release_id"].is_null());
-    let a = stack
-        .post("/v1/fleets/9999/releases")
-        .admin()
-        .json(serde_json::json!({"compose": compose, "images": {}}))
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let pin = |release_id| SetTarget { release_id };
+    let pinned = admin.set_target(fleet, &pin(Some(ids[0]))).await.unwrap();
+    assert_eq!(pinned.target_release_id, Some(ids[0]));
+    let e = admin
+        .set_target(fleet, &pin(Some(other_release.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "another fleet's release");
+    let unpinned = admin.set_target(fleet, &pin(None)).await.unwrap();
+    assert!(unpinned.target_release_id.is_none());
+    let e = admin.create_release(9999, &release(&[])).await.unwrap_err();
+    assert_eq!(e.status(), Some(404));
 }

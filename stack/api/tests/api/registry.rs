@@ -6,18 +6,18 @@ use hyper::StatusCode;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use turtle_fleet_api::{Credentials, Error, RegistryToken, RegistryTokenQuery};
 
-use crate::fixture::{ADMIN_TOKEN, Answer, BUILDER_TOKEN, DOMAIN, HTTPS_PORT, Stack};
+use crate::fixture::{ADMIN_TOKEN, BUILDER_TOKEN, DOMAIN, HTTPS_PORT, Stack};
 
 /// Checks a token's signature against the leaf's public key and its header, and
 /// returns its claims.
-fn verify(stack: &Stack, answer: &Answer) -> serde_json::Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let body = answer.json();
-    let token = body["token"].as_str().unwrap();
-    assert_eq!(body["access_token"], token);
-    assert_eq!(body["expires_in"], 300);
-    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+fn verify(stack: &Stack, answer: Result<RegistryToken, Error>) -> serde_json::Value {
+    let body = answer.expect("a token");
+    let token = body.token.as_str();
+    assert_eq!(body.access_token, token);
+    assert_eq!(body.expires_in, 300);
+    assert!(body.issued_at.ends_with('Z'));
 
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
@@ -61,13 +61,13 @@ fn verify(stack: &Stack, answer: &Answer) -> serde_json::Value {
     claims
 }
 
-fn token_path(scopes: &[&str]) -> String {
-    let mut path = format!("/v1/registry/token?service=registry.{DOMAIN}:{HTTPS_PORT}");
-    for s in scopes {
-        path.push_str("&scope=");
-        path.push_str(&s.replace(' ', "%20"));
+/// A token request for this stack's registry with these scope parameters.
+fn token_query(scopes: &[&str]) -> RegistryTokenQuery {
+    RegistryTokenQuery {
+        service: Some(format!("registry.{DOMAIN}:{HTTPS_PORT}")),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        account: None,
     }
-    path
 }
 
 #[tokio::test]
@@ -76,28 +76,20 @@ async fn registry_tokens_grant_by_caller() {
     let prod = stack.fleet("prod").await;
     stack.fleet("other").await;
     let device = stack.device(prod, None).await;
-    let uuid = device["uuid"].as_str().unwrap();
-    let device_key = device["device_key"].as_str().unwrap();
+    let uuid = device.uuid.as_str();
     let scopes = [
         "repository:prod/web:pull,push",
         "repository:other/web:pull registry:catalog:*",
     ];
-    let path = token_path(&scopes);
+    let query = token_query(&scopes);
+    let admin = stack.admin();
 
     // docker login: no scope, empty access.
-    let login = stack
-        .get(&token_path(&[]))
-        .basic("admin", ADMIN_TOKEN)
-        .send()
-        .await;
-    let claims = verify(&stack, &login);
+    let claims = verify(&stack, admin.registry_token(&token_query(&[])).await);
     assert_eq!(claims["sub"], "admin");
     assert_eq!(claims["access"], serde_json::json!([]));
 
-    let claims = verify(
-        &stack,
-        &stack.get(&path).basic("admin", ADMIN_TOKEN).send().await,
-    );
+    let claims = verify(&stack, admin.registry_token(&query).await);
     assert_eq!(
         claims["access"],
         serde_json::json!([
@@ -107,14 +99,8 @@ async fn registry_tokens_grant_by_caller() {
         ])
     );
 
-    let claims = verify(
-        &stack,
-        &stack
-            .get(&path)
-            .basic("builder", BUILDER_TOKEN)
-            .send()
-            .await,
-    );
+    let builder = stack.calling(Credentials::Builder(BUILDER_TOKEN.into()));
+    let claims = verify(&stack, builder.registry_token(&query).await);
     assert_eq!(claims["sub"], "builder");
     assert_eq!(
         claims["access"],
@@ -127,7 +113,7 @@ async fn registry_tokens_grant_by_caller() {
 
     let claims = verify(
         &stack,
-        &stack.get(&path).basic(uuid, device_key).send().await,
+        stack.as_device(&device).registry_token(&query).await,
     );
     assert_eq!(claims["sub"], uuid);
     assert_eq!(
@@ -139,37 +125,57 @@ async fn registry_tokens_grant_by_caller() {
         ])
     );
 
-    for (user, password) in [
-        ("admin", BUILDER_TOKEN),
-        ("builder", ADMIN_TOKEN),
-        (uuid, "wrong"),
-        ("00000000-0000-0000-0000-000000000000", device_key),
-        ("someone", ADMIN_TOKEN),
+    for wrong in [
+        Credentials::Admin(BUILDER_TOKEN.into()),
+        Credentials::Builder(ADMIN_TOKEN.into()),
+        Credentials::Device {
+            uuid: uuid.into(),
+            key: "wrong".into(),
+        },
+        Credentials::Device {
+            uuid: "00000000-0000-0000-0000-000000000000".into(),
+            key: device.device_key.clone(),
+        },
     ] {
-        let a = stack.get(&path).basic(user, password).send().await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{user}");
-        assert_eq!(
-            a.header("www-authenticate"),
-            "Basic realm=\"turtle registry\""
-        );
-        assert!(a.error().contains("HTTP Basic"), "{}", a.error());
+        let e = stack
+            .calling(wrong.clone())
+            .registry_token(&query)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(401), "{wrong:?}");
+        assert_eq!(e.challenge(), Some("Basic realm=\"turtle registry\""));
+        assert!(e.api_message().unwrap().contains("HTTP Basic"), "{e}");
     }
-    let a = stack.get(&path).send().await;
+    // A user the client never sends: neither admin, builder nor a device.
+    let path = format!(
+        "/v1/registry/token?service=registry.{DOMAIN}:{HTTPS_PORT}&scope=repository:prod/web:pull"
+    );
+    let a = stack.get(&path).basic("someone", ADMIN_TOKEN).send().await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        a.header("www-authenticate"),
+        "Basic realm=\"turtle registry\""
+    );
+    assert!(a.error().contains("HTTP Basic"), "{}", a.error());
+    let e = stack.api.registry_token(&query).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "no credentials");
     let a = stack.get(&path).bearer(ADMIN_TOKEN).send().await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "bearer is not basic");
 
-    let a = stack
-        .get("/v1/registry/token?service=registry.elsewhere&scope=repository:prod/web:pull")
-        .basic("admin", ADMIN_TOKEN)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert!(a.error().contains("registry.elsewhere"), "{}", a.error());
-    let a = stack
-        .get(&token_path(&["repository:prod"]))
-        .basic("admin", ADMIN_TOKEN)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let elsewhere = RegistryTokenQuery {
+        service: Some("registry.elsewhere".into()),
+        scopes: vec!["repository:prod/web:pull".into()],
+        account: None,
+    };
+    let e = admin.registry_token(&elsewhere).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(
+        e.api_message().unwrap().contains("registry.elsewhere"),
+        "{e}"
+    );
+    let e = admin
+        .registry_token(&token_query(&["repository:prod"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
 }

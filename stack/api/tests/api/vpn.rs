@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hyper::StatusCode;
+use turtle_fleet_api::{Conditional, Credentials, Peer, Peers, VpnInfo};
 
 use crate::fixture::{
     ADMIN_TOKEN, BUILDER_TOKEN, DOMAIN, Stack, VPN_PORT, VPN_PUBLIC_KEY, VPN_TOKEN,
@@ -12,52 +12,46 @@ use crate::fixture::{
 async fn peers_follow_registrations_with_an_etag() {
     let stack = Stack::start().await;
     let fleet = stack.fleet("prod").await;
+    let vpn = stack.calling(Credentials::Vpn(VPN_TOKEN.into()));
 
-    let a = stack.get("/v1/vpn/peers").bearer(VPN_TOKEN).send().await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-    assert_eq!(a.json(), serde_json::json!({"peers": []}));
-    let empty = a.header("etag").to_string();
+    let Conditional::Modified { value, etag } = vpn.vpn_peers(None).await.unwrap() else {
+        panic!("an unconditional GET answers the list");
+    };
+    assert_eq!(value, Peers { peers: vec![] });
+    let empty = etag.expect("the list has an ETag");
 
     let key = STANDARD.encode([9u8; 32]);
     let device = stack.device(fleet, Some(&key)).await;
     stack.device(fleet, None).await;
-    let a = stack
-        .get("/v1/vpn/peers")
-        .bearer(VPN_TOKEN)
-        .header("if-none-match", &empty)
-        .send()
-        .await;
-    assert_eq!(a.status, StatusCode::OK);
+    let Conditional::Modified { value, etag } = vpn.vpn_peers(Some(&empty)).await.unwrap() else {
+        panic!("a registration with a key changes the list");
+    };
     assert_eq!(
-        a.json(),
-        serde_json::json!({"peers": [{
-            "device": device["uuid"],
-            "public_key": key,
-            "allowed_ips": ["10.99.0.2/32"],
-        }]})
+        value,
+        Peers {
+            peers: vec![Peer {
+                allowed_ips: vec!["10.99.0.2/32".into()],
+                device: device.uuid.clone(),
+                public_key: key,
+            }]
+        }
     );
-    let etag = a.header("etag").to_string();
+    let etag = etag.expect("the list has an ETag");
     assert_ne!(etag, empty);
-    let a = stack
-        .get("/v1/vpn/peers")
-        .bearer(ADMIN_TOKEN)
-        .header("if-none-match", &etag)
-        .send()
-        .await;
-    assert_eq!(
-        a.status,
-        StatusCode::NOT_MODIFIED,
+    let unchanged = stack.admin().vpn_peers(Some(&etag)).await.unwrap();
+    assert!(
+        matches!(unchanged, Conditional::NotModified { .. }),
         "the admin token works too"
     );
 
     for bad in [
-        BUILDER_TOKEN,
-        device["device_key"].as_str().unwrap(),
-        "wrong",
+        Credentials::Builder(BUILDER_TOKEN.into()),
+        Credentials::device(&device),
+        Credentials::Vpn("wrong".into()),
     ] {
-        let a = stack.get("/v1/vpn/peers").bearer(bad).send().await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-        assert!(a.headers.contains_key("www-authenticate"));
+        let e = stack.calling(bad).vpn_peers(None).await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert!(e.challenge().is_some());
     }
 }
 
@@ -66,25 +60,24 @@ async fn the_server_identity_is_for_any_caller() {
     let stack = Stack::start().await;
     let fleet = stack.fleet("prod").await;
     let device = stack.device(fleet, None).await;
-    let expected = serde_json::json!({
-        "server_public_key": VPN_PUBLIC_KEY,
-        "server_address": "10.99.0.1",
-        "subnet": "10.99.0.0/16",
-        "endpoint_port": VPN_PORT,
-        "endpoint_host": DOMAIN,
-    });
-    for token in [
-        ADMIN_TOKEN,
-        BUILDER_TOKEN,
-        VPN_TOKEN,
-        device["device_key"].as_str().unwrap(),
+    let expected = VpnInfo {
+        endpoint_host: DOMAIN.into(),
+        endpoint_port: VPN_PORT,
+        server_address: "10.99.0.1".into(),
+        server_public_key: VPN_PUBLIC_KEY.into(),
+        subnet: "10.99.0.0/16".into(),
+    };
+    for credentials in [
+        Credentials::Admin(ADMIN_TOKEN.into()),
+        Credentials::Builder(BUILDER_TOKEN.into()),
+        Credentials::Vpn(VPN_TOKEN.into()),
+        Credentials::device(&device),
     ] {
-        let a = stack.get("/v1/vpn").bearer(token).send().await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-        assert_eq!(a.json(), expected);
+        let info = stack.calling(credentials).vpn_info().await.unwrap();
+        assert_eq!(info, expected);
     }
-    let a = stack.get("/v1/vpn").send().await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let a = stack.get("/v1/vpn").bearer("wrong").send().await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    for refused in [Credentials::None, Credentials::Vpn("wrong".into())] {
+        let e = stack.calling(refused).vpn_info().await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+    }
 }

@@ -122,7 +122,6 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Millidegrees(pub i64);
 
-
 impl FromStr for Millidegrees {
     type Err = String;
 

@@ -390,7 +390,6 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
         steps: Vec::new(),
     };
     let order = dependency_order(project)?;
-
     for (name, service) in &project.services {
         if service.container_name.is_some() && service.replicas > 1 {
             return Err(PlanError::NamedReplicas {
@@ -399,7 +398,6 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
             });
         }
     }
-
     let network_steps = create_missing(
         &mut p,
         "network",
@@ -420,10 +418,72 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
         &observed.volumes,
         |key, name| Action::CreateVolume { key, name },
     )?;
+    let image_steps = images(&mut p, project, observed, opts, &order)?;
 
-    // Images: build what has a build section, pull the rest; once per reference.
-    let mut image_steps: HashMap<String, usize> = HashMap::new();
+    // Containers, in dependency order.
+    let mut service_steps: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut changed: HashSet<&str> = HashSet::new();
+    let one_shots = one_shots(project);
     for name in &order {
+        let service = &project.services[name];
+        let image = service.image.clone().unwrap_or_default();
+        let deps = dependencies(service);
+        // What every step of this service waits for: its networks, volumes,
+        // image and dependencies.
+        let mut base: Vec<usize> = Vec::new();
+        base.extend(service.networks.keys().filter_map(|k| network_steps.get(k)));
+        base.extend(
+            service
+                .volumes
+                .iter()
+                .filter_map(|m| m.source.as_ref().and_then(|s| volume_steps.get(s))),
+        );
+        base.extend(image_steps.get(&image));
+        for (dep, _, _) in &deps {
+            base.extend(service_steps.get(dep.as_str()).into_iter().flatten());
+        }
+        let service_plan = ServicePlan {
+            project,
+            observed,
+            opts,
+            name,
+            service,
+            base,
+            image_rebuilt: image_steps.contains_key(&image),
+            one_shot: one_shots.contains(name.as_str()),
+        };
+        let mut steps = service_plan.containers(&mut p);
+        // Restart dependents that asked for it when a dependency changed.
+        if steps.is_empty()
+            && opts.mode == Mode::Up
+            && let Some((dep, _, _)) = deps
+                .iter()
+                .find(|(dep, _, restart)| *restart && changed.contains(dep.as_str()))
+        {
+            steps = service_plan.restarts(&mut p, dep);
+        }
+        if !steps.is_empty() {
+            changed.insert(name.as_str());
+        }
+        service_steps.insert(name.as_str(), steps);
+    }
+    if opts.mode == Mode::Up {
+        orphans(&mut p, project, observed);
+    }
+    Ok(p)
+}
+
+/// Image steps: build what has a build section, pull the rest; once per
+/// reference, and none for an image the engine has.
+fn images(
+    p: &mut Plan,
+    project: &Project,
+    observed: &Observed,
+    opts: &Options,
+    order: &[String],
+) -> Result<HashMap<String, usize>, PlanError> {
+    let mut image_steps: HashMap<String, usize> = HashMap::new();
+    for name in order {
         let service = &project.services[name];
         let Some(image) = &service.image else {
             return Err(PlanError::NoImage {
@@ -451,32 +511,39 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
         let i = p.push(action, vec![]);
         image_steps.insert(image.clone(), i);
     }
+    Ok(image_steps)
+}
 
-    // Containers, in dependency order.
-    let mut service_steps: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut changed: HashSet<&str> = HashSet::new();
-    let one_shots = one_shots(project);
-    for name in &order {
-        let service = &project.services[name];
+/// One service's containers against what the engine has.
+struct ServicePlan<'a> {
+    project: &'a Project,
+    observed: &'a Observed,
+    opts: &'a Options,
+    name: &'a String,
+    service: &'a Service,
+    /// The steps every step of this service waits for.
+    base: Vec<usize>,
+    /// Its image is built or pulled by this plan.
+    image_rebuilt: bool,
+    /// Others wait for it to complete successfully.
+    one_shot: bool,
+}
+
+impl ServicePlan<'_> {
+    /// Creates, recreates, starts and scales down the service's containers;
+    /// returns the steps.
+    fn containers(&self, p: &mut Plan) -> Vec<usize> {
+        let (project, observed, opts, name, service) = (
+            self.project,
+            self.observed,
+            self.opts,
+            self.name,
+            self.service,
+        );
         let hash = config_hash(project, service);
         let image = service.image.clone().unwrap_or_default();
         let current_image = observed.images.get(&image).cloned().flatten();
-        let deps = dependencies(service);
         let held = opts.held.contains(name);
-
-        let mut base: Vec<usize> = Vec::new();
-        base.extend(service.networks.keys().filter_map(|k| network_steps.get(k)));
-        base.extend(
-            service
-                .volumes
-                .iter()
-                .filter_map(|m| m.source.as_ref().and_then(|s| volume_steps.get(s))),
-        );
-        base.extend(image_steps.get(&image));
-        for (dep, _, _) in &deps {
-            base.extend(service_steps.get(dep.as_str()).into_iter().flatten());
-        }
-
         let existing = observed.service_containers(name);
         let mut steps = Vec::new();
         for number in 1..=service.replicas {
@@ -494,16 +561,14 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                 // In a repair, a service the user stopped stays as it is, and
                 // a one-shot that already did its job is not run again.
                 let skip = opts.mode == Mode::Repair
-                    && (held
-                        || (one_shots.contains(name.as_str())
-                            && service.restart != RestartPolicy::Always));
+                    && (held || (self.one_shot && service.restart != RestartPolicy::Always));
                 if !skip {
-                    steps.push(p.push(create, base.clone()));
+                    steps.push(p.push(create, self.base.clone()));
                 }
                 continue;
             };
             let outdated = c.labels.get(names::CONFIG_HASH) != Some(&hash)
-                || image_steps.contains_key(&image)
+                || self.image_rebuilt
                 || current_image.as_ref().is_some_and(|id| *id != c.image_id);
             if outdated && opts.mode == Mode::Up {
                 // After everything the new container needs (image, networks,
@@ -517,7 +582,7 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                         hash: hash.clone(),
                         old_id: c.id.clone(),
                     },
-                    base.clone(),
+                    self.base.clone(),
                 ));
                 continue;
             }
@@ -534,7 +599,7 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                         name: c.name.clone(),
                         id: c.id.clone(),
                     },
-                    base.clone(),
+                    self.base.clone(),
                 ));
             }
         }
@@ -554,56 +619,53 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
                 ));
             }
         }
+        steps
+    }
 
-        // Restart dependents that asked for it when a dependency changed.
-        if steps.is_empty()
-            && opts.mode == Mode::Up
-            && let Some((dep, _, _)) = deps
-                .iter()
-                .find(|(dep, _, restart)| *restart && changed.contains(dep.as_str()))
-        {
-            for c in existing.iter().filter(|c| c.state == State::Running) {
-                steps.push(p.push(
+    /// Restarts the service's running containers because `dep` changed.
+    fn restarts(&self, p: &mut Plan, dep: &str) -> Vec<usize> {
+        self.observed
+            .service_containers(self.name)
+            .iter()
+            .filter(|c| c.state == State::Running)
+            .map(|c| {
+                p.push(
                     Action::RestartContainer {
-                        service: name.clone(),
+                        service: self.name.clone(),
                         name: c.name.clone(),
                         id: c.id.clone(),
-                        because: dep.clone(),
+                        because: dep.to_string(),
                     },
-                    base.clone(),
-                ));
-            }
-        }
-        if !steps.is_empty() {
-            changed.insert(name.as_str());
-        }
-        service_steps.insert(name.as_str(), steps);
-    }
-
-    if opts.mode == Mode::Up {
-        let mut orphans: Vec<_> = observed
-            .containers
-            .iter()
-            .filter(|c| {
-                c.labels
-                    .get(names::SERVICE)
-                    .is_none_or(|s| !project.services.contains_key(s))
+                    self.base.clone(),
+                )
             })
-            .collect();
-        orphans.sort_by(|a, b| a.name.cmp(&b.name));
-        for c in orphans {
-            p.push(
-                Action::RemoveContainer {
-                    service: c.labels.get(names::SERVICE).cloned().unwrap_or_default(),
-                    name: c.name.clone(),
-                    id: c.id.clone(),
-                    reason: RemoveReason::Orphan,
-                },
-                vec![],
-            );
-        }
+            .collect()
     }
-    Ok(p)
+}
+
+/// Removes the containers of services no longer in the project.
+fn orphans(p: &mut Plan, project: &Project, observed: &Observed) {
+    let mut orphans: Vec<_> = observed
+        .containers
+        .iter()
+        .filter(|c| {
+            c.labels
+                .get(names::SERVICE)
+                .is_none_or(|s| !project.services.contains_key(s))
+        })
+        .collect();
+    orphans.sort_by(|a, b| a.name.cmp(&b.name));
+    for c in orphans {
+        p.push(
+            Action::RemoveContainer {
+                service: c.labels.get(names::SERVICE).cloned().unwrap_or_default(),
+                name: c.name.clone(),
+                id: c.id.clone(),
+                reason: RemoveReason::Orphan,
+            },
+            vec![],
+        );
+    }
 }
 
 #[cfg(test)]

@@ -227,64 +227,7 @@ async fn run_step<E: Engine>(
             Ok(())
         }
         Action::BuildImage { service, image } => {
-            let build = project.services[service]
-                .build
-                .as_ref()
-                .expect("the planner builds only services with a build section");
-            let dockerfile = build
-                .context
-                .join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
-            if let Ok(text) = std::fs::read_to_string(&dockerfile) {
-                for base in crate::base::bases_in(&text) {
-                    let log = |l: String| report_progress(step, Progress::Log(l), sink);
-                    let outcome = crate::base::ensure(engine, &base, &opts.base, false, &log)
-                        .await
-                        .map_err(|e| {
-                            engine_err(&what)(EngineError::Build {
-                                image: image.clone(),
-                                message: e.to_string(),
-                            })
-                        })?;
-                    if outcome != crate::base::Outcome::Present {
-                        log(format!("{base}: {outcome}"));
-                    }
-                }
-            }
-            let spec = BuildSpec {
-                tag: image.clone(),
-                context: build.context.clone(),
-                dockerfile: build
-                    .dockerfile
-                    .clone()
-                    .unwrap_or_else(|| "Dockerfile".into()),
-                args: build
-                    .args
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                target: build.target.clone(),
-                labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
-                files: match project.services[service]
-                    .labels
-                    .get(crate::images::BUILD_SELF_LABEL)
-                {
-                    Some(name) => vec![(
-                        name.clone(),
-                        crate::images::self_exe().map_err(|e| {
-                            engine_err(&what)(EngineError::Build {
-                                image: image.clone(),
-                                message: format!("cannot find the turtle executable: {e}"),
-                            })
-                        })?,
-                    )],
-                    None => Vec::new(),
-                },
-            };
-            let mut s = engine.build_image(&spec);
-            while let Some(p) = s.next().await {
-                report_progress(step, p.map_err(engine_err(&what))?, sink);
-            }
-            Ok(())
+            build(engine, project, step, service, image, opts, sink).await
         }
         Action::RemoveContainer { id, .. } => {
             // No timeout: the engine uses the container's own stop timeout
@@ -319,28 +262,7 @@ async fn run_step<E: Engine>(
             hash,
             old_id,
             ..
-        } => {
-            wait_dependencies(engine, project, service, opts).await?;
-            let mut spec = prepared_spec(project, service, *number, hash, &what)?;
-            match engine.inspect_container(old_id).await {
-                Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(engine_err(&what)(e)),
-            }
-            match engine.stop_container(old_id, None).await {
-                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
-                _ => {}
-            }
-            match engine.remove_container(old_id, false).await {
-                Err(e) if !e.is_not_found() => return Err(engine_err(&what)(e)),
-                _ => {}
-            }
-            let id = engine
-                .create_container(&spec)
-                .await
-                .map_err(engine_err(&what))?;
-            engine.start_container(&id).await.map_err(engine_err(what))
-        }
+        } => recreate(engine, project, service, *number, hash, old_id, opts, &what).await,
         Action::StartContainer { service, id, .. } => {
             wait_dependencies(engine, project, service, opts).await?;
             engine.start_container(id).await.map_err(engine_err(what))
@@ -350,6 +272,115 @@ async fn run_step<E: Engine>(
             .await
             .map_err(engine_err(what)),
     }
+}
+
+/// Builds a service's image: its Debian base first when the Dockerfile
+/// starts from one the engine lacks, the running executable added to the
+/// context when the service asks for it.
+async fn build<E: Engine>(
+    engine: &E,
+    project: &Project,
+    step: usize,
+    service: &str,
+    image: &str,
+    opts: &Options,
+    sink: Sink<'_>,
+) -> Result<(), ApplyError> {
+    let what = format!("build image {image} for {service}");
+    let image = image.to_string();
+    let build = project.services[service]
+        .build
+        .as_ref()
+        .expect("the planner builds only services with a build section");
+    let dockerfile = build
+        .context
+        .join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+    if let Ok(text) = std::fs::read_to_string(&dockerfile) {
+        for base in crate::base::bases_in(&text) {
+            let log = |l: String| report_progress(step, Progress::Log(l), sink);
+            let outcome = crate::base::ensure(engine, &base, &opts.base, false, &log)
+                .await
+                .map_err(|e| {
+                    engine_err(&what)(EngineError::Build {
+                        image: image.clone(),
+                        message: e.to_string(),
+                    })
+                })?;
+            if outcome != crate::base::Outcome::Present {
+                log(format!("{base}: {outcome}"));
+            }
+        }
+    }
+    let spec = BuildSpec {
+        tag: image.clone(),
+        context: build.context.clone(),
+        dockerfile: build
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".into()),
+        args: build
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        target: build.target.clone(),
+        labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
+        files: match project.services[service]
+            .labels
+            .get(crate::images::BUILD_SELF_LABEL)
+        {
+            Some(name) => vec![(
+                name.clone(),
+                crate::images::self_exe().map_err(|e| {
+                    engine_err(&what)(EngineError::Build {
+                        image: image.clone(),
+                        message: format!("cannot find the turtle executable: {e}"),
+                    })
+                })?,
+            )],
+            None => Vec::new(),
+        },
+    };
+    let mut s = engine.build_image(&spec);
+    while let Some(p) = s.next().await {
+        report_progress(step, p.map_err(engine_err(&what))?, sink);
+    }
+    Ok(())
+}
+
+/// Replaces a container: the new spec is checked and its dependencies ready
+/// before the old container goes; its anonymous volumes carry over.
+#[allow(clippy::too_many_arguments)]
+async fn recreate<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    number: u32,
+    hash: &str,
+    old_id: &str,
+    opts: &Options,
+    what: &str,
+) -> Result<(), ApplyError> {
+    wait_dependencies(engine, project, service, opts).await?;
+    let mut spec = prepared_spec(project, service, number, hash, what)?;
+    match engine.inspect_container(old_id).await {
+        Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(engine_err(what)(e)),
+    }
+    match engine.stop_container(old_id, None).await {
+        Err(e) if !e.is_not_found() => return Err(engine_err(what)(e)),
+        _ => {}
+    }
+    match engine.remove_container(old_id, false).await {
+        Err(e) if !e.is_not_found() => return Err(engine_err(what)(e)),
+        _ => {}
+    }
+    let id = engine
+        .create_container(&spec)
+        .await
+        .map_err(engine_err(what))?;
+    engine.start_container(&id).await.map_err(engine_err(what))
 }
 
 /// The create request of a container, with its host paths ready.

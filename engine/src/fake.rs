@@ -54,6 +54,8 @@ struct Inner {
     next_id: u64,
     /// Exit code a container of this service gets when started (one-shots).
     exits: HashMap<String, i64>,
+    /// Services whose healthcheck never passes (health stays `starting`).
+    never_healthy: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -80,6 +82,15 @@ impl FakeEngine {
             .unwrap()
             .exits
             .insert(service.to_string(), code);
+    }
+
+    /// Containers of `service` start but never turn healthy.
+    pub fn never_healthy(&self, service: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .never_healthy
+            .insert(service.to_string());
     }
 
     /// Every call so far, as `name arg`.
@@ -231,6 +242,7 @@ impl Engine for FakeEngine {
         self.record(format!("start_container {id}"));
         let mut i = self.inner.lock().unwrap();
         let exits = i.exits.clone();
+        let starting = i.never_healthy.clone();
         let c = i
             .containers
             .iter_mut()
@@ -255,7 +267,11 @@ impl Engine for FakeEngine {
             .as_ref()
             .and_then(|h| h.test.as_ref())
             .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
-        c.summary.health = has_health.then_some(Health::Healthy);
+        c.summary.health = has_health.then_some(if starting.contains(&service) {
+            Health::Starting
+        } else {
+            Health::Healthy
+        });
         Ok(())
     }
 

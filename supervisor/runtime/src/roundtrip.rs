@@ -51,7 +51,7 @@ mod tests {
         plan.steps.iter().map(|s| s.action.to_string()).collect()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn first_up_creates_everything_and_second_up_changes_nothing() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(engine.mutating_calls(), Vec::<String>::new());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_changed_service_alone_is_recreated_and_restart_dependents_follow() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -104,7 +104,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn orphans_go_and_missing_images_are_built_or_pulled() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -134,7 +134,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn repair_recreates_only_what_vanished() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(actions(&plan), ["create and start container demo-a-1"]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn finished_one_shots_and_held_services_stay_stopped() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(actions(&plan), ["start container demo-app-1"]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_one_shot_fails_its_dependents() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -190,7 +190,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_outdated_container_goes_only_after_the_new_image_is_ready() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -213,7 +213,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn scale_to_zero_and_renamed_networks_are_honoured() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -233,7 +233,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn repair_starts_never_started_containers_but_not_held_or_one_shots() {
         let engine = FakeEngine::new();
         engine.add_image("busybox");
@@ -252,5 +252,40 @@ mod tests {
         };
         let plan = plan(&p, &observed, &opts).unwrap();
         assert_eq!(actions(&plan), ["start container demo-app-1"]);
+    }
+
+    /// A dependency that never turns healthy fails its dependent after the
+    /// dependency timeout of tokio's clock: five minutes pass in no time
+    /// under paused time, and the dependent is never created.
+    #[tokio::test(start_paused = true)]
+    async fn a_dependency_that_never_turns_healthy_times_out_on_tokios_clock() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.never_healthy("db");
+        let p = project(vec![
+            ("db", healthy(service("busybox"))),
+            (
+                "app",
+                depends(service("busybox"), "db", Condition::ServiceHealthy, false),
+            ),
+        ]);
+        let observed = observe(&engine, &p).await.unwrap();
+        let plan = plan(&p, &observed, &Options::default()).unwrap();
+        let opts = apply::Options::default();
+        let started = tokio::time::Instant::now();
+        let err = apply(&engine, &p, &plan, &opts, &|_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not met after 300s"), "{err}");
+        assert!(started.elapsed() >= opts.dependency_timeout);
+        assert!(
+            !engine
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_container demo-app")),
+            "{:?}",
+            engine.calls()
+        );
     }
 }

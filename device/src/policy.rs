@@ -192,7 +192,7 @@ impl ShedPolicy {
         Self {
             thermal,
             pressure,
-            hold: shedding.hold.0,
+            hold: shedding.hold.as_std(),
             throttle_nano_cpus: shedding.throttle_nano_cpus(),
             thermal_level: Level::Normal,
             pressure_level: Level::Normal,
@@ -306,7 +306,7 @@ impl ShedPolicy {
 
     fn oom_level(&self, now: Instant) -> Level {
         match (&self.pressure, self.last_oom) {
-            (Some(cfg), Some(t)) if now.saturating_duration_since(t) < cfg.oom_hold.0 => {
+            (Some(cfg), Some(t)) if now.saturating_duration_since(t) < cfg.oom_hold.as_std() => {
                 Level::Throttle
             }
             _ => Level::Normal,
@@ -466,14 +466,14 @@ mod tests {
             throttle: 40.0,
             critical: Some(80.0),
             hysteresis: 10.0,
-            oom_hold: Dur(Duration::from_secs(60)),
+            oom_hold: Dur::from_secs(60),
         }
     }
 
     fn shedding() -> Shedding {
         Shedding {
-            poll: Dur(Duration::from_secs(5)),
-            hold: Dur(Duration::from_secs(10)),
+            poll: Dur::from_secs(5),
+            hold: Dur::from_secs(10),
             throttle_cpus: 0.25,
         }
     }

@@ -265,11 +265,14 @@ impl<'de> Deserialize<'de> for ZramSize {
             }
         };
         if text.trim().ends_with('%') {
-            text.parse().map(ZramSize::Share)
+            text.parse()
+                .map(ZramSize::Share)
+                .map_err(serde::de::Error::custom)
         } else {
-            text.parse().map(ZramSize::Bytes)
+            text.parse()
+                .map(ZramSize::Bytes)
+                .map_err(serde::de::Error::custom)
         }
-        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -320,7 +323,7 @@ fn default_pressure_hysteresis() -> f64 {
 }
 
 fn default_oom_hold() -> Duration {
-    Duration(std::time::Duration::from_secs(60))
+    Duration::from_secs(60)
 }
 
 /// `shedding:` — the daemon's sampling and the ladder's pace.
@@ -338,8 +341,8 @@ pub struct Shedding {
 impl Default for Shedding {
     fn default() -> Self {
         Self {
-            poll: Duration(std::time::Duration::from_secs(5)),
-            hold: Duration(std::time::Duration::from_secs(10)),
+            poll: Duration::from_secs(5),
+            hold: Duration::from_secs(10),
             throttle_cpus: 0.25,
         }
     }
@@ -735,13 +738,13 @@ impl Profile {
         }
 
         let s = &self.shedding;
-        if s.poll.0.is_zero() {
+        if s.poll.is_zero() {
             return Err(invalid(
                 "shedding.poll",
                 "must be above 0, such as 5s".into(),
             ));
         }
-        if s.hold.0 < s.poll.0 {
+        if s.hold < s.poll {
             return Err(invalid(
                 "shedding.hold",
                 format!(

@@ -1,6 +1,7 @@
-//! The units a profile is written in, parsed once at the edge: byte sizes (`1GiB`,
-//! `512MiB`, `1G`, `64m`), temperatures (`80C`, `80.5C` or millidegrees), shares of
-//! RAM (`50%`) and durations (`5s`, `500ms`, `2m`).
+//! The units a profile is written in, parsed once at the edge: temperatures
+//! (`80C`, `80.5C` or millidegrees) and shares of RAM (`50%`) here; byte sizes
+//! (`1GiB`, `512MiB`, `1G`, `64m`) and durations (`5s`, `500ms`, `2m`) are
+//! Turtle's one [`ByteSize`] and [`Duration`] (`turtle-units`), re-exported.
 //!
 //! Each type deserializes from a string or a plain number and serializes back to a
 //! string the parser reads, so a profile printed as YAML loads again unchanged.
@@ -10,112 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// A number of bytes. Units are binary multiples and case-insensitive: `k`, `kb`,
-/// `kib` are all 1024 (as docker and compose read them); `m`, `g`, `t`, `p` likewise.
-/// A bare number is bytes. Decimals are allowed (`1.5GiB`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub const KIB: u64 = 1 << 10;
-    pub const MIB: u64 = 1 << 20;
-    pub const GIB: u64 = 1 << 30;
-
-    pub fn bytes(self) -> u64 {
-        self.0
-    }
-}
-
-impl FromStr for ByteSize {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid size {s:?}: write a number with a unit, such as 512MiB, 1GiB, 1G or 64m"
-            )
-        };
-        let t = s.trim().to_ascii_lowercase();
-        let num_len = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
-        let factor: u64 = match t[num_len..].trim() {
-            "" | "b" => 1,
-            "k" | "kb" | "kib" => 1 << 10,
-            "m" | "mb" | "mib" => 1 << 20,
-            "g" | "gb" | "gib" => 1 << 30,
-            "t" | "tb" | "tib" => 1 << 40,
-            "p" | "pb" | "pib" => 1 << 50,
-            _ => return Err(bad()),
-        };
-        let bytes = (value * factor as f64).round();
-        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-            return Err(format!("size {s:?} is too large"));
-        }
-        Ok(Self(bytes as u64))
-    }
-}
-
-/// `1 GiB`, `512 MiB`, `1.5 GiB`, `300 B`: for messages.
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        for (unit, factor) in [
-            ("PiB", 1u64 << 50),
-            ("TiB", 1 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ] {
-            if b >= factor {
-                if b.is_multiple_of(factor) {
-                    return write!(f, "{} {unit}", b / factor);
-                }
-                return write!(f, "{:.1} {unit}", b as f64 / factor as f64);
-            }
-        }
-        write!(f, "{b} B")
-    }
-}
-
-/// Serialized as the parser's own syntax (`1GiB`, or bytes when not a whole unit).
-impl Serialize for ByteSize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let b = self.0;
-        for (unit, factor) in [
-            ("PiB", 1u64 << 50),
-            ("TiB", 1 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ] {
-            if b >= factor && b.is_multiple_of(factor) {
-                return s.serialize_str(&format!("{}{unit}", b / factor));
-            }
-        }
-        s.serialize_u64(b)
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumOrStr::deserialize(d)? {
-            NumOrStr::Int(n) if n >= 0 => Ok(Self(n as u64)),
-            NumOrStr::Int(n) => Err(serde::de::Error::custom(format!(
-                "invalid size {n}: a size cannot be negative"
-            ))),
-            NumOrStr::Float(x) => Err(serde::de::Error::custom(format!(
-                "invalid size {x}: write a whole number of bytes or a unit, such as 1.5GiB"
-            ))),
-            NumOrStr::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
+pub use turtle_units::{ByteSize, Duration};
 
 /// A temperature in millidegrees Celsius, as `/sys/class/thermal/*/temp` reports it.
 /// Written `80C`, `80.5C`, `80 °C` or as a plain number of millidegrees (`80000`).
@@ -238,73 +134,6 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
-/// A duration: `500ms`, `5s`, `2m`, `1h`, or a plain number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Duration(pub std::time::Duration);
-
-impl FromStr for Duration {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {s:?}: write e.g. 500ms, 5s, 2m or 1h");
-        let t = s.trim().to_ascii_lowercase();
-        let num_len = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
-        let seconds = match t[num_len..].trim() {
-            "ms" => value / 1000.0,
-            "" | "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            _ => return Err(bad()),
-        };
-        std::time::Duration::try_from_secs_f64(seconds)
-            .map(Self)
-            .map_err(|_| bad())
-    }
-}
-
-/// `500ms`, `5s`, `2m`: for messages and serialization.
-impl fmt::Display for Duration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if !ms.is_multiple_of(1000) {
-            write!(f, "{ms}ms")
-        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
-            write!(f, "{}h", ms / 3_600_000)
-        } else if ms.is_multiple_of(60_000) && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else {
-            write!(f, "{}s", ms / 1000)
-        }
-    }
-}
-
-impl Serialize for Duration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumOrStr::deserialize(d)? {
-            NumOrStr::Int(n) if n >= 0 => Ok(Self(std::time::Duration::from_secs(n as u64))),
-            NumOrStr::Int(n) => Err(serde::de::Error::custom(format!(
-                "invalid duration {n}: a duration cannot be negative"
-            ))),
-            NumOrStr::Float(x) => std::time::Duration::try_from_secs_f64(x)
-                .map(Self)
-                .map_err(|_| serde::de::Error::custom(format!("invalid duration {x}"))),
-            NumOrStr::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// What a YAML scalar can be, for the types above.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -317,24 +146,6 @@ enum NumOrStr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!("1GiB".parse::<ByteSize>().unwrap().0, 1 << 30);
-        assert_eq!("512MiB".parse::<ByteSize>().unwrap().0, 512 << 20);
-        assert_eq!("1G".parse::<ByteSize>().unwrap().0, 1 << 30);
-        assert_eq!("64m".parse::<ByteSize>().unwrap().0, 64 << 20);
-        assert_eq!("1.5GiB".parse::<ByteSize>().unwrap().0, 3 << 29);
-        assert_eq!("1PiB".parse::<ByteSize>().unwrap().0, 1 << 50);
-        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
-        for bad in ["", "GiB", "12q", "-1m", "1..2g"] {
-            assert!(bad.parse::<ByteSize>().is_err(), "{bad:?} parsed");
-        }
-        assert_eq!(ByteSize(1 << 30).to_string(), "1 GiB");
-        assert_eq!(ByteSize(300 << 20).to_string(), "300 MiB");
-        assert_eq!(ByteSize(3 << 29).to_string(), "1.5 GiB");
-        assert_eq!(ByteSize(12).to_string(), "12 B");
-    }
 
     #[test]
     fn byte_size_yaml_round_trip() {
@@ -381,17 +192,11 @@ mod tests {
         );
         assert_eq!(Percent(50).of(1000), 500);
         assert!("half".parse::<Percent>().is_err());
-        assert_eq!("5s".parse::<Duration>().unwrap().0.as_secs(), 5);
-        assert_eq!("500ms".parse::<Duration>().unwrap().0.as_millis(), 500);
-        assert_eq!("2m".parse::<Duration>().unwrap().0.as_secs(), 120);
-        assert_eq!(
-            Duration(std::time::Duration::from_secs(120)).to_string(),
-            "2m"
-        );
-        assert_eq!(
-            Duration(std::time::Duration::from_millis(1500)).to_string(),
-            "1500ms"
-        );
-        assert!("soon".parse::<Duration>().is_err());
+        // Durations as profiles write them, read through turtle-units.
+        for (text, ms) in [("5s", 5000), ("500ms", 500), ("2m", 120_000)] {
+            let d: Duration = serde_norway::from_str(text).unwrap();
+            assert_eq!(d.as_millis(), ms);
+        }
+        assert!(serde_norway::from_str::<Duration>("soon").is_err());
     }
 }

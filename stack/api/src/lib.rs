@@ -175,24 +175,11 @@ pub struct Args {
     pub ca_file: PathBuf,
 }
 
-/// Parses `60`, `60s`, `2m` or `500ms`.
+/// Parses `60`, `60s`, `2m`, `500ms` or `1h` (Turtle's one duration syntax).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: write 60s, 2m or 500ms"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!(
-            "{text:?} has an unknown unit {unit:?}: use ms, s or m"
-        )),
-    }
+    text.parse::<turtle_units::Duration>()
+        .map(|d| d.as_std())
+        .map_err(|e| e.to_string())
 }
 
 /// The service, ready to serve: configuration loaded, database reached, schema
@@ -296,8 +283,8 @@ mod tests {
         assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("1h").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("s").is_err());
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("s").unwrap_err().contains("500ms"));
     }
 
     /// Every flag has an environment variable and help.

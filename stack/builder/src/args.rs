@@ -11,7 +11,7 @@ use crate::build::Builder;
 use crate::engine::Engine;
 use crate::reference::Registry;
 use crate::server::Server;
-use crate::size::ByteSize;
+use turtle_units::ByteSize;
 
 /// Command-line arguments of `turtle backend builder`.
 #[derive(Debug, clap::Args)]

@@ -75,7 +75,7 @@ mod engine;
 pub mod ndjson;
 pub mod reference;
 pub mod server;
-mod size;
+
 pub mod spool;
 
 pub use args::Args;
@@ -85,7 +85,7 @@ pub use engine::{ConnectError, Engine};
 pub use ndjson::Line;
 pub use reference::{ImageRef, Registry};
 pub use server::{Server, serve};
-pub use size::ByteSize;
+pub use turtle_units::ByteSize;
 
 /// Runs the service until SIGTERM or SIGINT, then lets running builds'
 /// responses finish.

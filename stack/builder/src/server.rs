@@ -27,8 +27,8 @@ use crate::auth::{AuthError, Tokens};
 use crate::build::{Builder, Job};
 use crate::ndjson::Line;
 use crate::reference::{ImageRef, Registry, TagError};
-use crate::size::ByteSize;
 use crate::spool::{self, SpoolError};
+use turtle_units::ByteSize;
 
 /// Lines buffered between a job and its client.
 const LINE_BUFFER: usize = 256;

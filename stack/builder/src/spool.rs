@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::size::ByteSize;
+use turtle_units::ByteSize;
 
 /// Size of the chunks read back for the engine.
 const CHUNK: usize = 64 * 1024;

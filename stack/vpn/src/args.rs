@@ -59,17 +59,10 @@ impl FromStr for Interval {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Interval, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (n, unit) = t.split_at(split);
-        let bad = || format!("{s:?} is not a duration: write e.g. 2s, 500ms or 1m");
-        let n: u64 = n.parse().map_err(|_| bad())?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            _ => return Err(bad()),
-        };
+        let d = s
+            .parse::<turtle_units::Duration>()
+            .map_err(|e| e.to_string())?
+            .as_std();
         if d.is_zero() {
             return Err(format!("{s:?}: the interval must be more than zero"));
         }
@@ -94,7 +87,9 @@ mod tests {
         assert_eq!("500ms".parse(), Ok(Interval(Duration::from_millis(500))));
         assert_eq!("1m".parse(), Ok(Interval(Duration::from_secs(60))));
         assert_eq!("3".parse(), Ok(Interval(Duration::from_secs(3))));
-        for bad in ["", "s", "0s", "2h", "-1s", "1.5s"] {
+        // Turtle's one duration syntax: hours and fractions read too.
+        assert_eq!("1.5s".parse(), Ok(Interval(Duration::from_millis(1500))));
+        for bad in ["", "s", "0s", "-1s", "soon"] {
             assert!(bad.parse::<Interval>().is_err(), "{bad}");
         }
     }

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use turtle_units::{ByteSize, Duration};
 
 /// Implements Serialize/Deserialize through Display/FromStr.
 macro_rules! string_serde {
@@ -480,159 +481,6 @@ pub struct Volume {
     pub labels: IndexMap<String, String>,
 }
 
-/// A duration, stored in milliseconds, written the way compose writes it
-/// (`1m30s`, `500ms`). Parses Go-style durations (`1h2m3.5s`, `10ms`, `90s`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Duration(pub u64);
-
-impl Duration {
-    pub fn from_secs(s: u64) -> Self {
-        Self(s * 1000)
-    }
-    pub fn as_millis(self) -> u64 {
-        self.0
-    }
-    pub fn as_std(self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.0)
-    }
-    pub fn as_nanos(self) -> i64 {
-        (self.0 as i64).saturating_mul(1_000_000)
-    }
-}
-
-impl FromStr for Duration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {s:?}: expected e.g. 30s, 1m30s, 500ms, 1h");
-        let t = s.trim();
-        if t.is_empty() {
-            return Err(bad());
-        }
-        // A bare number is seconds (compose accepts integers for some fields).
-        if let Ok(n) = t.parse::<u64>() {
-            return Ok(Self(n * 1000));
-        }
-        let mut total_ms = 0f64;
-        let mut rest = t;
-        while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(bad)?;
-            if num_len == 0 {
-                return Err(bad());
-            }
-            let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-            rest = &rest[num_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
-            let factor = match &rest[..unit_len] {
-                "h" => 3_600_000.0,
-                "m" => 60_000.0,
-                "s" => 1000.0,
-                "ms" => 1.0,
-                "us" | "µs" => 0.001,
-                "ns" => 0.000_001,
-                _ => return Err(bad()),
-            };
-            rest = &rest[unit_len..];
-            total_ms += value * factor;
-        }
-        Ok(Self(total_ms.round() as u64))
-    }
-}
-
-impl fmt::Display for Duration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0;
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        let (h, m, s, rem) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-        if h > 0 {
-            write!(f, "{h}h")?;
-        }
-        if m > 0 {
-            write!(f, "{m}m")?;
-        }
-        if s > 0 || (rem > 0 && (h > 0 || m > 0)) {
-            if rem > 0 {
-                write!(f, "{s}.{:03}s", rem)?;
-            } else {
-                write!(f, "{s}s")?;
-            }
-        } else if rem > 0 {
-            write!(f, "{rem}ms")?;
-        }
-        Ok(())
-    }
-}
-
-string_serde!(Duration);
-
-/// A byte size. Parses compose/docker sizes: `1024`, `512k`, `512kb`, `64m`,
-/// `1g`, `1.5gb` (binary multiples, case-insensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ByteSize(pub u64);
-
-impl FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid size {s:?}: expected e.g. 512m, 1g, 64k or a number of bytes");
-        let t = s.trim().to_ascii_lowercase();
-        let num_len = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
-        let factor: u64 = match t[num_len..].trim() {
-            "" | "b" => 1,
-            "k" | "kb" | "kib" => 1 << 10,
-            "m" | "mb" | "mib" => 1 << 20,
-            "g" | "gb" | "gib" => 1 << 30,
-            "t" | "tb" | "tib" => 1 << 40,
-            _ => return Err(bad()),
-        };
-        Ok(Self((value * factor as f64).round() as u64))
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        for (unit, factor) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-            if b >= factor && b.is_multiple_of(factor) {
-                return write!(f, "{}{unit}", b / factor);
-            }
-        }
-        write!(f, "{b}")
-    }
-}
-
-impl Serialize for ByteSize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Self(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -668,7 +516,12 @@ mod tests {
         assert_eq!("512m".parse::<ByteSize>().unwrap().0, 512 << 20);
         assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1 << 30);
         assert_eq!("1024".parse::<ByteSize>().unwrap().0, 1024);
-        assert_eq!(ByteSize(64 << 20).to_string(), "64m");
+        // Written as compose writes it: the config hash depends on it.
+        assert_eq!(ByteSize(64 << 20).compact(), "64m");
+        assert_eq!(
+            serde_json::to_string(&ByteSize(64 << 20)).unwrap(),
+            "\"64m\""
+        );
         assert!("12q".parse::<ByteSize>().is_err());
     }
 

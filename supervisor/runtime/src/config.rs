@@ -33,7 +33,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use turtle_compose::Duration;
+use turtle_units::Duration;
 
 /// Where the daemon and the CLI look when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/turtle/turtle.yaml";
@@ -122,7 +122,6 @@ impl Default for DeviceSection {
 #[serde(default, deny_unknown_fields)]
 pub struct CaSection {
     /// Lifetime of the leaf certificates Turtle issues (`2160h`, `30s`).
-    #[serde(deserialize_with = "duration")]
     pub leaf_lifetime: Option<Duration>,
     /// CIDR ranges the CA may issue IP addresses in.
     pub permitted_ips: Option<Vec<String>>,
@@ -160,11 +159,6 @@ impl Default for MdnsSection {
             interfaces: None,
         }
     }
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -142,7 +142,7 @@ pub fn decorate(project: &Project, profile: &Profile) -> Result<Project, DeviceE
             || r.memswap_limit
                 .is_some_and(|m| (m.0 as i64) >= 0 && m.0 < memory);
         if r.memory_limit.is_none() && !conflicts {
-            r.memory_limit = Some(turtle_compose::ByteSize(memory));
+            r.memory_limit = Some(turtle_units::ByteSize(memory));
         }
         if r.cpu_shares.is_none() {
             r.cpu_shares = Some(budget.cpu_shares);
@@ -217,18 +217,18 @@ mod tests {
     #[test]
     fn limits_in_the_file_win() {
         let mut s = labelled("low");
-        s.resources.memory_limit = Some(turtle_compose::ByteSize(1 << 30));
+        s.resources.memory_limit = Some(turtle_units::ByteSize(1 << 30));
         s.resources.cpus = Some("1.5".into());
         let d = decorate(&project("p", vec![("a", s)]), &profile()).unwrap();
         let r = &d.services["a"].resources;
-        assert_eq!(r.memory_limit, Some(turtle_compose::ByteSize(1 << 30)));
+        assert_eq!(r.memory_limit, Some(turtle_units::ByteSize(1 << 30)));
         assert_eq!(r.cpus.as_deref(), Some("1.5"));
     }
 
     #[test]
     fn a_reservation_above_the_budget_keeps_the_file_as_written() {
         let mut s = labelled("low");
-        s.resources.memory_reservation = Some(turtle_compose::ByteSize(1 << 30));
+        s.resources.memory_reservation = Some(turtle_units::ByteSize(1 << 30));
         let d = decorate(&project("p", vec![("a", s)]), &profile()).unwrap();
         assert_eq!(d.services["a"].resources.memory_limit, None);
     }

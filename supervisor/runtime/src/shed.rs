@@ -150,7 +150,11 @@ impl Shedder {
         self.running
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let profile = self.device.profile();
-        let poll = profile.shedding.poll.0.max(Duration::from_millis(100));
+        let poll = profile
+            .shedding
+            .poll
+            .as_std()
+            .max(Duration::from_millis(100));
         let mut sampler = Sampler::new(self.device.paths().clone(), profile);
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -70,8 +70,8 @@ fn render(r: &DeviceReport) -> String {
             out,
             "swap      {} {} {} used, priority {}{ours}",
             s.path.display(),
-            turtle_device::units::ByteSize(s.size_bytes),
-            turtle_device::units::ByteSize(s.used_bytes),
+            turtle_units::ByteSize(s.size_bytes),
+            turtle_units::ByteSize(s.used_bytes),
             s.priority
         );
     }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
+use crate::context::Ctx;
 use crate::error::LoadError;
-use crate::load::{Ctx, clean};
 use crate::merge::merge_service;
+use crate::paths::clean;
 
 /// Resolves every `extends` in one file's services.
 pub(crate) fn resolve_file(ctx: &mut Ctx, file: &Path, value: &mut Value) -> Result<(), LoadError> {

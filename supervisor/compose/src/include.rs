@@ -27,10 +27,11 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
+use crate::context::{Ctx, read_env_file};
 use crate::error::LoadError;
 use crate::extends::{rebase, rebase_paths};
 use crate::keys::key_string;
-use crate::load::{Ctx, read_env_file, resolve_path};
+use crate::paths::resolve_path;
 use crate::{extends, merge};
 
 /// The top-level sections an include imports.

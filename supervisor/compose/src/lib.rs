@@ -18,6 +18,7 @@
 //! the canonical JSON of the fields that shape its container. A change in the
 //! hash is what makes the supervisor recreate a container.
 
+mod context;
 pub mod dotenv;
 pub mod error;
 pub mod extends;
@@ -30,6 +31,7 @@ pub mod locate;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+mod paths;
 pub mod shell;
 pub mod typed;
 

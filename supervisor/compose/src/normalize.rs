@@ -8,9 +8,10 @@ use docker_compose_types as dct;
 use indexmap::IndexMap;
 use serde_norway::{Mapping, Value};
 
+use crate::context::Ctx;
 use crate::error::LoadError;
-use crate::load::{Ctx, resolve_path};
 use crate::model::*;
+use crate::paths::resolve_path;
 use crate::typed::{self, DEPLOY_PIDS, TypedService};
 use crate::{dotenv, shell};
 

@@ -29,9 +29,8 @@ use serde_norway::{Mapping, Value};
 
 use crate::context::{Ctx, read_env_file};
 use crate::error::LoadError;
-use crate::extends::{rebase, rebase_paths};
 use crate::keys::key_string;
-use crate::paths::resolve_path;
+use crate::paths::{rebase, rebase_paths, resolve_path};
 use crate::{extends, merge};
 
 /// The top-level sections an include imports.

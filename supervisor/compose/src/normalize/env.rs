@@ -2,10 +2,11 @@
 //! directory, later files over earlier ones), then `environment:` over them;
 //! a bare `KEY` takes its value from the project environment.
 
+use docker_compose_types as dct;
 use indexmap::IndexMap;
 use serde_norway::Value;
 
-use super::values::raw_string;
+use super::values::{raw_string, single, split_kv};
 use crate::context::Ctx;
 use crate::dotenv;
 use crate::error::LoadError;
@@ -29,7 +30,7 @@ pub struct EnvFileEntry {
     pub format: EnvFileFormat,
 }
 
-pub(super) fn bool_value(v: &Value) -> Option<bool> {
+fn bool_value(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s == "true" => Some(true),
@@ -84,9 +85,32 @@ pub fn env_file_entries(v: &Value) -> Result<Vec<EnvFileEntry>, String> {
     Ok(out)
 }
 
+/// A service's environment: its `env_file:` entries first, then
+/// `environment:` over them.
+pub(super) fn environment(
+    ctx: &mut Ctx,
+    service: &str,
+    env_file: Option<&Value>,
+    environment: &dct::Environment,
+) -> Result<IndexMap<String, String>, LoadError> {
+    let mut out = IndexMap::new();
+    if let Some(f) = env_file {
+        out = env_files(ctx, service, f)?;
+    }
+    match environment {
+        dct::Environment::List(l) => key_values(ctx, l.iter().map(|e| split_kv(e)), &mut out),
+        dct::Environment::KvPair(m) => key_values(
+            ctx,
+            m.iter().map(|(k, v)| (k.clone(), v.as_ref().map(single))),
+            &mut out,
+        ),
+    }
+    Ok(out)
+}
+
 /// Reads `env_file:` entries (relative to the project directory), later
 /// files over earlier ones.
-pub(super) fn env_files(
+fn env_files(
     ctx: &mut Ctx,
     service: &str,
     v: &Value,
@@ -130,6 +154,8 @@ pub(super) fn env_files(
     Ok(out)
 }
 
+/// Adds `KEY=VALUE` entries to `out`; a bare `KEY` takes its value from the
+/// project environment, and is removed when that does not set it.
 pub(super) fn key_values(
     ctx: &Ctx,
     list: impl Iterator<Item = (String, Option<String>)>,

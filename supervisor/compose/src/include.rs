@@ -1,5 +1,5 @@
 //! Top-level `include:`, the way docker compose v2 reads it, and the per-file
-//! loop that runs it ([`load_model`]).
+//! loop that runs it (`load_model`).
 //!
 //! Each entry is a path, or `{path: FILE|[FILE, OVERRIDE...], project_directory,
 //! env_file}`. The included files are loaded as a project of their own:

@@ -1,11 +1,11 @@
 //! The entry point: finds the files, reads `.env`, sets up the loading
-//! context ([`crate::context`]) and runs each file through YAML -> merge keys
-//! -> interpolation -> key check -> `extends` -> `include`
-//! ([`include::load_model`]), then merges the files and hands the result to
+//! context (`context::Ctx`) and runs each file through YAML -> merge keys ->
+//! interpolation -> key check -> `extends` -> `include`
+//! (`include::load_model`), then merges the files and hands the result to
 //! the typed parse and normalization.
 //!
-//! This module is the top of the loading stages: it uses [`include`] and
-//! [`normalize`], and none of them uses it.
+//! This module is the top of the loading stages: it uses `include` and
+//! `normalize`, and none of them uses it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

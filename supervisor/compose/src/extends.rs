@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
+use crate::context::Ctx;
 use crate::error::LoadError;
-use crate::load::{Ctx, clean};
 use crate::merge::merge_service;
+use crate::paths::{clean, rebase_paths};
 
 /// Resolves every `extends` in one file's services.
 pub(crate) fn resolve_file(ctx: &mut Ctx, file: &Path, value: &mut Value) -> Result<(), LoadError> {
@@ -97,66 +98,4 @@ fn resolve_service(
         rebase_paths(m, d);
     }
     Ok(merge_service(base, svc))
-}
-
-/// Is `p` a path relative to its file (not absolute, not `~`, not a URL)?
-fn relative(p: &str) -> bool {
-    !(p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@"))
-}
-
-/// Makes a relative path string absolute against `dir`.
-pub(crate) fn rebase(v: &mut Value, dir: &Path) {
-    if let Value::String(s) = v
-        && relative(s)
-    {
-        *s = clean(&dir.join(&*s)).display().to_string();
-    }
-}
-
-/// Makes the relative paths of a service (build context, env_file, bind
-/// mount sources) absolute against `dir`.
-pub(crate) fn rebase_paths(svc: &mut Mapping, dir: &Path) {
-    if let Some(b) = svc.get_mut("build") {
-        match b {
-            Value::String(_) => rebase(b, dir),
-            Value::Mapping(m) => {
-                if let Some(c) = m.get_mut("context") {
-                    rebase(c, dir);
-                }
-            }
-            _ => {}
-        }
-    }
-    let env_file = |v: &mut Value| match v {
-        Value::Mapping(m) => {
-            if let Some(p) = m.get_mut("path") {
-                rebase(p, dir);
-            }
-        }
-        other => rebase(other, dir),
-    };
-    match svc.get_mut("env_file") {
-        Some(Value::Sequence(items)) => items.iter_mut().for_each(env_file),
-        Some(v) => env_file(v),
-        None => {}
-    }
-    if let Some(Value::Sequence(items)) = svc.get_mut("volumes") {
-        for item in items {
-            match item {
-                Value::String(s) => {
-                    if let Some((src, rest)) = s.split_once(':')
-                        && src.starts_with('.')
-                    {
-                        *s = format!("{}:{rest}", clean(&dir.join(src)).display());
-                    }
-                }
-                Value::Mapping(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
-                    if let Some(src) = m.get_mut("source") {
-                        rebase(src, dir);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
 }

@@ -1,5 +1,5 @@
 //! Top-level `include:`, the way docker compose v2 reads it, and the per-file
-//! loop that runs it ([`load_model`]).
+//! loop that runs it (`load_model`).
 //!
 //! Each entry is a path, or `{path: FILE|[FILE, OVERRIDE...], project_directory,
 //! env_file}`. The included files are loaded as a project of their own:
@@ -27,10 +27,10 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
+use crate::context::{Ctx, read_env_file};
 use crate::error::LoadError;
-use crate::extends::{rebase, rebase_paths};
 use crate::keys::key_string;
-use crate::load::{Ctx, read_env_file, resolve_path};
+use crate::paths::{rebase, rebase_paths, resolve_path};
 use crate::{extends, merge};
 
 /// The top-level sections an include imports.

@@ -7,17 +7,49 @@
 //! (`<<`) -> interpolation ([`interpolate`]) -> unknown-key check ([`keys`],
 //! reported as `file:line: key.path`, lines from [`locate`]) -> `extends`
 //! ([`extends`]) -> `include` (each included file loaded as a project of its
-//! own and its resources added, [`include`]); then the `-f` files are merged
-//! ([`merge`]), keys that
-//! docker-compose-types lacks are lifted out and the rest is parsed with it
-//! ([`typed`]), and the result is normalized into [`model::Project`]
-//! ([`normalize`]), our model. The supervisor plans from [`model::Project`]
-//! only. Entry point: [`load()`].
+//! own and its resources added, [`include`](mod@include)); then the `-f` files
+//! are merged ([`merge`]), keys that docker-compose-types lacks are lifted out
+//! and the rest is parsed with it ([`typed`]), and the result is normalized
+//! into [`model::Project`] ([`normalize`]), our model. The supervisor plans
+//! from [`model::Project`] only. Entry point: [`load()`].
 //!
 //! Each service carries a config hash ([`hash::service_hash`]): the SHA-256 of
 //! the canonical JSON of the fields that shape its container. A change in the
 //! hash is what makes the supervisor recreate a container.
+//!
+//! # Layout
+//!
+//! The loading stages, from the top; each module uses only modules listed
+//! after it, never one before it (no import cycles):
+//!
+//! - [`load`](mod@load): the entry point. Finds the files (`-f`, `COMPOSE_FILE`, else
+//!   the default file and its override), reads `.env`, sets up the context,
+//!   then runs `include::load_model` and [`normalize`].
+//! - [`include`](mod@include): the per-file loop (`load_model`: read each
+//!   file, resolve its `extends`, load and import its `include:`s as projects
+//!   of their own, merge the files) and `include:` itself.
+//! - [`extends`]: `extends:`, per service, recursively, across files.
+//! - [`normalize`]: from the typed parse to [`model::Project`]. A directory:
+//!   `normalize/mod.rs` is the project flow (project name, profiles,
+//!   top-level objects, services, cross-service checks); `service.rs` reads
+//!   one service, with `env.rs` (`env_file`, `environment`), `ports.rs`,
+//!   `volumes.rs` (top-level volumes, mounts, `tmpfs`), `networks.rs`
+//!   (top-level networks, `network_mode`/`networks`, the `default` network),
+//!   `depends.rs` (`depends_on`, references between services, cycles),
+//!   `resources.rs` (memory/CPU/pids, `ulimits`), `secrets.rs` (secrets and
+//!   configs) and `values.rs` (the small readers they share).
+//! - [`typed`]: the parse with docker-compose-types, keys it lacks lifted out.
+//! - [`merge`]: compose's merge rules, for `-f` files and `extends`.
+//! - `context` (private): what the stages share: `Ctx` (environment,
+//!   warnings, each file read once through YAML -> `<<` -> [`interpolate`] ->
+//!   [`keys`] check, lines from [`locate`]) and `read_env_file` (`.env`
+//!   files, [`dotenv`] syntax).
+//! - `paths` (private): lexical path resolution (`~`, relative paths) and the
+//!   rebasing of a service's relative paths onto another file's directory.
+//! - Leaves: [`interpolate`], [`keys`], [`locate`], [`dotenv`], [`shell`],
+//!   [`hash`], [`model`], [`error`].
 
+mod context;
 pub mod dotenv;
 pub mod error;
 pub mod extends;
@@ -30,6 +62,7 @@ pub mod locate;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+mod paths;
 pub mod shell;
 pub mod typed;
 

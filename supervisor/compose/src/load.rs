@@ -1,18 +1,20 @@
-//! The entry point: finds the files, reads `.env`, and runs each file through
-//! YAML -> merge keys -> interpolation -> key check -> `extends` -> `include`
-//! ([`include::load_model`]), then merges the files and hands the result to
+//! The entry point: finds the files, reads `.env`, sets up the loading
+//! context (`context::Ctx`) and runs each file through YAML -> merge keys ->
+//! interpolation -> key check -> `extends` -> `include`
+//! (`include::load_model`), then merges the files and hands the result to
 //! the typed parse and normalization.
+//!
+//! This module is the top of the loading stages: it uses `include` and
+//! `normalize`, and none of them uses it.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use serde_norway::{Mapping, Value};
-
+use crate::context::{Ctx, read_env_file};
 use crate::error::LoadError;
-use crate::interpolate::{Env, interpolate_str, interpolate_value};
-use crate::keys::{self, display_path};
 use crate::model::Project;
-use crate::{dotenv, include, locate, normalize};
+use crate::paths::clean;
+use crate::{include, normalize};
 
 /// File names looked for, in order, when no `-f` is given.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -55,166 +57,6 @@ pub struct LoadOptions {
 pub struct Loaded {
     pub project: Project,
     pub warnings: Vec<String>,
-}
-
-/// State shared by the stages: environment, warnings, parsed files.
-pub(crate) struct Ctx {
-    pub cwd: PathBuf,
-    pub project_dir: PathBuf,
-    pub env: HashMap<String, String>,
-    pub allow_unknown_keys: bool,
-    pub warnings: Vec<String>,
-    /// Each file read so far (after interpolation and key check, before
-    /// `extends`), by absolute path.
-    files: HashMap<PathBuf, Value>,
-}
-
-impl Ctx {
-    pub fn new(
-        cwd: PathBuf,
-        project_dir: PathBuf,
-        env: HashMap<String, String>,
-        allow_unknown_keys: bool,
-    ) -> Self {
-        Self {
-            cwd,
-            project_dir,
-            env,
-            allow_unknown_keys,
-            warnings: Vec::new(),
-            files: HashMap::new(),
-        }
-    }
-
-    /// Adds a warning once.
-    pub fn warn(&mut self, w: String) {
-        if !self.warnings.contains(&w) {
-            self.warnings.push(w);
-        }
-    }
-
-    /// A path the way messages show it: relative to the working directory
-    /// when under it.
-    pub fn show(&self, path: &Path) -> String {
-        path.strip_prefix(&self.cwd)
-            .unwrap_or(path)
-            .display()
-            .to_string()
-    }
-
-    /// Reads, parses, merges `<<` keys, interpolates and key-checks one file
-    /// (once; later calls return the same value).
-    pub fn file_value(&mut self, path: &Path) -> Result<Value, LoadError> {
-        if let Some(v) = self.files.get(path) {
-            return Ok(v.clone());
-        }
-        let shown = self.show(path);
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            file: shown.clone(),
-            source,
-        })?;
-        let mut value: Value = serde_norway::from_str(&text).map_err(|e| {
-            let loc = e.location();
-            let mut message = e.to_string();
-            if let Some(l) = &loc {
-                // serde_norway repeats the position in its message.
-                message = message.replacen(
-                    &format!(" at line {} column {}", l.line(), l.column()),
-                    "",
-                    1,
-                );
-            }
-            LoadError::Yaml {
-                file: shown.clone(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                message,
-            }
-        })?;
-        if value.is_null() {
-            value = Value::Mapping(Mapping::new());
-        }
-        if !value.is_mapping() {
-            return Err(LoadError::Yaml {
-                file: shown,
-                line: None,
-                column: None,
-                message: "the top level must be a mapping (services:, networks:, ...)".into(),
-            });
-        }
-        value.apply_merge().map_err(|e| LoadError::Yaml {
-            file: shown.clone(),
-            line: None,
-            column: None,
-            message: format!("bad merge key (<<): {e}"),
-        })?;
-        let mut env = Env::new(&self.env);
-        if let Err((p, e)) = interpolate_value(&mut value, &mut Vec::new(), &mut env) {
-            return Err(LoadError::Invalid {
-                file: shown,
-                line: locate::find_line(&text, &p),
-                path: display_path(&p),
-                message: e.message(),
-            });
-        }
-        for var in &env.unset {
-            let w = format!("{shown}: the {var} variable is not set, defaulting to a blank string");
-            if !self.warnings.contains(&w) {
-                self.warnings.push(w);
-            }
-        }
-        for issue in keys::check(&mut value, &keys::TOP) {
-            let line = locate::find_line(&text, &issue.path);
-            let place = match line {
-                Some(l) => format!("{shown}:{l}"),
-                None => shown.clone(),
-            };
-            if self.allow_unknown_keys {
-                self.warnings.push(format!(
-                    "{place}: {}: {}",
-                    display_path(&issue.path),
-                    issue.warning_message()
-                ));
-            } else {
-                return Err(LoadError::Invalid {
-                    file: shown,
-                    line,
-                    path: display_path(&issue.path),
-                    message: issue.error_message(),
-                });
-            }
-        }
-        self.files.insert(path.to_path_buf(), value.clone());
-        Ok(value)
-    }
-}
-
-/// Lexically cleans a path (`a/./b/../c` -> `a/c`), without touching the disk.
-pub(crate) fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// `~` expanded with HOME, then joined to `dir` when relative, then cleaned.
-pub(crate) fn resolve_path(dir: &Path, p: &str, env: &HashMap<String, String>) -> PathBuf {
-    let expanded = match (p.strip_prefix('~'), env.get("HOME")) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            PathBuf::from(format!("{home}{rest}"))
-        }
-        _ => PathBuf::from(p),
-    };
-    clean(&dir.join(expanded))
 }
 
 /// The first of `names` that is a file in `dir`, warning when there are
@@ -264,38 +106,6 @@ fn find_files(opts: &LoadOptions, warnings: &mut Vec<String>) -> Result<Vec<Path
         ));
     }
     Ok(files.iter().map(|f| clean(&opts.cwd.join(f))).collect())
-}
-
-/// Reads one env file (`.env` syntax) into `into`: values may refer to
-/// `outer` (which wins) and to earlier entries.
-pub(crate) fn read_env_file(
-    path: &Path,
-    outer: &HashMap<String, String>,
-    cwd: &Path,
-    into: &mut HashMap<String, String>,
-) -> Result<(), LoadError> {
-    let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        file: shown.clone(),
-        source,
-    })?;
-    let pairs = dotenv::parse(&text).map_err(|e| LoadError::EnvFile {
-        file: shown.clone(),
-        line: Some(e.line),
-        message: e.message,
-    })?;
-    for (k, v) in pairs {
-        let Some(v) = v else { continue };
-        let mut lookup = into.clone();
-        lookup.extend(outer.iter().map(|(a, b)| (a.clone(), b.clone())));
-        let v = interpolate_str(&v, &mut Env::new(&lookup)).map_err(|e| LoadError::EnvFile {
-            file: shown.clone(),
-            line: None,
-            message: format!("{k}: {}", e.message()),
-        })?;
-        into.insert(k, v);
-    }
-    Ok(())
 }
 
 /// Reads the project's `.env` (if any) under the process environment.
@@ -352,20 +162,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cleans_and_resolves_paths() {
-        let env: HashMap<String, String> = [("HOME".to_string(), "/home/u".to_string())].into();
-        let d = Path::new("/p/q");
-        assert_eq!(resolve_path(d, "./a/../b", &env), PathBuf::from("/p/q/b"));
-        assert_eq!(resolve_path(d, "../x", &env), PathBuf::from("/p/x"));
-        assert_eq!(resolve_path(d, "/abs/./y", &env), PathBuf::from("/abs/y"));
-        assert_eq!(
-            resolve_path(d, "~/data", &env),
-            PathBuf::from("/home/u/data")
-        );
-        assert_eq!(resolve_path(d, "~", &env), PathBuf::from("/home/u"));
-    }
 
     fn opts_in(dir: &Path) -> LoadOptions {
         LoadOptions {

@@ -1,0 +1,181 @@
+//! What the loading stages share: [`Ctx`] (environment, warnings, and each
+//! compose file read once, through YAML -> merge keys -> interpolation -> key
+//! check), and the reading of `.env`-syntax files ([`read_env_file`]).
+//!
+//! `load` creates the context; `include` (a context per included project),
+//! `extends` and `normalize` use it. It depends on none of them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use crate::dotenv;
+use crate::error::LoadError;
+use crate::interpolate::{Env, interpolate_str, interpolate_value};
+use crate::keys::{self, display_path};
+use crate::locate;
+
+/// State shared by the stages: environment, warnings, parsed files.
+pub(crate) struct Ctx {
+    pub cwd: PathBuf,
+    pub project_dir: PathBuf,
+    pub env: HashMap<String, String>,
+    pub allow_unknown_keys: bool,
+    pub warnings: Vec<String>,
+    /// Each file read so far (after interpolation and key check, before
+    /// `extends`), by absolute path.
+    files: HashMap<PathBuf, Value>,
+}
+
+impl Ctx {
+    pub fn new(
+        cwd: PathBuf,
+        project_dir: PathBuf,
+        env: HashMap<String, String>,
+        allow_unknown_keys: bool,
+    ) -> Self {
+        Self {
+            cwd,
+            project_dir,
+            env,
+            allow_unknown_keys,
+            warnings: Vec::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Adds a warning once.
+    pub fn warn(&mut self, w: String) {
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
+    /// A path the way messages show it: relative to the working directory
+    /// when under it.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Reads, parses, merges `<<` keys, interpolates and key-checks one file
+    /// (once; later calls return the same value).
+    pub fn file_value(&mut self, path: &Path) -> Result<Value, LoadError> {
+        if let Some(v) = self.files.get(path) {
+            return Ok(v.clone());
+        }
+        let shown = self.show(path);
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            file: shown.clone(),
+            source,
+        })?;
+        let mut value: Value = serde_norway::from_str(&text).map_err(|e| {
+            let loc = e.location();
+            let mut message = e.to_string();
+            if let Some(l) = &loc {
+                // serde_norway repeats the position in its message.
+                message = message.replacen(
+                    &format!(" at line {} column {}", l.line(), l.column()),
+                    "",
+                    1,
+                );
+            }
+            LoadError::Yaml {
+                file: shown.clone(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                message,
+            }
+        })?;
+        if value.is_null() {
+            value = Value::Mapping(Mapping::new());
+        }
+        if !value.is_mapping() {
+            return Err(LoadError::Yaml {
+                file: shown,
+                line: None,
+                column: None,
+                message: "the top level must be a mapping (services:, networks:, ...)".into(),
+            });
+        }
+        value.apply_merge().map_err(|e| LoadError::Yaml {
+            file: shown.clone(),
+            line: None,
+            column: None,
+            message: format!("bad merge key (<<): {e}"),
+        })?;
+        let mut env = Env::new(&self.env);
+        if let Err((p, e)) = interpolate_value(&mut value, &mut Vec::new(), &mut env) {
+            return Err(LoadError::Invalid {
+                file: shown,
+                line: locate::find_line(&text, &p),
+                path: display_path(&p),
+                message: e.message(),
+            });
+        }
+        for var in &env.unset {
+            let w = format!("{shown}: the {var} variable is not set, defaulting to a blank string");
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+        for issue in keys::check(&mut value, &keys::TOP) {
+            let line = locate::find_line(&text, &issue.path);
+            let place = match line {
+                Some(l) => format!("{shown}:{l}"),
+                None => shown.clone(),
+            };
+            if self.allow_unknown_keys {
+                self.warnings.push(format!(
+                    "{place}: {}: {}",
+                    display_path(&issue.path),
+                    issue.warning_message()
+                ));
+            } else {
+                return Err(LoadError::Invalid {
+                    file: shown,
+                    line,
+                    path: display_path(&issue.path),
+                    message: issue.error_message(),
+                });
+            }
+        }
+        self.files.insert(path.to_path_buf(), value.clone());
+        Ok(value)
+    }
+}
+
+/// Reads one env file (`.env` syntax) into `into`: values may refer to
+/// `outer` (which wins) and to earlier entries.
+pub(crate) fn read_env_file(
+    path: &Path,
+    outer: &HashMap<String, String>,
+    cwd: &Path,
+    into: &mut HashMap<String, String>,
+) -> Result<(), LoadError> {
+    let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        file: shown.clone(),
+        source,
+    })?;
+    let pairs = dotenv::parse(&text).map_err(|e| LoadError::EnvFile {
+        file: shown.clone(),
+        line: Some(e.line),
+        message: e.message,
+    })?;
+    for (k, v) in pairs {
+        let Some(v) = v else { continue };
+        let mut lookup = into.clone();
+        lookup.extend(outer.iter().map(|(a, b)| (a.clone(), b.clone())));
+        let v = interpolate_str(&v, &mut Env::new(&lookup)).map_err(|e| LoadError::EnvFile {
+            file: shown.clone(),
+            line: None,
+            message: format!("{k}: {}", e.message()),
+        })?;
+        into.insert(k, v);
+    }
+    Ok(())
+}

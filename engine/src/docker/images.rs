@@ -221,52 +221,53 @@ async fn run_build(
         opts = opts.target(t);
     }
     let (body, tarring) = context::stream(build_context);
-    let mut tarring = Some(tarring);
-    // What the tar thread failed with, once it is done; `None` when it sent
-    // the whole context, or stopped only because the request went away.
-    let tar_failure = |tarring: &mut Option<tokio::task::JoinHandle<_>>| {
-        let task = tarring.take();
-        async move {
-            let task = task?;
-            match tokio::time::timeout(Duration::from_secs(TAR_REPORT_SECS), task).await {
-                Ok(Ok(Ok(()) | Err(ContextError::Send(_)))) | Err(_) => None,
-                Ok(Ok(Err(e))) => Some(e),
-                Ok(Err(e)) => Some(ContextError::Send(std::io::Error::other(format!(
-                    "tar task failed: {e}"
-                )))),
-            }
-        }
-    };
     let mut stream = client.build_image(opts.build(), None, Some(bollard::body_try_stream(body)));
+    let mut failed = None;
     while let Some(item) = stream.next().await {
-        let out: Vec<Result<Progress>> = match item {
+        match item {
             Ok(info) => {
                 let text = info.stream.or(info.status).unwrap_or_default();
-                text.lines()
+                let lines = text
+                    .lines()
                     .map(|l| l.trim_end_matches('\r'))
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| Ok(Progress::Log(l.to_string())))
-                    .collect()
+                    .filter(|l| !l.trim().is_empty());
+                for l in lines {
+                    if tx.send(Ok(Progress::Log(l.to_string()))).await.is_err() {
+                        return;
+                    }
+                }
             }
-            // A context that could not be read aborted the request: the
-            // file is the cause, whatever the request's error says.
-            Err(e) => match tar_failure(&mut tarring).await {
-                Some(cause) => vec![Err(unreadable(&cause))],
-                None => vec![Err(build_error(&socket, &image, e))],
-            },
-        };
-        for o in out {
-            let stop = o.is_err();
-            if tx.send(o).await.is_err() || stop {
-                return;
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
         }
     }
+    // The request is over (its body with it, which ends the tar thread).
     drop(stream);
-    // The engine answered to the end: it read the whole body, which a failed
-    // tar would have cut short; checked all the same.
-    if let Some(cause) = tar_failure(&mut tarring).await {
-        let _ = tx.send(Err(unreadable(&cause))).await;
+    // A context that could not be read aborted the request: the file is the
+    // cause, whatever the request's error says. A request that ended well
+    // read the whole body, which a failed tar would have cut short; checked
+    // all the same.
+    let error = match (tar_failure(tarring).await, failed) {
+        (Some(cause), _) => unreadable(&cause),
+        (None, Some(e)) => build_error(&socket, &image, e),
+        (None, None) => return,
+    };
+    let _ = tx.send(Err(error)).await;
+}
+
+/// What the tar thread failed with, once it is done; `None` when it sent the
+/// whole context, or stopped only because the request went away.
+async fn tar_failure(
+    task: tokio::task::JoinHandle<std::result::Result<(), ContextError>>,
+) -> Option<ContextError> {
+    match tokio::time::timeout(Duration::from_secs(TAR_REPORT_SECS), task).await {
+        Ok(Ok(Ok(()) | Err(ContextError::Send(_)))) | Err(_) => None,
+        Ok(Ok(Err(e))) => Some(e),
+        Ok(Err(e)) => Some(ContextError::Send(std::io::Error::other(format!(
+            "tar task failed: {e}"
+        )))),
     }
 }
 

@@ -1,9 +1,48 @@
-//! A build context as a tar: the context directory less what
+//! A build context as a tar stream: the context directory less what
 //! `.dockerignore` excludes, plus files from outside it (an outside
 //! Dockerfile, the running `turtle` executable).
+//!
+//! [`BuildContext::new`] checks what can be checked before the engine is
+//! called (the directory, `.dockerignore`, names added twice);
+//! [`stream`] then tars it on a blocking thread into a bounded channel, the
+//! body of the engine's `/build` request, so a context is never held whole
+//! in memory (at most [`CHUNKS`] chunks of [`CHUNK`] bytes are in flight).
+//! A file that cannot be read half-way ends the body with an error, which
+//! aborts the request (the engine never builds a truncated context), and the
+//! tar's own error, naming the file, is the build's.
+//!
+//! Regular files are written with the size they had when opened and exactly
+//! that many bytes: one that shrinks while it is read is an error, one that
+//! grows is cut at its old size, so the archive always stays well-formed.
+//! Sparse files are written whole (no GNU sparse entries).
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+/// Size of a chunk of the tar sent to the engine.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Chunks buffered between the tar thread and the request.
+pub const CHUNKS: usize = 4;
+
+/// Why a build context cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{0} is a socket, which a build context cannot hold: list it in .dockerignore")]
+    Socket(PathBuf),
+    #[error("{name} is in the build context and also to be added from {host}")]
+    Twice { name: String, host: PathBuf },
+    #[error("sending the build context to the engine failed: {0}")]
+    Send(io::Error),
+}
 
 /// One `.dockerignore` rule.
 #[derive(Debug, Clone)]
@@ -85,103 +124,333 @@ fn is_ignored(rules: &[IgnoreRule], rel: &str) -> bool {
     ignored
 }
 
-/// Tars `context` in memory, honouring its `.dockerignore` (see the module
-/// documentation for the patterns supported). The Dockerfile and
-/// `.dockerignore` are always included, as the docker CLI does. A Dockerfile
-/// outside the context is added as `.turtle.Dockerfile`. Returns the archive
-/// and the Dockerfile name to pass to the engine.
-pub fn tar_context(
-    context: &Path,
-    dockerfile: &str,
-    files: &[(String, PathBuf)],
-) -> io::Result<(Vec<u8>, String)> {
-    if !context.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} is not a directory", context.display()),
-        ));
-    }
-    let rules = read_dockerignore(context)?;
-    let df_path = context.join(dockerfile);
-    let (df_rel, df_outside) = match df_path.strip_prefix(context) {
-        Ok(rel) if !dockerfile.split('/').any(|s| s == "..") => {
-            (rel.to_string_lossy().replace('\\', "/"), None)
+/// A build context checked and ready to be tarred.
+#[derive(Debug)]
+pub struct BuildContext {
+    dir: PathBuf,
+    rules: Vec<IgnoreRule>,
+    /// The Dockerfile's name in the tar, as the engine is to be told.
+    dockerfile: String,
+    /// A Dockerfile outside the context, added as `.turtle.Dockerfile`.
+    outside_dockerfile: Option<PathBuf>,
+    files: Vec<(String, PathBuf)>,
+}
+
+impl BuildContext {
+    /// Reads `context`'s `.dockerignore` (see the module documentation for
+    /// the patterns supported) and checks the files to add from outside:
+    /// a name already in the context is refused, so a context never silently
+    /// differs from its directory. The Dockerfile and `.dockerignore` are
+    /// always included, as the docker CLI does; a Dockerfile outside the
+    /// context is added as `.turtle.Dockerfile`.
+    pub fn new(
+        context: &Path,
+        dockerfile: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<BuildContext, ContextError> {
+        if !context.is_dir() {
+            return Err(ContextError::NotADirectory(context.to_path_buf()));
         }
-        _ => (".turtle.Dockerfile".to_string(), Some(df_path.clone())),
-    };
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    let has_exceptions = rules.iter().any(|r| r.exception);
-    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> =
-            std::fs::read_dir(context.join(&dir))?.collect::<io::Result<Vec<_>>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let rel = dir.join(entry.file_name());
-            let rel_str = rel.to_string_lossy().replace('\\', "/");
-            let always = rel_str == df_rel || rel_str == ".dockerignore";
-            let ignored = !always && is_ignored(&rules, &rel_str);
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                if !ignored {
-                    builder.append_dir(&rel, entry.path())?;
-                }
-                // Exceptions may re-include something under an ignored directory.
-                if !ignored || has_exceptions {
-                    stack.push(rel);
-                }
-            } else if !ignored {
-                builder.append_path_with_name(entry.path(), &rel)?;
+        let rules = read_dockerignore(context).map_err(|source| ContextError::Read {
+            path: context.join(".dockerignore"),
+            source,
+        })?;
+        let df_path = context.join(dockerfile);
+        let (df_rel, outside_dockerfile) = match df_path.strip_prefix(context) {
+            Ok(rel) if !dockerfile.split('/').any(|s| s == "..") => {
+                (rel.to_string_lossy().replace('\\', "/"), None)
+            }
+            _ => (".turtle.Dockerfile".to_string(), Some(df_path.clone())),
+        };
+        for (name, host) in files {
+            if context.join(name).exists() {
+                return Err(ContextError::Twice {
+                    name: name.clone(),
+                    host: host.clone(),
+                });
             }
         }
+        Ok(BuildContext {
+            dir: context.to_path_buf(),
+            rules,
+            dockerfile: df_rel,
+            outside_dockerfile,
+            files: files.to_vec(),
+        })
     }
-    if let Some(path) = df_outside {
-        let data = std::fs::read(&path)?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, &df_rel, data.as_slice())?;
+
+    /// The Dockerfile's path in the tar, to pass to the engine.
+    pub fn dockerfile(&self) -> &str {
+        &self.dockerfile
     }
-    // Files from outside (the turtle executable): a name already in the
-    // context is refused, so a context never silently differs from its directory.
-    for (name, host) in files {
-        if context.join(name).exists() {
+
+    /// Writes the tar to `out`, returning it.
+    pub fn write_to<W: Write>(&self, out: W) -> Result<W, ContextError> {
+        let mut builder = tar::Builder::new(Tracked {
+            inner: out,
+            failed: false,
+        });
+        builder.follow_symlinks(false);
+        builder.sparse(false);
+        let has_exceptions = self.rules.iter().any(|r| r.exception);
+        let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+        while let Some(dir) = stack.pop() {
+            let host_dir = self.dir.join(&dir);
+            let read_err = |source| ContextError::Read {
+                path: host_dir.clone(),
+                source,
+            };
+            let mut entries: Vec<_> = std::fs::read_dir(&host_dir)
+                .and_then(|d| d.collect::<io::Result<Vec<_>>>())
+                .map_err(read_err)?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let rel = dir.join(entry.file_name());
+                let rel_str = rel.to_string_lossy().replace('\\', "/");
+                let always = rel_str == self.dockerfile || rel_str == ".dockerignore";
+                let ignored = !always && is_ignored(&self.rules, &rel_str);
+                let host = entry.path();
+                let ft = entry.file_type().map_err(|source| ContextError::Read {
+                    path: host.clone(),
+                    source,
+                })?;
+                if ft.is_dir() {
+                    if !ignored {
+                        builder
+                            .append_dir(&rel, &host)
+                            .map_err(|e| entry_error(&builder, &host, e))?;
+                    }
+                    // Exceptions may re-include something under an ignored directory.
+                    if !ignored || has_exceptions {
+                        stack.push(rel);
+                    }
+                } else if ignored {
+                } else if ft.is_file() {
+                    append_file(&mut builder, &rel, &host, Meta::Complete)?;
+                } else if std::os::unix::fs::FileTypeExt::is_socket(&ft) {
+                    return Err(ContextError::Socket(host));
+                } else {
+                    // Symbolic links (as links), FIFOs, devices.
+                    builder
+                        .append_path_with_name(&host, &rel)
+                        .map_err(|e| entry_error(&builder, &host, e))?;
+                }
+            }
+        }
+        if let Some(path) = &self.outside_dockerfile {
+            append_file(
+                &mut builder,
+                Path::new(&self.dockerfile),
+                path,
+                Meta::Mode(0o644),
+            )?;
+        }
+        // Files from outside (the turtle executable), with a plain header: the
+        // mode and modification time of the file, owned by root.
+        for (name, host) in &self.files {
+            append_file(&mut builder, Path::new(name), host, Meta::Plain)?;
+        }
+        let mut tracked = builder.into_inner().map_err(ContextError::Send)?;
+        tracked.flush().map_err(ContextError::Send)?;
+        Ok(tracked.inner)
+    }
+}
+
+/// Tars `context` on a blocking thread: the bytes as a body for the engine,
+/// and the tar's outcome. A failed tar ends the body with an error, so the
+/// request is aborted rather than finished short; when the body is dropped
+/// (the engine answered early, the caller left) the thread stops with
+/// [`ContextError::Send`].
+pub fn stream(
+    context: BuildContext,
+) -> (
+    impl Stream<Item = io::Result<Bytes>> + Send + 'static,
+    tokio::task::JoinHandle<Result<(), ContextError>>,
+) {
+    let (tx, rx) = mpsc::channel(CHUNKS);
+    let task = tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter {
+            tx: tx.clone(),
+            buf: BytesMut::with_capacity(CHUNK),
+        };
+        let outcome = context.write_to(writer).map(drop);
+        if let Err(e) = &outcome {
+            let _ = tx.blocking_send(Err(io::Error::other(format!(
+                "the build context is incomplete: {e}"
+            ))));
+        }
+        outcome
+    });
+    (tokio_stream::wrappers::ReceiverStream::new(rx), task)
+}
+
+/// A writer that remembers whether writing to it failed, to tell an entry
+/// that cannot be read from a sink that stopped taking bytes.
+struct Tracked<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Tracked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+/// The error of appending the entry at `host`: the sink's, or the entry's.
+fn entry_error<W: Write>(
+    builder: &tar::Builder<Tracked<W>>,
+    host: &Path,
+    e: io::Error,
+) -> ContextError {
+    if builder.get_ref().failed {
+        ContextError::Send(e)
+    } else {
+        ContextError::Read {
+            path: host.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
+/// How the header of a regular file is filled.
+#[derive(Debug, Clone, Copy)]
+enum Meta {
+    /// Mode, owner and mtime from the file (as the tar crate does).
+    Complete,
+    /// Mode and mtime from the file, owned by root.
+    Plain,
+    /// This mode, the file's mtime, owned by root.
+    Mode(u32),
+}
+
+/// Appends the regular file at `host` as `name`, exactly the size it had
+/// when opened (a plain header: the tar crate would write a sparse file,
+/// such as a linker's output, as a GNU sparse entry).
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<Tracked<W>>,
+    name: &Path,
+    host: &Path,
+    meta_from: Meta,
+) -> Result<(), ContextError> {
+    let read_err = |source| ContextError::Read {
+        path: host.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(host).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    let mut header = tar::Header::new_gnu();
+    let mode = match meta_from {
+        Meta::Complete => None,
+        Meta::Plain => Some(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777),
+        Meta::Mode(m) => Some(m),
+    };
+    match mode {
+        None => header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete),
+        Some(mode) => {
+            header.set_mode(mode);
+            header.set_mtime(
+                meta.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs()),
+            );
+        }
+    }
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(meta.len());
+    let data = Exact {
+        inner: file.take(meta.len()),
+        len: meta.len(),
+        left: meta.len(),
+    };
+    builder
+        .append_data(&mut header, name, data)
+        .map_err(|e| entry_error(builder, host, e))
+}
+
+/// Reads exactly `len` bytes: fewer (the file shrank) is an error.
+struct Exact<R> {
+    inner: R,
+    len: u64,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
             return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
+                io::ErrorKind::UnexpectedEof,
                 format!(
-                    "{name} is in the build context and also to be added from {}",
-                    host.display()
+                    "it shrank from {} to {} bytes while it was read: build again once nothing \
+                     writes to it",
+                    self.len,
+                    self.len - self.left
                 ),
             ));
         }
-        // A plain header: the tar crate writes a (possibly sparse) linker
-        // output as a GNU sparse entry, which the engine cannot unpack.
-        let mut add = || -> io::Result<()> {
-            let file = std::fs::File::open(host)?;
-            let meta = file.metadata()?;
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(meta.len());
-            header.set_mode(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
-            header.set_mtime(
-                meta.modified()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            );
-            builder.append_data(&mut header, name, file)
-        };
-        add()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot add {}: {e}", host.display())))?;
+        self.left -= n as u64;
+        Ok(n)
     }
-    Ok((builder.into_inner()?, df_rel))
+}
+
+/// Sends what is written as chunks of about [`CHUNK`] bytes, waiting while
+/// the channel is full.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: BytesMut,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the build context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole tar in memory, and the Dockerfile's name in it.
+    fn tar_context(
+        context: &Path,
+        dockerfile: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<(Vec<u8>, String), ContextError> {
+        let c = BuildContext::new(context, dockerfile, files)?;
+        Ok((c.write_to(Vec::new())?, c.dockerfile().to_string()))
+    }
 
     #[test]
     fn dockerignore_patterns() {
@@ -249,6 +518,46 @@ mod tests {
                 "src/lib.rs"
             ]
         );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_is_an_error_and_one_that_grows_is_cut() {
+        let mut shrank = Exact {
+            inner: &b"abc"[..],
+            len: 5,
+            left: 5,
+        };
+        let e = io::copy(&mut shrank, &mut io::sink()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("shrank from 5 to 3 bytes"), "{e}");
+        let mut grew = Exact {
+            inner: (&b"abcdef"[..]).take(5),
+            len: 5,
+            left: 5,
+        };
+        let mut out = Vec::new();
+        io::copy(&mut grew, &mut out).unwrap();
+        assert_eq!(out, b"abcde");
+    }
+
+    #[test]
+    fn a_file_added_twice_and_a_missing_directory_are_refused_before_tarring() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("turtle"), "in the context").unwrap();
+        let e = BuildContext::new(
+            dir.path(),
+            "Dockerfile",
+            &[("turtle".to_string(), PathBuf::from("/usr/bin/turtle"))],
+        )
+        .unwrap_err();
+        assert!(matches!(e, ContextError::Twice { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("also to be added from /usr/bin/turtle"),
+            "{e}"
+        );
+        let e = BuildContext::new(&dir.path().join("nope"), "Dockerfile", &[]).unwrap_err();
+        assert!(matches!(e, ContextError::NotADirectory(_)), "{e}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Images on the engine: pull, build (classic builder, context tarred by
+//! Images on the engine: pull, build (classic builder, context streamed by
 //! [`super::context`]), tag, import a root filesystem, load an archive.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::context::tar_context;
+use super::context::{self, BuildContext, ContextError};
 use super::{BUILD_TIMEOUT_SECS, Docker, map_error, split_reference};
 use crate::errors::{error_chain, is_connection_error};
 use crate::{BoxStream, BuildSpec, EngineError, Progress, Result};
@@ -168,7 +168,11 @@ impl Docker {
     }
 }
 
-/// Tars the context, runs the build, forwards its output to `tx`.
+/// How long a finished request waits for its tar thread to report: it ends
+/// as soon as the body it feeds is gone.
+const TAR_REPORT_SECS: u64 = 10;
+
+/// Streams the context, runs the build, forwards its output to `tx`.
 async fn run_build(
     client: bollard::Docker,
     socket: String,
@@ -180,20 +184,23 @@ async fn run_build(
         image: image.clone(),
         message,
     };
-    let context = spec.context.clone();
-    let dockerfile = spec.dockerfile.clone();
-    let files = spec.files.clone();
-    let tarred =
-        tokio::task::spawn_blocking(move || tar_context(&context, &dockerfile, &files)).await;
-    let (tar, dockerfile) = match tarred {
-        Ok(Ok(t)) => t,
+    let unreadable = |e: &ContextError| {
+        fail(format!(
+            "cannot read the build context {}: {e}",
+            spec.context.display()
+        ))
+    };
+    let (context, dockerfile, files) = (
+        spec.context.clone(),
+        spec.dockerfile.clone(),
+        spec.files.clone(),
+    );
+    let checked =
+        tokio::task::spawn_blocking(move || BuildContext::new(&context, &dockerfile, &files)).await;
+    let build_context = match checked {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            let _ = tx
-                .send(Err(fail(format!(
-                    "cannot read the build context {}: {e}",
-                    spec.context.display()
-                ))))
-                .await;
+            let _ = tx.send(Err(unreadable(&e))).await;
             return;
         }
         Err(e) => {
@@ -203,7 +210,7 @@ async fn run_build(
     };
     let mut opts = BuildImageOptionsBuilder::new()
         .t(&spec.tag)
-        .dockerfile(&dockerfile)
+        .dockerfile(build_context.dockerfile())
         .buildargs(&spec.args)
         .labels(&spec.labels)
         .rm(true)
@@ -213,31 +220,67 @@ async fn run_build(
     if let Some(t) = &spec.target {
         opts = opts.target(t);
     }
-    let mut stream = client.build_image(opts.build(), None, Some(bollard::body_full(tar.into())));
+    let (body, tarring) = context::stream(build_context);
+    let mut stream = client.build_image(opts.build(), None, Some(bollard::body_try_stream(body)));
+    let mut failed = None;
     while let Some(item) = stream.next().await {
-        let out: Vec<Result<Progress>> = match item {
+        match item {
             Ok(info) => {
                 let text = info.stream.or(info.status).unwrap_or_default();
-                text.lines()
+                let lines = text
+                    .lines()
                     .map(|l| l.trim_end_matches('\r'))
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| Ok(Progress::Log(l.to_string())))
-                    .collect()
+                    .filter(|l| !l.trim().is_empty());
+                for l in lines {
+                    if tx.send(Ok(Progress::Log(l.to_string()))).await.is_err() {
+                        return;
+                    }
+                }
             }
-            Err(BollardError::DockerStreamError { error }) => vec![Err(fail(error))],
-            Err(e) if is_connection_error(&e) => {
-                vec![Err(map_error(&socket, format!("image build {image}"), e))]
-            }
-            Err(BollardError::DockerResponseServerError { message, .. }) => {
-                vec![Err(fail(message))]
-            }
-            Err(e) => vec![Err(fail(error_chain(&e)))],
-        };
-        for o in out {
-            let stop = o.is_err();
-            if tx.send(o).await.is_err() || stop {
-                return;
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
         }
+    }
+    // The request is over (its body with it, which ends the tar thread).
+    drop(stream);
+    // A context that could not be read aborted the request: the file is the
+    // cause, whatever the request's error says. A request that ended well
+    // read the whole body, which a failed tar would have cut short; checked
+    // all the same.
+    let error = match (tar_failure(tarring).await, failed) {
+        (Some(cause), _) => unreadable(&cause),
+        (None, Some(e)) => build_error(&socket, &image, e),
+        (None, None) => return,
+    };
+    let _ = tx.send(Err(error)).await;
+}
+
+/// What the tar thread failed with, once it is done; `None` when it sent the
+/// whole context, or stopped only because the request went away.
+async fn tar_failure(
+    task: tokio::task::JoinHandle<std::result::Result<(), ContextError>>,
+) -> Option<ContextError> {
+    match tokio::time::timeout(Duration::from_secs(TAR_REPORT_SECS), task).await {
+        Ok(Ok(Ok(()) | Err(ContextError::Send(_)))) | Err(_) => None,
+        Ok(Ok(Err(e))) => Some(e),
+        Ok(Err(e)) => Some(ContextError::Send(std::io::Error::other(format!(
+            "tar task failed: {e}"
+        )))),
+    }
+}
+
+/// The error a failed build request reads as.
+fn build_error(socket: &str, image: &str, e: BollardError) -> EngineError {
+    let fail = |message: String| EngineError::Build {
+        image: image.to_string(),
+        message,
+    };
+    match e {
+        BollardError::DockerStreamError { error } => fail(error),
+        e if is_connection_error(&e) => map_error(socket, format!("image build {image}"), e),
+        BollardError::DockerResponseServerError { message, .. } => fail(message),
+        e => fail(error_chain(&e)),
     }
 }

@@ -26,7 +26,9 @@
 //!   hour (the request includes uploading the context). Other streams (pull,
 //!   events, logs) get headers quickly and then run as long as needed.
 //! - Builds use the classic builder (no BuildKit on the target machines). The
-//!   context is tarred in memory on a blocking thread (see [`tar_context`]).
+//!   context is tarred on a blocking thread and streamed to the engine as the
+//!   request's body, through a bounded channel: memory stays a few hundred KiB
+//!   whatever the context's size (see [`context`]).
 //!
 //! # Limitations
 //!
@@ -34,8 +36,6 @@
 //!   leading `/`, `!` exceptions, last match wins, a matched directory
 //!   excludes what is under it); character classes (`[a-z]`) and escapes are
 //!   not supported and match literally.
-//! - A build context is held in memory whole: fine for the small contexts of a
-//!   supervisor's services, not for multi-gigabyte ones.
 //! - Networks: Docker 20.10 creates a second network with an existing name
 //!   (API < 1.44 only refuses when the request sets `CheckDuplicate`, a field
 //!   bollard's 1.53 models no longer have), so [`Docker::create_network`] looks
@@ -61,10 +61,10 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
-mod context;
+pub mod context;
 mod images;
 
-pub use context::tar_context;
+pub use context::{BuildContext, ContextError};
 
 use crate::errors::{error_chain, is_connection_error};
 use crate::{

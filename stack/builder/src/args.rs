@@ -11,7 +11,9 @@ use crate::build::Builder;
 use crate::engine::Engine;
 use crate::reference::Registry;
 use crate::server::Server;
-use turtle_units::ByteSize;
+use crate::slots::Slots;
+use crate::spool::Spooler;
+use turtle_units::{ByteSize, Duration};
 
 /// Command-line arguments of `turtle backend builder`.
 #[derive(Debug, clap::Args)]
@@ -53,13 +55,21 @@ pub struct Args {
     #[arg(long, env = "TURTLE_BUILDER_PUSH_USER", default_value = "builder")]
     pub push_user: String,
 
-    /// Largest build context accepted, as received (compressed or not); beyond it a build is
-    /// refused with 413. Bytes, or with a suffix: 512MiB, 2GiB. Contexts are spooled to
-    /// $TMPDIR first, so that much disk must be free there.
+    /// Largest build context accepted, counted as the tar the engine unpacks: a gzip'd body
+    /// is measured by what it unpacks to (and by what is received); beyond it a build is
+    /// refused with 413, and nothing past the limit is written. Bytes, or with a suffix:
+    /// 512MiB, 2GiB. Each running build spools its context (unpacked) to --spool-dir, so
+    /// --max-builds times this much disk must be free there.
     #[arg(long, env = "TURTLE_BUILDER_MAX_CONTEXT", default_value = "2GiB")]
     pub max_context: ByteSize,
 
-    /// Builds that may run at once; further ones wait (their stream says they are queued).
+    /// Directory the contexts are spooled to (unnamed files, gone with the build). Default:
+    /// $TMPDIR, else /tmp.
+    #[arg(long, env = "TURTLE_BUILDER_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Builds that may run at once. A request takes its slot before its context is read, so
+    /// this also bounds the contexts on disk.
     #[arg(
         long,
         env = "TURTLE_BUILDER_MAX_BUILDS",
@@ -67,6 +77,21 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(1..=64)
     )]
     pub max_builds: u32,
+
+    /// Requests that may wait for a build slot (their uploads unread); further ones get 503
+    /// with Retry-After at once.
+    #[arg(
+        long,
+        env = "TURTLE_BUILDER_MAX_QUEUED",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(0..=256)
+    )]
+    pub max_queued: u32,
+
+    /// How long a request waits for a build slot before it gets 503 with Retry-After: 30s,
+    /// 10m. Keep it below the proxy's timeouts.
+    #[arg(long, env = "TURTLE_BUILDER_QUEUE_TIMEOUT", default_value = "10m")]
+    pub queue_timeout: Duration,
 
     /// Keep the built image's local tags after the push (true: the box can run what it built
     /// without pulling it; false: remove them, and the image with them unless something else
@@ -115,13 +140,18 @@ impl Args {
             registry,
             self.push_user.clone(),
             tokens.builder_token().to_string(),
-            self.max_builds as usize,
+            Slots::new(
+                self.max_builds as usize,
+                self.max_queued as usize,
+                self.queue_timeout.as_std(),
+            ),
             self.keep_local,
         );
+        let spool_dir = self.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         Ok(Server {
             tokens,
             builder,
-            max_context: self.max_context,
+            spooler: Spooler::new(spool_dir, self.max_context),
         })
     }
 }
@@ -150,6 +180,9 @@ mod tests {
         assert_eq!(a.push_user, "builder");
         assert_eq!(a.max_context, ByteSize(2 << 30));
         assert_eq!(a.max_builds, 1);
+        assert_eq!(a.max_queued, 4);
+        assert_eq!(a.queue_timeout, Duration::from_secs(600));
+        assert_eq!(a.spool_dir, None);
         assert!(a.keep_local);
     }
 
@@ -166,6 +199,9 @@ mod tests {
             ("--push-user", "TURTLE_BUILDER_PUSH_USER"),
             ("--max-context", "TURTLE_BUILDER_MAX_CONTEXT"),
             ("--max-builds", "TURTLE_BUILDER_MAX_BUILDS"),
+            ("--max-queued", "TURTLE_BUILDER_MAX_QUEUED"),
+            ("--queue-timeout", "TURTLE_BUILDER_QUEUE_TIMEOUT"),
+            ("--spool-dir", "TURTLE_BUILDER_SPOOL_DIR"),
             ("--keep-local", "TURTLE_BUILDER_KEEP_LOCAL"),
         ] {
             assert!(help.contains(flag), "{flag} missing from:\n{help}");
@@ -181,6 +217,12 @@ mod tests {
             "512m",
             "--max-builds",
             "2",
+            "--max-queued",
+            "0",
+            "--queue-timeout",
+            "30s",
+            "--spool-dir",
+            "/var/spool/builds",
             "--keep-local",
             "false",
             "--registry",
@@ -190,6 +232,9 @@ mod tests {
         .args;
         assert_eq!(a.max_context, ByteSize(512 << 20));
         assert_eq!(a.max_builds, 2);
+        assert_eq!(a.max_queued, 0);
+        assert_eq!(a.queue_timeout, Duration::from_secs(30));
+        assert_eq!(a.spool_dir, Some(PathBuf::from("/var/spool/builds")));
         assert!(!a.keep_local);
         assert_eq!(a.registry().unwrap().as_str(), "registry.x:8443");
         assert!(Cli::try_parse_from(["builder", "--max-builds", "0"]).is_err());

@@ -3,8 +3,8 @@
 //! The job runs in its own task and talks to the client only through a
 //! channel of [`Line`]s, which the HTTP layer streams as NDJSON. Steps:
 //!
-//! 1. **Slot.** At most `--max-builds` jobs run at once (a semaphore); a job
-//!    that has to wait says so in a log line first.
+//! 1. **Slot.** The job comes with its build slot, taken by the request before
+//!    its context was read (see [`crate::slots`]), and holds it to the end.
 //! 2. **Build.** The spooled context goes to the engine's `/build` as it came,
 //!    with the classic builder (Docker 20.10 has no BuildKit here), tagged
 //!    with the first requested reference. The engine's output becomes log
@@ -37,7 +37,6 @@
 //!   registry re-compressed a layer).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
@@ -48,11 +47,12 @@ use bollard::query_parameters::{
     TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::mpsc;
 
 use crate::engine::{BUILD_TIMEOUT_SECS, Engine};
 use crate::ndjson::{Line, log_lines};
 use crate::reference::{ImageRef, Registry};
+use crate::slots::{Slot, Slots};
 use crate::spool::Context;
 
 /// What a job needs that outlives it: the engine, where and as whom to push,
@@ -64,8 +64,7 @@ pub struct Builder {
     push_user: String,
     push_password: String,
     keep_local: bool,
-    slots: Arc<Semaphore>,
-    max_builds: usize,
+    slots: Slots,
 }
 
 /// One requested build.
@@ -78,6 +77,8 @@ pub struct Job {
     pub dockerfile: Option<String>,
     /// The build context.
     pub context: Context,
+    /// The build slot, held until the job ends.
+    pub slot: Slot,
 }
 
 /// The client went away: nobody is left to report to.
@@ -119,31 +120,6 @@ pub async fn send(tx: &mpsc::Sender<Line>, line: Line) -> Result<(), Gone> {
     tx.send(line).await.map_err(|_| Gone)
 }
 
-/// Takes a build slot, first telling the client when it has to wait.
-pub async fn acquire_slot(
-    slots: &Arc<Semaphore>,
-    max_builds: usize,
-    tx: &mpsc::Sender<Line>,
-) -> Result<OwnedSemaphorePermit, Gone> {
-    match slots.clone().try_acquire_owned() {
-        Ok(permit) => return Ok(permit),
-        Err(TryAcquireError::NoPermits) => {}
-        Err(TryAcquireError::Closed) => return Err(Gone),
-    }
-    send(
-        tx,
-        Line::log(format!(
-            "queued: {max_builds} build(s) already running (the builder's --max-builds is \
-             {max_builds}); this build starts when one ends"
-        )),
-    )
-    .await?;
-    tokio::select! {
-        permit = slots.clone().acquire_owned() => permit.map_err(|_| Gone),
-        _ = tx.closed() => Err(Gone),
-    }
-}
-
 impl Builder {
     /// A builder pushing to `registry` as `push_user` with `push_password`.
     pub fn new(
@@ -151,19 +127,22 @@ impl Builder {
         registry: Registry,
         push_user: String,
         push_password: String,
-        max_builds: usize,
+        slots: Slots,
         keep_local: bool,
     ) -> Builder {
-        let max_builds = max_builds.max(1);
         Builder {
             engine,
             registry,
             push_user,
             push_password,
             keep_local,
-            slots: Arc::new(Semaphore::new(max_builds)),
-            max_builds,
+            slots,
         }
+    }
+
+    /// The build slots requests take before their context is read.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     /// The engine this builder drives.
@@ -205,8 +184,8 @@ impl Builder {
             refs,
             dockerfile,
             context,
+            slot: _slot,
         } = job;
-        let _slot = acquire_slot(&self.slots, self.max_builds, tx).await?;
         self.engine.ready().await.map_err(JobError::Engine)?;
         let names: Vec<String> = refs.iter().map(ImageRef::full).collect();
         send(
@@ -520,42 +499,5 @@ mod tests {
             status_line(None, Some("The push refers to repository [r.x/a]"), None),
             Some(Line::log("The push refers to repository [r.x/a]"))
         );
-    }
-
-    #[tokio::test]
-    async fn a_build_waits_for_a_free_slot_and_says_so() {
-        let slots = Arc::new(Semaphore::new(1));
-        let (tx, mut rx) = mpsc::channel(8);
-        // A free slot is taken without a word.
-        let held = acquire_slot(&slots, 1, &tx).await.unwrap();
-        assert!(rx.try_recv().is_err());
-        // The next one has to wait, and says so before it waits.
-        let waiting = tokio::spawn({
-            let slots = slots.clone();
-            let tx = tx.clone();
-            async move { acquire_slot(&slots, 1, &tx).await.map(|_| ()) }
-        });
-        let line = rx.recv().await.unwrap();
-        assert!(
-            matches!(&line, Line::Log { log } if log.starts_with("queued:") && log.contains("--max-builds")),
-            "{line:?}"
-        );
-        assert!(!waiting.is_finished());
-        drop(held);
-        waiting.await.unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_waiting_build_stops_when_its_client_leaves() {
-        let slots = Arc::new(Semaphore::new(1));
-        let _held = slots.clone().try_acquire_owned().unwrap();
-        let (tx, mut rx) = mpsc::channel(8);
-        let waiting = tokio::spawn({
-            let slots = slots.clone();
-            async move { acquire_slot(&slots, 1, &tx).await.map(|_| ()) }
-        });
-        assert!(rx.recv().await.is_some());
-        drop(rx);
-        assert!(waiting.await.unwrap().is_err());
     }
 }

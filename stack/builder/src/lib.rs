@@ -12,24 +12,45 @@
 //!   `Authorization: Bearer <builder-token or admin-token>` and the build
 //!   context as the body (a tar, gzip'd or not). Refusals before the build
 //!   starts are ordinary statuses with `{"error": "..."}`: 401 (token), 400
-//!   (tag, query, empty body), 413 (context over `--max-context`). Otherwise
-//!   the answer is `200 application/x-ndjson`, streamed while the engine
-//!   builds and pushes: `{"log": "..."}` lines, then exactly one final line,
+//!   (tag, query, empty body, broken gzip), 413 (context over
+//!   `--max-context`, counted uncompressed), 415 (bzip2, xz, zstd, or gzip
+//!   twice), 503 with `Retry-After` (every build slot busy and the queue full,
+//!   or no slot within `--queue-timeout`). Otherwise the answer is
+//!   `200 application/x-ndjson`, streamed while the engine builds and pushes:
+//!   `{"log": "..."}` lines, then exactly one final line,
 //!   `{"digest":"sha256:...","images":["<registry>/<path>@sha256:..."]}` or
 //!   `{"error":"..."}`. **The status is 200 before the build has even started,
 //!   so a client must read to the last line to know the outcome** (and treat a
 //!   stream that ends without a final line as a failure).
 //!
+//! # Limits
+//!
+//! What one box gives the builder is bounded whatever the clients do:
+//!
+//! - **Disk**: at most `--max-builds` contexts are spooled at once, each at
+//!   most `--max-context` (the tar as the engine unpacks it: a gzip'd body is
+//!   measured, and stored, unpacked, so a gzip bomb stops at the limit). A
+//!   request takes its build slot *before* its body is read ([`slots`]).
+//! - **Waiting**: at most `--max-queued` requests wait for a slot, each for at
+//!   most `--queue-timeout`, their uploads unread (a client that sends
+//!   `Expect: 100-continue` and waits for it sends nothing until its build can
+//!   start; curl sends it for bodies over 1 MiB, waiting one second unless
+//!   given `--expect100-timeout`). A waiting request cannot be told it is queued,
+//!   since its response has not started; past the bounds it gets 503 with
+//!   `Retry-After: 60`. The proxy's timeouts must exceed `--queue-timeout`.
+//! - **Memory**: bodies stream through small bounded buffers to the spool
+//!   file and from it to the engine; nothing is held whole.
+//!
 //! # Design
 //!
 //! A request flows through one module per step: [`auth`] (constant-time token
 //! check) -> [`server`] (query -> [`reference`]s, validated tags under the
-//! builder's registry) -> [`spool`] (body to an unnamed temp file, size
-//! limited) -> [`build`] (slot, engine build, tag, push, digest, cleanup) ->
-//! [`ndjson`] lines back to the client. [`engine`] holds the bollard client
+//! builder's registry) -> [`slots`] (a build slot, or 503) -> [`spool`] (body
+//! unpacked to an unnamed temp file, size limited) -> [`build`] (engine
+//! build, tag, push, digest, cleanup) -> [`ndjson`] lines back to the client. [`engine`] holds the bollard client
 //! and turns its errors into messages that name the socket. The engine's
 //! classic builder does the work (Docker 20.10, API 1.41, no BuildKit); the
-//! context reaches it as the client sent it.
+//! context reaches it as a plain tar, the bytes the limit counted.
 //!
 //! # Trust boundary
 //!
@@ -67,6 +88,11 @@
 //!   push any repository (as the api's token service allows the builder).
 //! - Build arguments, targets and secrets are not supported yet; the
 //!   Dockerfile's defaults apply.
+//! - `--max-context` bounds the context, not what the build writes: a `RUN`
+//!   step, or a sparse entry in the tar (which the engine unpacks at its full
+//!   size), can still fill the engine's disk. A token holder is root on the
+//!   box anyway (see the trust boundary); the limits keep honest clients and
+//!   accidents (a forgotten `.dockerignore`, parallel CI jobs) from doing it.
 
 mod args;
 mod auth;
@@ -75,7 +101,7 @@ mod engine;
 pub mod ndjson;
 pub mod reference;
 pub mod server;
-
+pub mod slots;
 pub mod spool;
 
 pub use args::Args;
@@ -85,6 +111,8 @@ pub use engine::{ConnectError, Engine};
 pub use ndjson::Line;
 pub use reference::{ImageRef, Registry};
 pub use server::{Server, serve};
+pub use slots::Slots;
+pub use spool::{SpoolStats, Spooler};
 pub use turtle_units::ByteSize;
 
 /// Runs the service until SIGTERM or SIGINT, then lets running builds'
@@ -108,7 +136,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         listen = %args.listen,
         registry = %server.builder.registry(),
         max_builds = args.max_builds,
+        max_queued = args.max_queued,
+        queue_timeout = %args.queue_timeout,
         max_context = %args.max_context,
+        spool_dir = %server.spooler.dir().display(),
         keep_local = args.keep_local,
         "builder listening"
     );

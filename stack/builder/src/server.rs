@@ -1,10 +1,13 @@
 //! The HTTP surface: routes, request checks, and the error -> status map.
 //!
 //! `POST /v1/builds` checks, in order and before the response starts: the
-//! bearer token (401), the query (400: tags, `dockerfile=`), the body's size
-//! (413) and that it arrived whole (400). Only then does it answer
-//! `200 application/x-ndjson` and hand the job to a task; from there on
-//! failures are the stream's last line (see [`crate::ndjson`]).
+//! bearer token (401), the query (400: tags, `dockerfile=`), the declared
+//! length (413), a build slot (503 with `Retry-After` when the queue is full
+//! or the wait is over, see [`crate::slots`]), then, reading the body: its
+//! unpacked size (413), its compression (415) and that it arrived whole
+//! (400). Only then does it answer `200 application/x-ndjson` and hand the job,
+//! with its slot, to a task; from there on failures are the stream's last line
+//! (see [`crate::ndjson`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +17,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -27,18 +31,21 @@ use crate::auth::{AuthError, Tokens};
 use crate::build::{Builder, Job};
 use crate::ndjson::Line;
 use crate::reference::{ImageRef, Registry, TagError};
-use crate::spool::{self, SpoolError};
-use turtle_units::ByteSize;
+use crate::slots::SlotError;
+use crate::spool::{SpoolError, Spooler};
 
 /// Lines buffered between a job and its client.
 const LINE_BUFFER: usize = 256;
+
+/// `Retry-After` of a 503 for a busy builder, in seconds.
+const RETRY_AFTER_SECS: &str = "60";
 
 /// Everything the server needs, built by [`crate::Config`] or by a test.
 #[derive(Debug)]
 pub struct Server {
     pub tokens: Tokens,
     pub builder: Builder,
-    pub max_context: ByteSize,
+    pub spooler: Spooler,
 }
 
 /// A refused request: its status and a message naming the cause and the fix.
@@ -53,6 +60,8 @@ pub enum ApiError {
     #[error("no tag= given: name the image to build, such as ?tag=fleet/app:1.0 (repeatable)")]
     NoTag,
     #[error(transparent)]
+    Busy(#[from] SlotError),
+    #[error(transparent)]
     Spool(#[from] SpoolError),
 }
 
@@ -61,8 +70,16 @@ impl ApiError {
         match self {
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::Tag(_) | ApiError::Query(_) | ApiError::NoTag => StatusCode::BAD_REQUEST,
+            ApiError::Busy(SlotError::QueueFull { .. } | SlotError::Timeout { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Spool(SpoolError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Spool(SpoolError::Empty | SpoolError::Read(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Spool(SpoolError::Compressed { .. } | SpoolError::CompressedTwice { .. }) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::Spool(SpoolError::Empty | SpoolError::Read(_) | SpoolError::Gzip(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Spool(SpoolError::Write { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +98,10 @@ impl IntoResponse for ApiError {
             };
             resp.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let ApiError::Busy(_) = &self {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         resp
     }
@@ -199,18 +220,41 @@ async fn build(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    spool::check_declared(declared, s.max_context)?;
-    let context = spool::spool(body.into_data_stream(), s.max_context).await?;
+    s.spooler.check_declared(declared)?;
+    let mut body = body.into_data_stream();
+    // The slot first: a context is read only when it can be built, so at
+    // most --max-builds of them are on disk.
+    let slot = match s.builder.slots().acquire().await {
+        Ok(slot) => slot,
+        Err(e) => {
+            tracing::info!(?principal, "build refused: {e}");
+            // A client waiting for `100 Continue` has sent nothing: reading
+            // would ask it for the body.
+            if !expects_continue(&headers) {
+                drain(&mut body).await;
+            }
+            return Err(e.into());
+        }
+    };
+    let context = match s.spooler.spool(&mut body).await {
+        Ok(c) => c,
+        Err(e) => {
+            drain(&mut body).await;
+            return Err(e.into());
+        }
+    };
     tracing::info!(
         ?principal,
         images = ?query.refs.iter().map(ImageRef::full).collect::<Vec<_>>(),
         bytes = context.len(),
+        received = context.received(),
         "build requested"
     );
     let job = Job {
         refs: query.refs,
         dockerfile: query.dockerfile,
         context,
+        slot,
     };
     let (tx, rx) = mpsc::channel(LINE_BUFFER);
     let task = tokio::spawn({
@@ -244,6 +288,41 @@ async fn build(
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// Most of a refused body read and dropped, so a client still sending it
+/// reads the refusal instead of a reset connection.
+const DRAIN_BYTES: u64 = 256 * 1024;
+
+/// How long a refused body is drained at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and drops up to [`DRAIN_BYTES`] of what is left of a refused body
+/// for up to [`DRAIN_TIME`]: closing a connection with unread bytes resets it,
+/// and a client still writing would see the reset rather than the answer.
+async fn drain<S, E>(body: &mut S)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -319,12 +398,28 @@ mod tests {
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            ApiError::Spool(SpoolError::TooLarge { limit: ByteSize(1) }).status(),
+            ApiError::Spool(SpoolError::TooLarge {
+                limit: turtle_units::ByteSize(1)
+            })
+            .status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(
             ApiError::Spool(SpoolError::Empty).status(),
             StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::Spool(SpoolError::Compressed { format: "xz" }).status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let busy = ApiError::Busy(SlotError::QueueFull {
+            max_builds: 1,
+            max_queued: 0,
+        });
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            busy.into_response().headers().get(RETRY_AFTER).unwrap(),
+            "60"
         );
         let resp = ApiError::Auth(AuthError::Missing).into_response();
         assert_eq!(

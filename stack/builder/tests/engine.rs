@@ -11,10 +11,12 @@
 //! even when a test fails. Waits poll with deadlines; there are no fixed sleeps.
 
 use std::io::Write;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -22,7 +24,9 @@ use hyper::body::Frame;
 use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use turtle_builder::{Builder, ByteSize, Engine, Line, Registry, Server, Tokens};
+use turtle_builder::{
+    Builder, ByteSize, Engine, Line, Registry, Server, Slots, SpoolStats, Spooler, Tokens,
+};
 
 const BUILDER_TOKEN: &str = "test-builder-token-0123456789abcdef";
 const ADMIN_TOKEN: &str = "test-admin-token-fedcba9876543210";
@@ -160,10 +164,13 @@ impl Drop for Cleanup {
     }
 }
 
-/// The builder server in this process on 127.0.0.1:0; stopped on drop.
+/// The builder server in this process on 127.0.0.1:0, spooling to its own
+/// directory; stopped on drop.
 struct TestBuilder {
     addr: SocketAddr,
+    stats: SpoolStats,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _spool_dir: tempfile::TempDir,
 }
 
 impl TestBuilder {
@@ -177,19 +184,33 @@ impl TestBuilder {
         keep_local: bool,
         max_context: ByteSize,
     ) -> TestBuilder {
+        let slots = Slots::new(1, 4, Duration::from_secs(600));
+        TestBuilder::start_with(socket, registry, keep_local, max_context, slots).await
+    }
+
+    async fn start_with(
+        socket: &str,
+        registry: &str,
+        keep_local: bool,
+        max_context: ByteSize,
+        slots: Slots,
+    ) -> TestBuilder {
         let tokens = Tokens::new(BUILDER_TOKEN, Some(ADMIN_TOKEN)).unwrap();
         let builder = Builder::new(
             Engine::connect(socket).unwrap(),
             Registry::parse(registry).unwrap(),
             "builder".to_string(),
             tokens.builder_token().to_string(),
-            1,
+            slots,
             keep_local,
         );
+        let spool_dir = tempfile::tempdir().unwrap();
+        let spooler = Spooler::new(spool_dir.path().to_path_buf(), max_context);
+        let stats = spooler.stats();
         let server = Server {
             tokens,
             builder,
-            max_context,
+            spooler,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -199,7 +220,9 @@ impl TestBuilder {
         }));
         TestBuilder {
             addr,
+            stats,
             stop: Some(stop),
+            _spool_dir: spool_dir,
         }
     }
 
@@ -612,4 +635,242 @@ async fn health_is_503_naming_the_socket_when_the_engine_does_not_answer() {
     assert_eq!(v["status"], "unhealthy");
     let e = v["engine"].as_str().unwrap();
     assert!(e.contains(socket.to_str().unwrap()), "{e}");
+}
+
+/// Polls `cond` until it holds, failing after a deadline.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A build request whose body the test sends piece by piece.
+struct Upload {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    response: tokio::task::JoinHandle<(StatusCode, Headers, Bytes)>,
+}
+
+impl Upload {
+    fn start(url: &str) -> Upload {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let frames = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+        }));
+        let req = Request::post(url)
+            .header("content-type", "application/x-tar")
+            .header("authorization", format!("Bearer {BUILDER_TOKEN}"))
+            .body(StreamBody::new(frames))
+            .unwrap();
+        let response = tokio::spawn(async move {
+            let client = Client::builder(TokioExecutor::new()).build_http();
+            let resp = client.request(req).await.unwrap();
+            let (parts, body) = resp.into_parts();
+            (
+                parts.status,
+                parts.headers,
+                body.collect().await.unwrap().to_bytes(),
+            )
+        });
+        Upload {
+            tx: Some(tx),
+            response,
+        }
+    }
+
+    async fn send(&self, data: &[u8]) {
+        let tx = self.tx.as_ref().expect("the body is still open");
+        tx.send(Bytes::copy_from_slice(data)).await.unwrap();
+    }
+
+    /// Ends the body and reads the whole response.
+    async fn finish(mut self) -> (StatusCode, Headers, Bytes) {
+        self.tx.take();
+        tokio::time::timeout(Duration::from_secs(300), self.response)
+            .await
+            .expect("the response ends")
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn parallel_uploads_with_one_slot_are_spooled_one_at_a_time() {
+    let registry = TestRegistry::start().await;
+    // One build at a time, up to four waiting.
+    let builder = TestBuilder::start(&registry.host(), false, ByteSize(4 << 20)).await;
+    let name = unique("par");
+    let mut cleanup = Cleanup::default();
+    let mut uploads = Vec::new();
+    for i in 0..3u8 {
+        let path = format!("{name}/app{i}");
+        cleanup
+            .images
+            .push(format!("{}/{path}:v1", registry.host()));
+        let data = vec![i + 1; 512 << 10];
+        let tar = tar_of(&[
+            ("Dockerfile", b"FROM scratch\nCOPY data /data\n".as_slice()),
+            ("data", &data),
+        ]);
+        let (first, rest) = tar.split_at(tar.len() / 2);
+        let upload = Upload::start(&builder.url(&format!("/v1/builds?tag={path}:v1")));
+        upload.send(first).await;
+        uploads.push((path, upload, rest.to_vec()));
+    }
+    // One took the slot and is being spooled, its body half sent; the others
+    // wait with their halves unread.
+    wait_until("a context being spooled", || builder.stats.live() >= 1).await;
+    for (_, upload, rest) in &uploads {
+        upload.send(rest).await;
+    }
+    for (path, upload, _) in uploads {
+        let (status, _, body) = upload.finish().await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body:?}");
+        let lines = read_lines(&body);
+        let Some(Line::Done { digest, .. }) = lines.last() else {
+            panic!("{path} failed: {lines:?}");
+        };
+        assert_eq!(
+            registry.manifest_digest(&path, "v1").await,
+            Ok(digest.clone())
+        );
+    }
+    assert_eq!(
+        builder.stats.peak(),
+        1,
+        "contexts on disk at once, with one build slot"
+    );
+    assert_eq!(builder.stats.live(), 0, "every spool file is gone");
+}
+
+#[tokio::test]
+async fn a_request_that_waits_too_long_for_a_slot_is_503_and_the_running_one_builds() {
+    let registry = TestRegistry::start().await;
+    let slots = Slots::new(1, 1, Duration::from_secs(2));
+    let builder =
+        TestBuilder::start_with(SOCKET, &registry.host(), false, ByteSize(4 << 20), slots).await;
+    let name = unique("busy");
+    let mut cleanup = Cleanup::default();
+    cleanup
+        .images
+        .push(format!("{}/{name}/held:v1", registry.host()));
+
+    // The first request holds the only slot while its upload is half sent.
+    let tar = tar_of(&[
+        ("Dockerfile", b"FROM scratch\nCOPY data /data\n".as_slice()),
+        ("data", &[7u8; 64 << 10]),
+    ]);
+    let (first, rest) = tar.split_at(tar.len() / 2);
+    let held = Upload::start(&builder.url(&format!("/v1/builds?tag={name}/held:v1")));
+    held.send(first).await;
+    wait_until("the first context being spooled", || {
+        builder.stats.live() == 1
+    })
+    .await;
+
+    // The second waits for the slot, then is refused with a reason and a retry time.
+    let (status, headers, body) = post_build(
+        &builder.url(&format!("/v1/builds?tag={name}/late:v1")),
+        Some(BUILDER_TOKEN),
+        tar_of(&[("Dockerfile", b"FROM scratch\n".as_slice())]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert_eq!(headers.get("retry-after").unwrap(), "60");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("--queue-timeout") && e.contains("--max-builds"),
+        "{e}"
+    );
+    assert_eq!(
+        builder.stats.peak(),
+        1,
+        "the refused upload was never spooled"
+    );
+
+    // A client that waits for `100 Continue` is never asked for its body:
+    // the first thing it reads is the refusal.
+    let mut conn = tokio::net::TcpStream::connect(builder.addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "POST /v1/builds?tag={name}/patient:v1 HTTP/1.1\r\nHost: builder\r\n\
+             Authorization: Bearer {BUILDER_TOKEN}\r\nContent-Type: application/x-tar\r\n\
+             Content-Length: 1048576\r\nExpect: 100-continue\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(60), conn.read(&mut byte))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(n, 1, "closed early: {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+
+    // The first one goes on and builds.
+    held.send(rest).await;
+    let (status, _, body) = held.finish().await;
+    assert_eq!(status, StatusCode::OK);
+    let lines = read_lines(&body);
+    assert!(matches!(lines.last(), Some(Line::Done { .. })), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_413_naming_the_limit_and_is_never_unpacked_past_it() {
+    let limit = ByteSize(1 << 20);
+    let builder = TestBuilder::start("127.0.0.1:5999", true, limit).await;
+    // Were it built (the bug this guards against), its local tag goes.
+    let _cleanup = Cleanup {
+        images: vec!["127.0.0.1:5999/fleet/bomb:latest".to_string()],
+    };
+    // A tar of a Dockerfile and 64 MiB of zeros, gzip'd: tens of KiB on the wire.
+    let zeros: u64 = 64 << 20;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::best(),
+    ));
+    for (path, size) in [("Dockerfile", 29u64), ("zeros", zeros)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let data: Box<dyn std::io::Read> = if path == "Dockerfile" {
+            Box::new(&b"FROM scratch\nCOPY zeros /z\n\n\n"[..])
+        } else {
+            Box::new(std::io::Read::take(std::io::repeat(0), size))
+        };
+        tar.append_data(&mut h, path, data).unwrap();
+    }
+    let bomb = tar.into_inner().unwrap().finish().unwrap();
+    assert!(bomb.len() < (1 << 20) / 4, "{} bytes", bomb.len());
+
+    let (status, _, body) = post_build(
+        &builder.url("/v1/builds?tag=fleet/bomb"),
+        Some(BUILDER_TOKEN),
+        bomb,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body:?}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("1 MiB") && e.contains("uncompressed") && e.contains("--max-context"),
+        "{e}"
+    );
+    assert!(
+        builder.stats.peak_bytes() <= limit.0,
+        "{} bytes were written to the spool",
+        builder.stats.peak_bytes()
+    );
+    assert_eq!(builder.stats.live(), 0);
 }

@@ -53,13 +53,16 @@ mod landing;
 pub mod migrate;
 mod openapi;
 mod provisioning;
+pub mod rate;
 pub mod registry;
 mod releases;
 mod respond;
 pub mod routes;
+pub mod scope;
 pub mod secret;
 pub mod state;
 pub mod subnet;
+pub mod text;
 mod vpn;
 
 use std::future::Future;

@@ -6,6 +6,7 @@
 mod fixture;
 mod postgres;
 
+mod bench;
 mod database;
 mod devices;
 mod fleets;

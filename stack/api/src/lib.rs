@@ -24,6 +24,16 @@
 //! - Every JSON body read and answer written is a type of `turtle-fleet-api`
 //!   (`stack/fleet-api`), the crate the api's clients use too, so the wire
 //!   names are spelled once; only the OpenAPI document is JSON built by hand.
+//! - What callers send is bounded (`device`, `devices`, `logs`, `rate`): rate
+//!   limits per device on logs and state reports and on registration (in all
+//!   and per key), a state report of at most 64 KiB, logs kept by a retention
+//!   and a per-device row cap, device timestamps clamped to their arrival,
+//!   terminal escapes stripped from stored lines (`text`), no NUL in any JSON
+//!   string (`extract`), registry scopes by Distribution's grammar (`scope`),
+//!   fleet names a validated `FleetName`.
+//! - Revocation: provisioning keys, devices and fleets can be deleted; a key or
+//!   device is looked up at every call, so deletion takes effect at once (see
+//!   `registry` for its tokens, which live 60 s).
 //!
 //! # Layout
 //!
@@ -35,17 +45,6 @@
 //! `openapi`. `config` loads the flags' files, `subnet` parses the VPN subnet,
 //! `rate` is the token buckets, `text` cleans and checks caller text, `extract`
 //! and `respond` read requests and write answers.
-//!
-//! - What callers send is bounded (`device`, `devices`, `logs`, `rate`): rate
-//!   limits per device on logs and state reports and on registration (in all
-//!   and per key), a state report of at most 64 KiB, logs kept by a retention
-//!   and a per-device row cap, device timestamps clamped to their arrival,
-//!   terminal escapes stripped from stored lines (`text`), no NUL in any JSON
-//!   string (`extract`), registry scopes by Distribution's grammar (`scope`),
-//!   fleet names a validated `FleetName`.
-//! - Revocation: provisioning keys, devices and fleets can be deleted; a key or
-//!   device is looked up at every call, so deletion takes effect at once (see
-//!   `registry` for its tokens, which live 60 s).
 //!
 //! # Current limitations
 //!

@@ -9,6 +9,8 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use turtle_fleet_api::FleetName;
+
 use crate::error::ApiError;
 use crate::secret;
 use crate::state::AppState;
@@ -18,7 +20,7 @@ use crate::state::AppState;
 pub struct Device {
     pub uuid: String,
     pub fleet_id: i64,
-    pub fleet_name: String,
+    pub fleet_name: FleetName,
 }
 
 /// Any caller the API knows.
@@ -75,22 +77,45 @@ fn shared(state: &AppState, token: &str) -> Option<Principal> {
     }
 }
 
-/// The device whose key this is (by the key's SHA-256), marking it seen.
+/// How stale `last_seen` may get before a call writes it again: a device
+/// calling (or refused by a rate limit) many times a second costs one write
+/// per this long, not one per call.
+const SEEN_PRECISION_SECS: i64 = 10;
+
+/// The device whose key this is (by the key's SHA-256), marking it seen. A
+/// deleted device's key finds nothing: revocation is a row gone, checked at
+/// every call.
 pub async fn device_by_key(state: &AppState, key: &str) -> Result<Option<Device>, ApiError> {
     let client = state.pool.get().await?;
     let row = client
         .query_opt(
-            "UPDATE devices d SET last_seen = now() FROM fleets f
-             WHERE d.key_sha256 = $1 AND f.id = d.fleet_id
-             RETURNING d.uuid::text, d.fleet_id, f.name",
-            &[&secret::sha256(key).as_slice()],
+            "WITH d AS (
+                 SELECT d.uuid, d.fleet_id, f.name FROM devices d JOIN fleets f ON f.id = d.fleet_id
+                 WHERE d.key_sha256 = $1
+             ), seen AS (
+                 UPDATE devices SET last_seen = now()
+                 WHERE uuid = (SELECT uuid FROM d)
+                   AND (last_seen IS NULL OR last_seen < now() - $2::bigint * interval '1 second')
+             )
+             SELECT uuid::text, fleet_id, name FROM d",
+            &[&secret::sha256(key).as_slice(), &SEEN_PRECISION_SECS],
         )
         .await?;
-    Ok(row.map(|r| Device {
-        uuid: r.get(0),
-        fleet_id: r.get(1),
-        fleet_name: r.get(2),
-    }))
+    row.map(|r| {
+        Ok(Device {
+            uuid: r.get(0),
+            fleet_id: r.get(1),
+            fleet_name: crate::fleets::stored_name(r.get(2))?,
+        })
+    })
+    .transpose()
+}
+
+/// The answer to a device deleted while its call was under way.
+pub fn revoked() -> ApiError {
+    ApiError::unauthorized(format!(
+        "unknown device key (the device was deleted): {DEVICE_HINT}"
+    ))
 }
 
 /// The admin token was presented.

@@ -2,6 +2,7 @@
 //! name: tokens, the token signer, the VPN server's identity, public names.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::Args;
 use crate::db::Target;
 use crate::jwt::Signer;
+use crate::rate::Rate;
 use crate::subnet::Subnet;
 use turtle_stack_common::{Token, read_secret};
 
@@ -30,6 +32,31 @@ pub struct Config {
     pub registry_service: String,
     /// Turtle's root certificate, served at `/ca.pem`.
     pub ca_file: PathBuf,
+    /// How long and how many device log lines are kept.
+    pub logs: LogPolicy,
+    /// The rate limits.
+    pub limits: Limits,
+}
+
+/// What is kept of device logs.
+#[derive(Debug, Clone, Copy)]
+pub struct LogPolicy {
+    /// Lines go this long after they arrived; a device's timestamp is never
+    /// put earlier than this before its arrival.
+    pub retention: Duration,
+    /// The most lines kept per device.
+    pub max_lines: i64,
+    /// How often the retention is applied to every device.
+    pub sweep_interval: Duration,
+}
+
+/// The rate limits (see the flags of the same names).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub device_log: Rate,
+    pub device_state: Rate,
+    pub registration: Rate,
+    pub registration_key: Rate,
 }
 
 /// The VPN server as devices see it.
@@ -42,6 +69,8 @@ pub struct VpnServer {
     pub port: u16,
     /// The name devices reach the server at (the domain).
     pub host: String,
+    /// The share of device addresses kept free, in percent.
+    pub reserve_percent: u8,
 }
 
 impl Config {
@@ -98,7 +127,7 @@ impl Config {
             "--vpn-public-key-file",
             &args.vpn_public_key_file,
         )?;
-        check_wireguard_key(&public_key).map_err(|e| {
+        let public_key = check_wireguard_key(&public_key).map_err(|e| {
             anyhow::anyhow!(
                 "--vpn-public-key-file {}: {e}",
                 args.vpn_public_key_file.display()
@@ -117,6 +146,7 @@ impl Config {
                 public_key,
                 port: vpn_port,
                 host: domain.clone(),
+                reserve_percent: args.vpn_reserve_percent,
             },
             domain,
             https_port,
@@ -127,6 +157,17 @@ impl Config {
             issuer: args.token_issuer.clone(),
             registry_service,
             ca_file: args.ca_file.clone(),
+            logs: LogPolicy {
+                retention: args.log_retention,
+                max_lines: args.log_max_lines,
+                sweep_interval: args.log_sweep_interval,
+            },
+            limits: Limits {
+                device_log: args.device_log_limit,
+                device_state: args.device_state_limit,
+                registration: args.registration_limit,
+                registration_key: args.registration_key_limit,
+            },
         };
         Ok((config, target))
     }
@@ -165,9 +206,10 @@ fn port(
 }
 
 /// Checks a WireGuard public key as WireGuard writes keys: base64 of 32 bytes.
-pub fn check_wireguard_key(key: &str) -> Result<(), String> {
+/// Returns it re-encoded canonically (so it compares with what devices send).
+pub fn check_wireguard_key(key: &str) -> Result<String, String> {
     match STANDARD.decode(key.trim()) {
-        Ok(bytes) if bytes.len() == 32 => Ok(()),
+        Ok(bytes) if bytes.len() == 32 => Ok(STANDARD.encode(bytes)),
         _ => Err(
             "the key must be 32 bytes in base64 (44 characters), as the vpn-key.pub secret is"
                 .into(),

@@ -1,5 +1,13 @@
 //! The routes a device calls with its own key: its target release, its state
 //! report, its logs. Every call marks the device seen (see `auth`).
+//!
+//! What a device sends is bounded, so one device cannot fill the database's
+//! disk: a state report is at most [`STATE_LIMIT`] bytes and a device sends at
+//! most `--device-state-limit` of them; its log lines are cleaned
+//! (`text::clean_log_text`), cost their bytes against `--device-log-limit`, and
+//! are kept by the row cap and the retention (`logs`).
+
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -8,15 +16,21 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use turtle_fleet_api::{FleetRef, LogLineIn, Target};
 
-use crate::auth::DeviceAuth;
+use crate::auth::{DeviceAuth, revoked};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
+use crate::logs::{self, Batch};
 use crate::releases;
 use crate::respond::json_with_etag;
 use crate::state::AppState;
+use crate::text::{MESSAGE_MAX, SERVICE_MAX, clean_log_text};
 
 /// At most this many log lines per request.
 const MAX_LOG_LINES: usize = 5_000;
+/// The largest state report, in bytes of JSON.
+pub const STATE_LIMIT: usize = 64 << 10;
+/// What a stored line costs beyond its text (its row, times and index entries).
+pub const LINE_OVERHEAD: u64 = 64;
 
 /// Parses an RFC 3339 time (`2025-06-01T12:00:00Z`).
 pub fn parse_time(text: &str) -> ApiResult<OffsetDateTime> {
@@ -49,24 +63,42 @@ pub async fn target(
     Ok(json_with_etag(&headers, &body))
 }
 
-/// `PUT /v1/device/state`: any JSON object, kept as the device's last report.
+/// `PUT /v1/device/state`: any JSON object of at most 64 KiB, kept as the
+/// device's last report.
 pub async fn report_state(
     DeviceAuth(device): DeviceAuth,
     State(state): State<AppState>,
-    JsonBody(report): JsonBody<serde_json::Value>,
+    JsonBody(report): JsonBody<serde_json::Value, STATE_LIMIT>,
 ) -> ApiResult<StatusCode> {
     if !report.is_object() {
         return Err(ApiError::BadRequest(
             "the state report must be a JSON object".into(),
         ));
     }
+    let limiter = &state.limiters.device_state;
+    limiter
+        .take(&device.uuid, 1, Instant::now())
+        .map_err(|refusal| {
+            ApiError::limited(
+                refusal,
+                &format!(
+                    "the state report rate of device {} (--device-state-limit {})",
+                    device.uuid,
+                    limiter.rate()
+                ),
+                "reports",
+            )
+        })?;
     let client = state.pool.get().await?;
-    client
+    let updated = client
         .execute(
             "UPDATE devices SET state = $2, state_at = now() WHERE uuid = $1::text::uuid",
             &[&device.uuid, &report],
         )
         .await?;
+    if updated == 0 {
+        return Err(revoked());
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,23 +118,39 @@ pub async fn post_logs(
     if lines.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let mut times: Vec<Option<OffsetDateTime>> = Vec::with_capacity(lines.len());
-    let mut services: Vec<Option<String>> = Vec::with_capacity(lines.len());
-    let mut messages: Vec<String> = Vec::with_capacity(lines.len());
+    let mut batch = Batch::default();
+    let mut cost = 0u64;
     for line in lines {
-        times.push(line.timestamp.as_deref().map(parse_time).transpose()?);
-        services.push(line.service);
-        messages.push(line.message);
+        batch
+            .times
+            .push(line.timestamp.as_deref().map(parse_time).transpose()?);
+        let service = line
+            .service
+            .map(|s| clean_log_text(&s, SERVICE_MAX))
+            .filter(|s| !s.is_empty());
+        let message = clean_log_text(&line.message, MESSAGE_MAX);
+        cost +=
+            LINE_OVERHEAD + message.len() as u64 + service.as_ref().map_or(0, |s| s.len() as u64);
+        batch.services.push(service);
+        batch.messages.push(message);
     }
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO device_logs (device_uuid, at, service, message)
-             SELECT $1::text::uuid, COALESCE(t, now()), s, m
-             FROM unnest($2::timestamptz[], $3::text[], $4::text[]) WITH ORDINALITY AS l (t, s, m, n)
-             ORDER BY n",
-            &[&device.uuid, &times, &services, &messages],
-        )
-        .await?;
+    let limiter = &state.limiters.device_log;
+    limiter
+        .take(&device.uuid, cost, Instant::now())
+        .map_err(|refusal| {
+            ApiError::limited(
+                refusal,
+                &format!(
+                    "the log budget of device {} (--device-log-limit {})",
+                    device.uuid,
+                    limiter.rate()
+                ),
+                "bytes",
+            )
+        })?;
+    let mut client = state.pool.get().await?;
+    if !logs::insert(&mut client, &device.uuid, &batch, &state.config.logs).await? {
+        return Err(revoked());
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,13 @@
-//! Devices as admins see them, and registration: a device presents a provisioning
-//! key once and gets its UUID, its own key (shown once, stored as its SHA-256) and,
-//! when it sent a WireGuard public key, its tunnel address.
+//! Devices as admins see them (and delete them), and registration: a device
+//! presents a provisioning key once and gets its UUID, its own key (shown once,
+//! stored as its SHA-256) and, when it sent a WireGuard public key, its tunnel
+//! address.
+
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -15,7 +19,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, JsonBody, QueryParams};
 use crate::respond::{created, rfc3339, rfc3339_opt};
 use crate::state::AppState;
-use crate::{secret, vpn};
+use crate::text::check_label;
+use crate::{fleets, secret, vpn};
 
 const DEVICE_QUERY: &str = "SELECT d.uuid::text AS uuid, d.name, d.fleet_id, f.name AS fleet_name,
         host(d.vpn_address) AS vpn_address, d.wireguard_public_key, d.registered_at,
@@ -23,11 +28,11 @@ const DEVICE_QUERY: &str = "SELECT d.uuid::text AS uuid, d.name, d.fleet_id, f.n
     FROM devices d JOIN fleets f ON f.id = d.fleet_id";
 
 /// A device from a row of [`DEVICE_QUERY`].
-fn from_row(row: &Row) -> Device {
-    Device {
+fn from_row(row: &Row) -> ApiResult<Device> {
+    Ok(Device {
         fleet: FleetRef {
             id: row.get("fleet_id"),
-            name: row.get("fleet_name"),
+            name: fleets::stored_name(row.get("fleet_name"))?,
         },
         last_seen: rfc3339_opt(row.get("last_seen")),
         name: row.get("name"),
@@ -37,7 +42,7 @@ fn from_row(row: &Row) -> Device {
         uuid: row.get("uuid"),
         vpn_address: row.get("vpn_address"),
         wireguard_public_key: row.get("wireguard_public_key"),
-    }
+    })
 }
 
 /// `GET /v1/devices`.
@@ -49,7 +54,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec
             &[],
         )
         .await?;
-    Ok(Json(rows.iter().map(from_row).collect()))
+    Ok(Json(rows.iter().map(from_row).collect::<ApiResult<_>>()?))
 }
 
 fn not_found(uuid: &str) -> ApiError {
@@ -71,11 +76,47 @@ pub async fn get(
         )
         .await?
         .ok_or_else(|| not_found(&uuid))?;
-    Ok(Json(from_row(&row)))
+    Ok(Json(from_row(&row)?))
 }
 
+/// `DELETE /v1/devices/{uuid}`: revokes the device. Its key is checked against
+/// the database at every call, so it stops working at once on every route
+/// (the registry's token endpoint too); its VPN peer leaves the peer list (the
+/// vpn drops it at its next poll); its logs go with it. Registry tokens it
+/// already holds live out their 60 s (see `registry`).
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> ApiResult<StatusCode> {
+    let uuid = extract::uuid(&uuid)?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "DELETE FROM devices WHERE uuid = $1::text::uuid RETURNING host(vpn_address)",
+            &[&uuid],
+        )
+        .await?
+        .ok_or_else(|| not_found(&uuid))?;
+    state.limiters.forget_device(&uuid);
+    let address: Option<String> = row.get(0);
+    tracing::info!(
+        "deleted device {uuid}{}",
+        address
+            .map(|a| format!(" (its VPN address {a} is free again)"))
+            .unwrap_or_default()
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The longest device name.
+const NAME_MAX: usize = 253;
+
 /// `POST /v1/devices/register` (no `Authorization`: the provisioning key is in the
-/// body).
+/// body). Rate-limited in all and per key; a key registers at most its
+/// `max_uses` devices; a WireGuard key must be the device's own (not the VPN
+/// server's, not another device's), and the VPN subnet must have an address
+/// left above its reserve.
 pub async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Registration>,
@@ -84,38 +125,93 @@ pub async fn register(
         .name
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.len() > 253) {
-        return Err(ApiError::BadRequest(
-            "name is longer than 253 characters: give a shorter one".into(),
-        ));
+    if let Some(name) = &name {
+        check_label("name", name, NAME_MAX).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
     let wireguard_key = body
         .wireguard_public_key
         .as_deref()
         .map(vpn::check_public_key)
         .transpose()?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let key = tx
-        .query_opt(
-            "SELECT k.id, k.fleet_id, f.name, k.expires_at, k.expires_at <= now()
-             FROM provisioning_keys k JOIN fleets f ON f.id = k.fleet_id
-             WHERE k.key_sha256 = $1",
-            &[&secret::sha256(&body.provisioning_key).as_slice()],
+    if wireguard_key.as_deref() == Some(state.config.vpn.public_key.as_str()) {
+        return Err(ApiError::BadRequest(
+            "wireguard_public_key is the VPN server's own public key: generate a key pair for              this device (wg genkey | wg pubkey) and send its public key"
+                .into(),
+        ));
+    }
+    let key_hash = secret::sha256(&body.provisioning_key);
+    let now = Instant::now();
+    let limiters = &state.limiters;
+    limiters.registration.take(&(), 1, now).map_err(|refusal| {
+        ApiError::limited(
+            refusal,
+            &format!(
+                "the registration rate of this api (--registration-limit {})",
+                limiters.registration.rate()
+            ),
+            "registrations",
         )
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "unknown provisioning key: ask an admin for one (POST \
-                 /v1/fleets/{id}/provisioning-keys)",
+    })?;
+    limiters
+        .registration_key
+        .take(&key_hash, 1, now)
+        .map_err(|refusal| {
+            ApiError::limited(
+                refusal,
+                &format!(
+                    "the registration rate of this provisioning key (--registration-key-limit {})",
+                    limiters.registration_key.rate()
+                ),
+                "registrations",
             )
         })?;
-    let (key_id, fleet_id, fleet_name): (i64, i64, String) = (key.get(0), key.get(1), key.get(2));
-    if key.get::<_, bool>(4) {
-        let expired: OffsetDateTime = key.get(3);
+    let unknown = || {
+        ApiError::unauthorized(
+            "unknown provisioning key: ask an admin for one (POST \
+             /v1/fleets/{id}/provisioning-keys)",
+        )
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    // Locks in the order a fleet's deletion takes them (the fleet, then its
+    // keys), so the two never wait on each other in a cycle.
+    let found = tx
+        .query_opt(
+            "SELECT id, fleet_id FROM provisioning_keys WHERE key_sha256 = $1",
+            &[&key_hash.as_slice()],
+        )
+        .await?
+        .ok_or_else(unknown)?;
+    let (key_id, fleet_id): (i64, i64) = (found.get(0), found.get(1));
+    let fleet_name = tx
+        .query_opt(
+            "SELECT name FROM fleets WHERE id = $1 FOR KEY SHARE",
+            &[&fleet_id],
+        )
+        .await?
+        .ok_or_else(unknown)?;
+    let fleet_name = fleets::stored_name(fleet_name.get(0))?;
+    let key = tx
+        .query_opt(
+            "SELECT expires_at, expires_at <= now(), uses, max_uses FROM provisioning_keys
+             WHERE id = $1 FOR UPDATE",
+            &[&key_id],
+        )
+        .await?
+        .ok_or_else(unknown)?;
+    if key.get::<_, bool>(1) {
+        let expired: OffsetDateTime = key.get(0);
         return Err(ApiError::unauthorized(format!(
             "provisioning key expired at {}: ask an admin for a new one",
             rfc3339(expired)
+        )));
+    }
+    let (uses, max_uses): (i32, i32) = (key.get(2), key.get(3));
+    if uses >= max_uses {
+        return Err(ApiError::unauthorized(format!(
+            "provisioning key {key_id} is used up: it registered the {max_uses} device{} it \
+             was made for; ask an admin for a new one",
+            if max_uses == 1 { "" } else { "s" }
         )));
     }
     let address = match &wireguard_key {
@@ -140,7 +236,10 @@ pub async fn register(
         )
         .await
         .map_err(|e| {
-            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            let constraint = e.as_db_error().and_then(|db| db.constraint());
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && constraint == Some("devices_wireguard_public_key_key")
+            {
                 ApiError::Conflict(
                     "this WireGuard public key belongs to another device: generate a new key \
                      pair for this device"
@@ -150,10 +249,17 @@ pub async fn register(
                 e.into()
             }
         })?;
+    tx.execute(
+        "UPDATE provisioning_keys SET uses = uses + 1 WHERE id = $1",
+        &[&key_id],
+    )
+    .await?;
     tx.commit().await?;
     let uuid: String = row.get(0);
     tracing::info!(
-        "registered device {uuid} in fleet {fleet_name}{}",
+        "registered device {uuid} in fleet {fleet_name} with provisioning key {key_id} ({} of \
+         {max_uses}){}",
+        uses + 1,
         address
             .as_deref()
             .map(|a| format!(" at {a}"))

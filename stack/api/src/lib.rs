@@ -24,20 +24,34 @@
 //! - Every JSON body read and answer written is a type of `turtle-fleet-api`
 //!   (`stack/fleet-api`), the crate the api's clients use too, so the wire
 //!   names are spelled once; only the OpenAPI document is JSON built by hand.
+//! - What callers send is bounded (`device`, `devices`, `logs`, `rate`): rate
+//!   limits per device on logs and state reports and on registration (in all
+//!   and per key), a state report of at most 64 KiB, logs kept by a retention
+//!   and a per-device row cap, device timestamps clamped to their arrival,
+//!   terminal escapes stripped from stored lines (`text`), no NUL in any JSON
+//!   string (`extract`), registry scopes by Distribution's grammar (`scope`),
+//!   fleet names a validated `FleetName`.
+//! - Revocation: provisioning keys, devices and fleets can be deleted; a key or
+//!   device is looked up at every call, so deletion takes effect at once (see
+//!   `registry` for its tokens, which live 60 s).
 //!
 //! # Layout
 //!
 //! `routes` lists every route once (the router and the OpenAPI test both read it);
 //! one module per resource: `fleets`, `releases`, `provisioning`, `devices` (admin
-//! view and registration), `device` (a device's own calls), `registry` (tokens,
-//! signed by `jwt`), `vpn`, `health`, `landing`, `openapi`. `config` loads the
-//! flags' files, `subnet` parses the VPN subnet, `extract` and `respond` read
-//! requests and write answers.
+//! view, deletion and registration), `device` (a device's own calls), `logs`
+//! (log storage, the row cap and the retention sweep), `registry` (tokens,
+//! signed by `jwt`, scopes parsed by `scope`), `vpn`, `health`, `landing`,
+//! `openapi`. `config` loads the flags' files, `subnet` parses the VPN subnet,
+//! `rate` is the token buckets, `text` cleans and checks caller text, `extract`
+//! and `respond` read requests and write answers.
 //!
 //! # Current limitations
 //!
-//! Devices and fleets cannot be deleted through the API yet; provisioning keys
-//! cannot be revoked before they expire; log lines are kept forever.
+//! The rate limits live in the process: a restart refills every bucket, and
+//! limits are per api process (the stack runs one). Registration is limited in
+//! all, not per source address: a flood of bogus keys holds off real
+//! registrations for its duration (per-source limits belong to the proxy).
 
 pub mod auth;
 pub mod config;
@@ -50,16 +64,20 @@ mod fleets;
 mod health;
 pub mod jwt;
 mod landing;
+mod logs;
 pub mod migrate;
 mod openapi;
 mod provisioning;
+pub mod rate;
 pub mod registry;
 mod releases;
 mod respond;
 pub mod routes;
+pub mod scope;
 pub mod secret;
 pub mod state;
 pub mod subnet;
+pub mod text;
 mod vpn;
 
 use std::future::Future;
@@ -72,7 +90,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::logs::Maintenance;
+use crate::rate::Rate;
+use crate::state::{AppState, Limiters};
 use crate::subnet::Subnet;
 
 /// Command-line arguments of `turtle backend api`. Every flag can also be set by
@@ -173,6 +193,43 @@ pub struct Args {
         default_value = "/etc/turtle/trust/root.pem"
     )]
     pub ca_file: PathBuf,
+    /// Log data one device may send, as <amount>/<period>: a burst of the amount,
+    /// refilled at the amount per period. A line counts its message and service
+    /// bytes (as stored) plus 64. Past it: 429 with Retry-After.
+    #[arg(long, env = "TURTLE_API_DEVICE_LOG_LIMIT", default_value = "1MiB/m")]
+    pub device_log_limit: Rate,
+    /// State reports one device may send, as <count>/<period> (a burst of the
+    /// count). Past it: 429 with Retry-After.
+    #[arg(long, env = "TURTLE_API_DEVICE_STATE_LIMIT", default_value = "12/m")]
+    pub device_state_limit: Rate,
+    /// Registrations the api takes in all, as <count>/<period> (unknown keys count too).
+    #[arg(long, env = "TURTLE_API_REGISTRATION_LIMIT", default_value = "60/m")]
+    pub registration_limit: Rate,
+    /// Registrations one provisioning key may make, as <count>/<period>.
+    #[arg(
+        long,
+        env = "TURTLE_API_REGISTRATION_KEY_LIMIT",
+        default_value = "10/m"
+    )]
+    pub registration_key_limit: Rate,
+    /// How long device log lines are kept, counted from when they arrived
+    /// (168h: a week).
+    #[arg(long, env = "TURTLE_API_LOG_RETENTION", default_value = "168h", value_parser = parse_positive_duration)]
+    pub log_retention: Duration,
+    /// The most log lines kept per device: past it, the oldest go.
+    #[arg(long, env = "TURTLE_API_LOG_MAX_LINES", default_value = "10000",
+          value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub log_max_lines: i64,
+    /// How often lines past the retention are deleted (a device's lines past
+    /// the row cap go at each of its posts).
+    #[arg(long, env = "TURTLE_API_LOG_SWEEP_INTERVAL", default_value = "10m", value_parser = parse_positive_duration)]
+    pub log_sweep_interval: Duration,
+    /// The share of the VPN subnet's device addresses kept free (0 to 50, a
+    /// percentage, rounded down to whole addresses): registration with a
+    /// WireGuard key is refused once only these are left.
+    #[arg(long, env = "TURTLE_API_VPN_RESERVE_PERCENT", default_value = "1",
+          value_parser = clap::value_parser!(u8).range(0..=50))]
+    pub vpn_reserve_percent: u8,
 }
 
 /// Parses `60`, `60s`, `2m`, `500ms` or `1h` (Turtle's one duration syntax).
@@ -182,10 +239,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| e.to_string())
 }
 
+/// As [`parse_duration`], more than zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?}: give a duration of more than zero")),
+        d => Ok(d),
+    }
+}
+
 /// The service, ready to serve: configuration loaded, database reached, schema
-/// current.
+/// current, and its maintenance task (the log retention) running until the
+/// `App` is dropped.
 pub struct App {
     state: AppState,
+    _maintenance: Maintenance,
 }
 
 impl App {
@@ -225,10 +292,15 @@ impl App {
         let state = AppState {
             pool,
             openapi: Arc::new(openapi::with_server(&api_url)),
+            limiters: Arc::new(Limiters::new(&config.limits)),
             config: Arc::new(config),
             healthy: Arc::new(AtomicBool::new(true)),
         };
-        Ok(App { state })
+        let maintenance = logs::maintain(state.clone());
+        Ok(App {
+            state,
+            _maintenance: maintenance,
+        })
     }
 
     /// The router of every route, over this app's pool and configuration.
@@ -285,6 +357,15 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("s").unwrap_err().contains("500ms"));
+        assert!(
+            parse_positive_duration("0s")
+                .unwrap_err()
+                .contains("more than zero")
+        );
+        assert_eq!(
+            parse_positive_duration("168h").unwrap(),
+            Duration::from_secs(604_800)
+        );
     }
 
     /// Every flag has an environment variable and help.

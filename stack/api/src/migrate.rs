@@ -14,6 +14,7 @@
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 /// One migration file.
 #[derive(Debug, Clone, Copy)]
@@ -27,11 +28,18 @@ pub struct Migration {
 
 /// Every migration of the schema, in order. A test checks this list against the
 /// files in `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_hardening",
+        sql: include_str!("../migrations/0002_hardening.sql"),
+    },
+];
 
 /// The advisory lock the migrations hold ("turtle" in ASCII, then 1).
 const LOCK_KEY: i64 = 0x7475_7274_6c65_0001;
@@ -57,6 +65,10 @@ pub enum MigrateError {
     Unknown { version: i32, name: String },
     #[error("migration {name} failed: {cause}: fix the SQL in migrations/{name}.sql")]
     Failed { name: String, cause: String },
+    /// A migration found data it cannot carry over and said so (`RAISE
+    /// EXCEPTION`): its message says what to change.
+    #[error("migration {name} cannot run on this database: {message}")]
+    Refused { name: String, message: String },
     #[error("database error while migrating: {0}")]
     Database(String),
 }
@@ -117,9 +129,15 @@ pub async fn apply(
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         tx.batch_execute(m.sql)
             .await
-            .map_err(|e| MigrateError::Failed {
-                name: m.name.to_string(),
-                cause: crate::db::describe(&e),
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if *db.code() == SqlState::RAISE_EXCEPTION => MigrateError::Refused {
+                    name: m.name.to_string(),
+                    message: db.message().to_string(),
+                },
+                _ => MigrateError::Failed {
+                    name: m.name.to_string(),
+                    cause: crate::db::describe(&e),
+                },
             })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",

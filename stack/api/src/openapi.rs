@@ -85,9 +85,10 @@ mod tests {
     fn the_wire_types_write_the_documented_properties() {
         let doc: Value = serde_json::from_str(DOCUMENT).unwrap();
         let schema = |name: &str| format!("/components/schemas/{name}");
+        let prod = FleetName::parse("prod").unwrap();
         let fleet_ref = FleetRef {
             id: 1,
-            name: "prod".into(),
+            name: prod.clone(),
         };
         let release = Release {
             compose: "c".into(),
@@ -123,12 +124,12 @@ mod tests {
                 .unwrap(),
             &statuses
         );
-        let new_fleet = NewFleet { name: "a".into() };
+        let new_fleet = NewFleet { name: prod.clone() };
         check(&doc, &schema("NewFleet"), &new_fleet, &new_fleet);
         let fleet = Fleet {
             created_at: "t".into(),
             id: 1,
-            name: "prod".into(),
+            name: prod.clone(),
             target_release_id: None,
         };
         check(&doc, &schema("Fleet"), &fleet, &fleet);
@@ -147,6 +148,7 @@ mod tests {
             &NewProvisioningKey {
                 description: Some("d".into()),
                 expires_in_secs: Some(1),
+                max_uses: Some(1),
             },
             &NewProvisioningKey::default(),
         );
@@ -156,8 +158,19 @@ mod tests {
             fleet_id: 1,
             id: 1,
             key: "k".into(),
+            max_uses: 1,
         };
         check(&doc, &schema("ProvisioningKey"), &key, &key);
+        let info = ProvisioningKeyInfo {
+            created_at: "t".into(),
+            description: "d".into(),
+            expires_at: "t".into(),
+            fleet_id: 1,
+            id: 1,
+            max_uses: 2,
+            uses: 1,
+        };
+        check(&doc, &schema("ProvisioningKeyInfo"), &info, &info);
         check(
             &doc,
             &schema("Registration"),

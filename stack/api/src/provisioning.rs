@@ -1,10 +1,16 @@
 //! Provisioning keys: what a new device presents once to register into a fleet.
-//! A key is 32 random bytes in hex, shown once and stored as its SHA-256; it may
-//! register any number of devices until it expires.
+//! A key is 32 random bytes in hex, shown once and stored as its SHA-256. It
+//! registers at most `max_uses` devices (1 unless asked, at most
+//! [`MAX_USES`]) before it expires (an hour unless asked, at most
+//! [`MAX_LIFETIME_SECS`]); an admin may delete it sooner. Deleting a key does
+//! not touch the devices it registered.
 
+use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use turtle_fleet_api::{NewProvisioningKey, ProvisioningKey};
+use tokio_postgres::Row;
+use turtle_fleet_api::{NewProvisioningKey, ProvisioningKey, ProvisioningKeyInfo};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -13,11 +19,16 @@ use crate::fleets;
 use crate::respond::{created, rfc3339};
 use crate::secret;
 use crate::state::AppState;
+use crate::text::check_label;
 
-/// A key lives a day unless asked otherwise.
-const DEFAULT_LIFETIME_SECS: i64 = 86_400;
-/// At most ten years.
-const MAX_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
+/// A key lives an hour unless asked otherwise: long enough to set a device up.
+pub const DEFAULT_LIFETIME_SECS: i64 = 3_600;
+/// At most 30 days.
+pub const MAX_LIFETIME_SECS: i64 = 30 * 86_400;
+/// A key registers one device unless asked otherwise, and at most this many.
+pub const MAX_USES: i32 = 1_000;
+/// The longest description.
+const DESCRIPTION_MAX: usize = 1024;
 
 /// `POST /v1/fleets/{id}/provisioning-keys`.
 pub async fn create(
@@ -32,29 +43,41 @@ pub async fn create(
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
     if !(0..=MAX_LIFETIME_SECS).contains(&lifetime) {
         return Err(ApiError::BadRequest(format!(
-            "expires_in_secs {lifetime} is out of range: give 0 to {MAX_LIFETIME_SECS} seconds"
+            "expires_in_secs {lifetime} is out of range: give 0 to {MAX_LIFETIME_SECS} seconds \
+             (30 days); make a new key when one runs out"
+        )));
+    }
+    let max_uses = body.max_uses.unwrap_or(1);
+    if !(1..=MAX_USES).contains(&max_uses) {
+        return Err(ApiError::BadRequest(format!(
+            "max_uses {max_uses} is out of range: give 1 to {MAX_USES} devices; make more keys \
+             for more"
         )));
     }
     let description = body.description.unwrap_or_default();
+    check_label("description", &description, DESCRIPTION_MAX)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let key = secret::new_key();
     let client = state.pool.get().await?;
     fleets::find(&client, fleet_id).await?;
     let row = client
         .query_one(
-            "INSERT INTO provisioning_keys (fleet_id, key_sha256, description, expires_at)
-             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second')
+            "INSERT INTO provisioning_keys (fleet_id, key_sha256, description, expires_at, max_uses)
+             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second', $5)
              RETURNING id, expires_at",
             &[
                 &fleet_id,
                 &secret::sha256(&key).as_slice(),
                 &description,
                 &lifetime,
+                &max_uses,
             ],
         )
         .await?;
     tracing::info!(
-        "fleet {fleet_id}: provisioning key {}",
-        row.get::<_, i64>(0)
+        "fleet {fleet_id}: provisioning key {} ({max_uses} use{}, {lifetime} s)",
+        row.get::<_, i64>(0),
+        if max_uses == 1 { "" } else { "s" }
     );
     Ok(created(ProvisioningKey {
         description,
@@ -62,5 +85,65 @@ pub async fn create(
         fleet_id,
         id: row.get(0),
         key,
+        max_uses,
     }))
+}
+
+fn info_from_row(row: &Row) -> ProvisioningKeyInfo {
+    ProvisioningKeyInfo {
+        created_at: rfc3339(row.get("created_at")),
+        description: row.get("description"),
+        expires_at: rfc3339(row.get("expires_at")),
+        fleet_id: row.get("fleet_id"),
+        id: row.get("id"),
+        max_uses: row.get("max_uses"),
+        uses: row.get("uses"),
+    }
+}
+
+/// `GET /v1/fleets/{id}/provisioning-keys`: the fleet's keys, oldest first,
+/// without the keys themselves.
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ProvisioningKeyInfo>>> {
+    let fleet_id = extract::id(&id, "fleet")?;
+    let client = state.pool.get().await?;
+    fleets::find(&client, fleet_id).await?;
+    let rows = client
+        .query(
+            "SELECT id, fleet_id, description, expires_at, created_at, max_uses, uses
+             FROM provisioning_keys WHERE fleet_id = $1 ORDER BY id",
+            &[&fleet_id],
+        )
+        .await?;
+    Ok(Json(rows.iter().map(info_from_row).collect()))
+}
+
+/// `DELETE /v1/fleets/{id}/provisioning-keys/{key}`: the key registers nothing
+/// more, from now on.
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let fleet_id = extract::id(&id, "fleet")?;
+    let key_id = extract::id(&key, "provisioning key")?;
+    let client = state.pool.get().await?;
+    fleets::find(&client, fleet_id).await?;
+    let deleted = client
+        .execute(
+            "DELETE FROM provisioning_keys WHERE id = $1 AND fleet_id = $2",
+            &[&key_id, &fleet_id],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(ApiError::NotFound(format!(
+            "fleet {fleet_id} has no provisioning key {key_id}: GET \
+             /v1/fleets/{fleet_id}/provisioning-keys lists them"
+        )));
+    }
+    tracing::info!("fleet {fleet_id}: deleted provisioning key {key_id}");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,21 @@
 //! pull and push on every repository; `<device uuid>`:<device key> pull on the
 //! repositories of its fleet (`<fleet name>/...`). Actions a caller may not take
 //! are dropped from the answer, not refused; a request with no scope (`docker
-//! login`) gets a token with empty access. Bad credentials are 401.
+//! login`) gets a token with empty access. Bad credentials are 401; a scope
+//! outside Distribution's grammar is 400 (`scope`), so a granted name is read by
+//! the registry exactly as it was checked here.
+//!
+//! # Revocation
+//!
+//! A token is a JWT the registry verifies offline, so it cannot be taken back.
+//! What bounds a deleted device: its key is refused here at once (it is looked
+//! up at every request), and a device's token lives [`DEVICE_TOKEN_LIFETIME_SECS`]
+//! (60 s, the least Docker's client takes: it treats a shorter `expires_in` as
+//! 60 s and would present a token the registry already refuses), against five
+//! minutes for the admin and the builder, whose large pushes and pulls gain from
+//! fewer renewals. The registry adds 60 s of leeway for clock skew to `exp`, so
+//! a deleted device can use a token it already holds for at most about two
+//! minutes, and only for pulls of its own fleet's images.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,48 +33,31 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 use turtle_fleet_api::RegistryToken;
 
+use turtle_fleet_api::FleetName;
+
 use crate::auth::{self, basic};
 use crate::error::{ApiError, ApiResult, BASIC_CHALLENGE};
 use crate::extract::QueryParams;
 use crate::respond::rfc3339;
+use crate::scope::{self, Scope};
 use crate::secret;
 use crate::state::AppState;
 
-/// Tokens live five minutes.
+/// The admin's and the builder's tokens live five minutes.
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
+/// A device's tokens live a minute (see "Revocation" above).
+pub const DEVICE_TOKEN_LIFETIME_SECS: u64 = 60;
 
-/// One requested scope: `<type>:<name>:<action>,<action>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    /// `repository`, `repository(plugin)`, `registry`, ...
-    pub kind: String,
-    pub name: String,
-    pub actions: Vec<String>,
-}
-
-/// Parses `scope` parameters; one parameter may hold several scopes separated by
-/// spaces.
+/// Parses the `scope` parameters; one parameter may hold several scopes
+/// separated by spaces, and all of them together at most
+/// [`scope::MAX_SCOPES`].
 pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> ApiResult<Vec<Scope>> {
     let mut scopes = Vec::new();
-    for item in values.into_iter().flat_map(str::split_whitespace) {
-        let parsed = item.split_once(':').and_then(|(kind, rest)| {
-            let (name, actions) = rest.rsplit_once(':')?;
-            (!kind.is_empty() && !name.is_empty()).then(|| Scope {
-                kind: kind.to_string(),
-                name: name.to_string(),
-                actions: actions
-                    .split(',')
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            })
-        });
-        scopes.push(parsed.ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "scope {item:?} is not <type>:<name>:<actions>, such as \
-                 repository:fleet/web:pull,push"
-            ))
-        })?);
+    for value in values {
+        scopes.extend(scope::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))?);
+        if scopes.len() > scope::MAX_SCOPES {
+            return Err(ApiError::BadRequest(scope::ScopeError::TooMany.to_string()));
+        }
     }
     Ok(scopes)
 }
@@ -85,7 +82,7 @@ struct Access<'a> {
     actions: Vec<String>,
     name: &'a str,
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: String,
 }
 
 /// Who asks for a token.
@@ -95,24 +92,33 @@ pub enum Caller {
     Builder,
     /// A device of the fleet with this name.
     Device {
-        fleet: String,
+        fleet: FleetName,
     },
+}
+
+impl Caller {
+    /// How long this caller's tokens live.
+    pub fn token_lifetime_secs(&self) -> u64 {
+        match self {
+            Caller::Admin | Caller::Builder => TOKEN_LIFETIME_SECS,
+            Caller::Device { .. } => DEVICE_TOKEN_LIFETIME_SECS,
+        }
+    }
 }
 
 /// The actions of `scope` that `caller` may take, in the order asked, once each.
 pub fn grant(caller: &Caller, scope: &Scope) -> Vec<String> {
-    let is_repository = scope.kind == "repository" || scope.kind.starts_with("repository(");
+    let is_repository = scope.is_repository();
+    // The name parsed by the grammar: its first component is the fleet's
+    // name exactly, and an image's name follows.
+    let in_fleet = |fleet: &FleetName| {
+        let mut components = scope.name.components();
+        components.next() == Some(fleet.as_str()) && components.next().is_some()
+    };
     let allowed = |action: &str| match caller {
         Caller::Admin => true,
         Caller::Builder => is_repository && (action == "pull" || action == "push"),
-        Caller::Device { fleet } => {
-            is_repository
-                && action == "pull"
-                && scope
-                    .name
-                    .strip_prefix(fleet.as_str())
-                    .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
-        }
+        Caller::Device { fleet } => is_repository && action == "pull" && in_fleet(fleet),
     };
     let mut granted: Vec<String> = Vec::new();
     for action in &scope.actions {
@@ -185,8 +191,8 @@ pub async fn token(
         .iter()
         .map(|scope| Access {
             actions: grant(&caller, scope),
-            name: &scope.name,
-            kind: &scope.kind,
+            name: scope.name.as_str(),
+            kind: scope.kind_text(),
         })
         .collect();
     let now = SystemTime::now();
@@ -194,10 +200,11 @@ pub async fn token(
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs();
+    let lifetime = caller.token_lifetime_secs();
     let claims = Claims {
         access,
         aud: &config.registry_service,
-        exp: iat + TOKEN_LIFETIME_SECS,
+        exp: iat + lifetime,
         iat,
         iss: &config.issuer,
         jti: secret::new_key(),
@@ -207,10 +214,10 @@ pub async fn token(
     let token = config
         .signer
         .sign(&claims)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(format!("signing a registry token: {e}")))?;
     Ok(Json(RegistryToken {
         access_token: token.clone(),
-        expires_in: TOKEN_LIFETIME_SECS,
+        expires_in: lifetime,
         issued_at: rfc3339(now.into()),
         token,
     }))
@@ -225,37 +232,19 @@ mod tests {
     }
 
     #[test]
-    fn scopes_parse_alone_and_space_separated() {
+    fn scope_parameters_add_up() {
         let scopes = parse_scopes([
             "repository:f/web:pull,push",
             "repository:f/db:pull registry:catalog:*",
         ])
         .unwrap();
         assert_eq!(scopes.len(), 3);
-        assert_eq!(
-            scopes[0],
-            Scope {
-                kind: "repository".into(),
-                name: "f/web".into(),
-                actions: vec!["pull".into(), "push".into()],
-            }
-        );
-        assert_eq!(scopes[2].kind, "registry");
-        assert_eq!(scopes[2].name, "catalog");
-        assert_eq!(scopes[2].actions, vec!["*"]);
-        assert_eq!(
-            scope("repository(plugin):f/x:pull").kind,
-            "repository(plugin)"
-        );
         assert!(parse_scopes(Vec::<&str>::new()).unwrap().is_empty());
-        for bad in [
-            "repository",
-            "repository:f/web",
-            ":f/web:pull",
-            "repository::pull",
-        ] {
-            assert!(parse_scopes([bad]).is_err(), "{bad}");
-        }
+        let e = parse_scopes(["repository:f/../g/db:pull"]).unwrap_err();
+        assert!(matches!(e, ApiError::BadRequest(_)), "{e}");
+        let half = vec!["repository:f/web:pull"; scope::MAX_SCOPES / 2 + 1].join(" ");
+        let e = parse_scopes([half.as_str(), half.as_str()]).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
     }
 
     /// The claims are written with their keys sorted, as they were when they were
@@ -266,7 +255,7 @@ mod tests {
             access: vec![Access {
                 actions: vec!["pull".into()],
                 name: "f/web",
-                kind: "repository",
+                kind: "repository".into(),
             }],
             aud: "registry.t.local",
             exp: 2,
@@ -288,16 +277,24 @@ mod tests {
         let catalog = scope("registry:catalog:*");
         let admin = Caller::Admin;
         let builder = Caller::Builder;
-        let device = Caller::Device { fleet: "f".into() };
+        let device = Caller::Device {
+            fleet: FleetName::parse("f").unwrap(),
+        };
         assert_eq!(grant(&admin, &push), vec!["pull", "push"]);
         assert_eq!(grant(&admin, &catalog), vec!["*"]);
         assert_eq!(grant(&builder, &push), vec!["pull", "push"]);
         assert!(grant(&builder, &catalog).is_empty());
         assert_eq!(grant(&device, &push), vec!["pull"]);
+        assert_eq!(
+            grant(&device, &scope("repository(plugin):f/web:pull")),
+            vec!["pull"]
+        );
         assert!(grant(&device, &catalog).is_empty());
         assert!(grant(&device, &scope("repository:g/web:pull")).is_empty());
         assert!(grant(&device, &scope("repository:ff/web:pull")).is_empty());
+        assert!(grant(&device, &scope("repository:f.x/web:pull")).is_empty());
         assert!(grant(&device, &scope("repository:f:pull")).is_empty());
-        assert!(grant(&device, &scope("repository:f/:pull")).is_empty());
+        assert_eq!(device.token_lifetime_secs(), 60);
+        assert_eq!(admin.token_lifetime_secs(), 300);
     }
 }

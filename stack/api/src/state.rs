@@ -1,11 +1,13 @@
-//! What every handler shares: the pool and the configuration.
+//! What every handler shares: the pool, the configuration, the rate limiters.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use deadpool_postgres::Pool;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
+use crate::rate::Limiter;
 
 /// The handlers' state (cheap to clone).
 #[derive(Clone)]
@@ -16,4 +18,44 @@ pub struct AppState {
     pub openapi: Arc<String>,
     /// Whether the last health check passed (failures are logged on change only).
     pub healthy: Arc<AtomicBool>,
+    pub limiters: Arc<Limiters>,
+}
+
+/// The rate limiters, by what they count.
+#[derive(Debug)]
+pub struct Limiters {
+    /// Log bytes, per device UUID.
+    pub device_log: Limiter<String>,
+    /// State reports, per device UUID.
+    pub device_state: Limiter<String>,
+    /// Registrations, in all.
+    pub registration: Limiter<()>,
+    /// Registrations, per provisioning key (its SHA-256, known key or not).
+    pub registration_key: Limiter<[u8; 32]>,
+}
+
+impl Limiters {
+    pub fn new(limits: &Limits) -> Limiters {
+        Limiters {
+            device_log: Limiter::new(limits.device_log),
+            device_state: Limiter::new(limits.device_state),
+            registration: Limiter::new(limits.registration),
+            registration_key: Limiter::new(limits.registration_key),
+        }
+    }
+
+    /// Forgets a deleted device.
+    pub fn forget_device(&self, uuid: &str) {
+        let uuid = uuid.to_string();
+        self.device_log.forget(&uuid);
+        self.device_state.forget(&uuid);
+    }
+
+    /// Drops every full bucket.
+    pub fn prune(&self, now: Instant) {
+        self.device_log.prune(now);
+        self.device_state.prune(now);
+        self.registration.prune(now);
+        self.registration_key.prune(now);
+    }
 }

@@ -4,7 +4,11 @@
 //! Addresses are given in `--vpn-subnet` from `.2` upwards, the lowest free one
 //! first, by one SQL query run under a transaction-scoped advisory lock, so
 //! concurrent registrations never get the same address (and the unique index on
-//! `devices.vpn_address` would refuse it if they did).
+//! `devices.vpn_address` would refuse it if they did). Once only
+//! `--vpn-reserve-percent` of the addresses are left, registration with a
+//! WireGuard key is refused (503) with what to do; deleting a device frees its
+//! address. The peer list is read from `devices` at every call, so a deleted
+//! device's peer is gone from the next answer.
 
 use axum::Json;
 use axum::extract::State;
@@ -40,14 +44,42 @@ pub fn check_public_key(key: &str) -> ApiResult<String> {
         })
 }
 
-/// The lowest free device address of the subnet, as text (`10.99.0.2`). Takes the
-/// allocation lock for the rest of the transaction: insert the device in the same
-/// transaction.
+/// How many device addresses the subnet has (`.2` to the one before
+/// broadcast), and how many of them are kept free: `reserve_percent` of them,
+/// rounded down.
+pub fn pool(server: &VpnServer) -> (i64, i64) {
+    let capacity = server.subnet.last_offset() - 1;
+    (capacity, capacity * i64::from(server.reserve_percent) / 100)
+}
+
+/// The lowest free device address of the subnet, as text (`10.99.0.2`), unless
+/// only the reserve is left. Takes the allocation lock for the rest of the
+/// transaction: insert the device in the same transaction.
 pub async fn allocate(tx: &Transaction<'_>, server: &VpnServer) -> ApiResult<String> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALLOCATION_LOCK])
         .await?;
     let network = server.subnet.network().to_string();
     let subnet = server.subnet.to_string();
+    let (capacity, reserve) = pool(server);
+    let used: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM devices WHERE vpn_address << $1::text::inet",
+            &[&subnet],
+        )
+        .await?
+        .get(0);
+    let full = || {
+        ApiError::Exhausted(format!(
+            "the VPN subnet {subnet} has no address left for a new device: {used} of its \
+             {capacity} device addresses are in use and {reserve} are kept free \
+             (--vpn-reserve-percent {}): delete devices that are gone (DELETE \
+             /v1/devices/{{uuid}}), or start the stack with a larger --vpn-subnet",
+            server.reserve_percent
+        ))
+    };
+    if used >= capacity - reserve {
+        return Err(full());
+    }
     let row = tx
         .query_opt(
             "SELECT host($1::text::inet + c.o) FROM (
@@ -62,12 +94,7 @@ pub async fn allocate(tx: &Transaction<'_>, server: &VpnServer) -> ApiResult<Str
             &[&network, &subnet, &server.subnet.last_offset()],
         )
         .await?;
-    row.map(|r| r.get(0)).ok_or_else(|| {
-        ApiError::Exhausted(format!(
-            "the VPN subnet {subnet} has no free address: start the stack with a larger \
-             --vpn-subnet"
-        ))
-    })
+    row.map(|r| r.get(0)).ok_or_else(full)
 }
 
 /// What a device needs to bring its tunnel up.
@@ -122,6 +149,24 @@ pub async fn info(_: AnyCaller, State(state): State<AppState>) -> Json<VpnInfo> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server(subnet: &str, reserve_percent: u8) -> VpnServer {
+        VpnServer {
+            subnet: subnet.parse().unwrap(),
+            public_key: String::new(),
+            port: 51820,
+            host: "t".into(),
+            reserve_percent,
+        }
+    }
+
+    #[test]
+    fn the_pool_keeps_its_reserve() {
+        assert_eq!(pool(&server("10.99.0.0/16", 1)), (65533, 655));
+        assert_eq!(pool(&server("10.99.0.0/29", 1)), (5, 0));
+        assert_eq!(pool(&server("10.99.0.0/29", 20)), (5, 1));
+        assert_eq!(pool(&server("10.99.0.0/30", 0)), (1, 0));
+    }
 
     #[test]
     fn public_keys_are_32_bytes_of_base64() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, RETRY_AFTER,
     WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, StatusCode, Uri};
@@ -133,8 +133,9 @@ pub enum Error {
     #[error("the api at {url} did not answer within {} s", .timeout.as_secs_f32())]
     Timeout { url: String, timeout: Duration },
     /// The api answered with another status than the route's success: its
-    /// `{"error"}` message (or the start of a body that is not one), and the
-    /// `WWW-Authenticate` challenge of a 401.
+    /// `{"error"}` message (or the start of a body that is not one), the
+    /// `WWW-Authenticate` challenge of a 401, and the `Retry-After` seconds of
+    /// a 429 (a rate limit: send again after that long).
     #[error("{method} {url} answered {status}: {message}")]
     Status {
         method: String,
@@ -142,6 +143,7 @@ pub enum Error {
         status: u16,
         message: String,
         challenge: Option<String>,
+        retry_after: Option<u64>,
     },
     /// A success whose body is not what the route answers (or too large).
     #[error("{method} {url} answered {status} with an unexpected body: {reason}")]
@@ -174,6 +176,14 @@ impl Error {
     pub fn challenge(&self) -> Option<&str> {
         match self {
             Error::Status { challenge, .. } => challenge.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` of a 429 or 503, in seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -358,6 +368,7 @@ impl Answer {
         Error::Status {
             method: self.method.to_string(),
             challenge: self.header(WWW_AUTHENTICATE),
+            retry_after: self.header(RETRY_AFTER).and_then(|v| v.trim().parse().ok()),
             url: self.url,
             status: self.status.as_u16(),
             message,
@@ -585,6 +596,14 @@ impl Client {
         self.json(call, StatusCode::OK).await
     }
 
+    /// `DELETE /v1/fleets/{id}`: with its releases and provisioning keys. A fleet
+    /// that still has devices is 409 naming them: delete them first.
+    pub async fn delete_fleet(&self, id: i64) -> Result<()> {
+        let call = Call::new(Method::DELETE, format!("/v1/fleets/{id}"));
+        self.send(call).await?.expect(StatusCode::NO_CONTENT)?;
+        Ok(())
+    }
+
     /// `PUT /v1/fleets/{id}/target`: pins a release (or unpins); answers the fleet.
     pub async fn set_target(&self, fleet: i64, target: &SetTarget) -> Result<Fleet> {
         let call = Call::new(Method::PUT, format!("/v1/fleets/{fleet}/target")).json(target);
@@ -620,6 +639,23 @@ impl Client {
         self.json(call, StatusCode::CREATED).await
     }
 
+    /// `GET /v1/fleets/{id}/provisioning-keys`, oldest first, without the keys.
+    pub async fn provisioning_keys(&self, fleet: i64) -> Result<Vec<ProvisioningKeyInfo>> {
+        let call = Call::new(Method::GET, format!("/v1/fleets/{fleet}/provisioning-keys"));
+        self.json(call, StatusCode::OK).await
+    }
+
+    /// `DELETE /v1/fleets/{id}/provisioning-keys/{key}`: the key registers no
+    /// more devices; the devices it registered stay.
+    pub async fn delete_provisioning_key(&self, fleet: i64, key: i64) -> Result<()> {
+        let call = Call::new(
+            Method::DELETE,
+            format!("/v1/fleets/{fleet}/provisioning-keys/{key}"),
+        );
+        self.send(call).await?.expect(StatusCode::NO_CONTENT)?;
+        Ok(())
+    }
+
     // Devices.
 
     /// `POST /v1/devices/register`: needs no credentials (the provisioning key is
@@ -639,6 +675,15 @@ impl Client {
     pub async fn device(&self, uuid: &str) -> Result<Device> {
         let call = Call::new(Method::GET, format!("/v1/devices/{}", encode(uuid)));
         self.json(call, StatusCode::OK).await
+    }
+
+    /// `DELETE /v1/devices/{uuid}` (admin): revokes the device at once: its key
+    /// stops working on every route, its VPN peer leaves the peer list, its
+    /// logs go with it.
+    pub async fn delete_device(&self, uuid: &str) -> Result<()> {
+        let call = Call::new(Method::DELETE, format!("/v1/devices/{}", encode(uuid)));
+        self.send(call).await?.expect(StatusCode::NO_CONTENT)?;
+        Ok(())
     }
 
     /// `GET /v1/devices/{uuid}/logs` (admin): see [`LogQuery`].
@@ -662,15 +707,18 @@ impl Client {
         self.conditional("/v1/device/target", if_none_match).await
     }
 
-    /// `PUT /v1/device/state`: `report` must be a JSON object (the api answers
-    /// 400 otherwise); it is kept as the device's last report.
+    /// `PUT /v1/device/state`: `report` must be a JSON object of at most 64 KiB
+    /// (the api answers 400 or 413 otherwise); it is kept as the device's last
+    /// report. Reports are rate-limited per device: 429 with
+    /// [`Error::retry_after`].
     pub async fn report_state<T: Serialize + ?Sized>(&self, report: &T) -> Result<()> {
         let call = Call::new(Method::PUT, "/v1/device/state").json(report);
         self.send(call).await?.expect(StatusCode::NO_CONTENT)?;
         Ok(())
     }
 
-    /// `POST /v1/device/logs`: at most 5,000 lines a call.
+    /// `POST /v1/device/logs`: at most 5,000 lines a call, within the device's
+    /// log budget (429 with [`Error::retry_after`] past it).
     pub async fn post_logs(&self, lines: &[LogLineIn]) -> Result<()> {
         let call = Call::new(Method::POST, "/v1/device/logs").json(lines);
         self.send(call).await?.expect(StatusCode::NO_CONTENT)?;

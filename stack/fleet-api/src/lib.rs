@@ -3,6 +3,9 @@
 //! provisioning keys, registration, a device's target, state and logs, registry
 //! tokens, the VPN, health, errors), and a typed async client of those routes.
 //!
+//! A fleet's name is a [`FleetName`], checked when it is made or read, so no
+//! name that is not a valid repository path component crosses the wire.
+//!
 //! # Who uses it
 //!
 //! - `turtle-api` (`stack/api`) writes its answers and reads its bodies with
@@ -41,9 +44,11 @@
 //! Without the feature the crate is the types alone: serde, serde_json and
 //! thiserror.
 
+mod fleet_name;
 mod query;
 mod types;
 
+pub use fleet_name::{FLEET_NAME_MAX, FleetName, FleetNameError};
 pub use types::*;
 
 #[cfg(feature = "client")]

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::FleetName;
+
 /// A device's state report as the api keeps it: any JSON object (`PUT
 /// /v1/device/state`).
 pub type StateReport = serde_json::Map<String, serde_json::Value>;
@@ -29,7 +31,8 @@ pub struct ErrorBody {
 /// 200 with `ok`, 503 with `unhealthy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `"ok"`, or why the database does not answer.
+    /// `"ok"`, or that the database does not answer (why is in the api's log:
+    /// the route is public).
     pub database: String,
     pub status: HealthStatus,
 }
@@ -45,8 +48,9 @@ pub enum HealthStatus {
 /// `POST /v1/fleets` (schema `NewFleet`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewFleet {
-    /// 1 to 63 of `a-z`, `0-9`, `-`.
-    pub name: String,
+    /// 1 to 63 of `a-z`, `0-9`, `-`, starting and ending with a letter or a
+    /// digit (see [`FleetName`]).
+    pub name: FleetName,
 }
 
 /// A fleet: devices that run the same release (schema `Fleet`).
@@ -54,7 +58,7 @@ pub struct NewFleet {
 pub struct Fleet {
     pub created_at: String,
     pub id: i64,
-    pub name: String,
+    pub name: FleetName,
     /// The pinned release; `None` (null): the newest release is the target.
     pub target_release_id: Option<i64>,
 }
@@ -63,7 +67,7 @@ pub struct Fleet {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetRef {
     pub id: i64,
-    pub name: String,
+    pub name: FleetName,
 }
 
 /// `PUT /v1/fleets/{id}/target` (schema `SetTarget`). The field is always sent
@@ -101,11 +105,15 @@ pub struct Release {
 /// field is optional, and so is the body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProvisioningKey {
+    /// At most 1,024 bytes, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// 0 to ten years; a day when not given.
+    /// 0 to 30 days; an hour when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_secs: Option<i64>,
+    /// How many devices the key may register: 1 to 1,000; 1 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i32>,
 }
 
 /// A new provisioning key (schema `ProvisioningKey`): `key` is shown this once.
@@ -117,12 +125,30 @@ pub struct ProvisioningKey {
     pub id: i64,
     /// The key (64 hex characters); stored hashed.
     pub key: String,
+    /// How many devices it may register.
+    pub max_uses: i32,
+}
+
+/// A provisioning key as the fleet's list shows it, without the key (schema
+/// `ProvisioningKeyInfo`). It registers devices while `uses < max_uses` and
+/// before `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningKeyInfo {
+    pub created_at: String,
+    pub description: String,
+    pub expires_at: String,
+    pub fleet_id: i64,
+    pub id: i64,
+    pub max_uses: i32,
+    /// Devices registered with it so far.
+    pub uses: i32,
 }
 
 /// `POST /v1/devices/register` (schema `Registration`); it needs no
 /// `Authorization`: the provisioning key is the credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
+    /// At most 253 bytes, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub provisioning_key: String,
@@ -181,12 +207,17 @@ pub struct Target {
 }
 
 /// A log line a device sends (`POST /v1/device/logs`, schema `LogLineIn`).
+/// The api stores its text without terminal escape sequences and control
+/// characters (line breaks become spaces, tabs stay), cut at 4 KiB (the
+/// service at 255 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLineIn {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    /// RFC 3339; the api stamps a line without one with the time it arrived.
+    /// RFC 3339; the api stamps a line without one with the time it arrived,
+    /// and moves a time after its arrival to its arrival, and one before the
+    /// log retention to the retention's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
 }
@@ -261,7 +292,8 @@ impl RegistryTokenQuery {
 pub struct RegistryToken {
     /// The same token (its OAuth2 name).
     pub access_token: String,
-    /// Seconds (300).
+    /// Seconds: 60 for a device (so a deleted device's tokens die soon), 300
+    /// for the admin and the builder.
     pub expires_in: u64,
     pub issued_at: String,
     /// A JWT (ES256) with `x5c` = [leaf, intermediate] in its header.
@@ -315,10 +347,14 @@ mod tests {
         assert_eq!(&back, value);
     }
 
+    fn name(text: &str) -> FleetName {
+        FleetName::parse(text).unwrap()
+    }
+
     fn fleet_ref() -> FleetRef {
         FleetRef {
             id: 1,
-            name: "prod".into(),
+            name: name("prod"),
         }
     }
 
@@ -343,7 +379,7 @@ mod tests {
         canonical(&Fleet {
             created_at: "t".into(),
             id: 1,
-            name: "prod".into(),
+            name: name("prod"),
             target_release_id: Some(2),
         });
         canonical(&release());
@@ -353,6 +389,16 @@ mod tests {
             fleet_id: 1,
             id: 1,
             key: "k".into(),
+            max_uses: 1,
+        });
+        canonical(&ProvisioningKeyInfo {
+            created_at: "t".into(),
+            description: String::new(),
+            expires_at: "t".into(),
+            fleet_id: 1,
+            id: 1,
+            max_uses: 3,
+            uses: 1,
         });
         let vpn = DeviceVpn {
             address: "10.99.0.2".into(),
@@ -410,7 +456,7 @@ mod tests {
             subnet: "s".into(),
         });
         // Requests too, so what the client sends reads the same way.
-        canonical(&NewFleet { name: "a".into() });
+        canonical(&NewFleet { name: name("a") });
         canonical(&SetTarget { release_id: None });
         canonical(&NewRelease {
             compose: "c".into(),
@@ -419,6 +465,7 @@ mod tests {
         canonical(&NewProvisioningKey {
             description: Some("d".into()),
             expires_in_secs: Some(1),
+            max_uses: Some(2),
         });
         canonical(&Registration {
             name: Some("n".into()),

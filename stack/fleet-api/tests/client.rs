@@ -198,6 +198,11 @@ async fn error_answers_carry_status_message_and_challenge() {
             ),
             answer("502 Bad Gateway", &[], "<html>bad gateway</html>\n"),
             json_answer("201 Created", r#"{"id": "not a number"}"#),
+            answer(
+                "429 Too Many Requests",
+                &[("content-type", "application/json"), ("retry-after", "7")],
+                r#"{"error":"past the log budget"}"#,
+            ),
         ],
     )
     .await;
@@ -232,7 +237,7 @@ async fn error_answers_carry_status_message_and_challenge() {
 
     let e = client
         .create_fleet(&NewFleet {
-            name: "prod".into(),
+            name: "prod".parse().unwrap(),
         })
         .await
         .unwrap_err();
@@ -246,6 +251,17 @@ async fn error_answers_carry_status_message_and_challenge() {
     assert!(
         request.ends_with("\r\n\r\n{\"name\":\"prod\"}"),
         "{request}"
+    );
+
+    let e = client.post_logs(&[]).await.unwrap_err();
+    assert_eq!(e.status(), Some(429));
+    assert_eq!(e.retry_after(), Some(7));
+    assert_eq!(e.api_message(), Some("past the log budget"));
+    assert!(
+        server
+            .request()
+            .await
+            .starts_with("POST /v1/device/logs HTTP/1.1")
     );
 }
 

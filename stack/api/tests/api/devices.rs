@@ -23,14 +23,15 @@ async fn register(api: &Client, key: &str) -> Result<Registered, Error> {
     .await
 }
 
-/// A provisioning key registers devices until it expires; an expired or unknown
-/// key is 401 saying what to do.
+/// A provisioning key registers its `max_uses` devices until it expires; a
+/// used-up, expired or unknown key is 401 saying what to do.
 #[tokio::test]
 async fn registration_with_provisioning_keys() {
     let stack = Stack::start().await;
     let fleet = stack.fleet("prod").await;
 
-    let key = stack.provisioning_key(fleet, 3600).await;
+    let key = stack.provisioning_key_for(fleet, 3600, 2).await;
+    assert_eq!(key.max_uses, 2);
     assert_eq!(key.key.len(), 64);
     let expires = OffsetDateTime::parse(&key.expires_at, &Rfc3339).unwrap();
     assert!(expires > OffsetDateTime::now_utc());
@@ -54,14 +55,27 @@ async fn registration_with_provisioning_keys() {
         device.fleet,
         FleetRef {
             id: fleet,
-            name: "prod".into()
+            name: "prod".parse().unwrap()
         }
     );
     assert!(device.vpn.is_none());
     assert_eq!(device.device_key.len(), 64);
-    // The same key registers a second device.
+    // The same key registers a second device, and no third.
     let second = register(&stack.api, &key.key).await.unwrap();
     assert_ne!(second.uuid, device.uuid);
+    let e = register(&stack.api, &key.key).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    assert_eq!(
+        e.api_message().unwrap(),
+        format!(
+            "provisioning key {} is used up: it registered the 2 devices it was made for; ask \
+             an admin for a new one",
+            key.id
+        )
+    );
+    let listed = stack.admin().provisioning_keys(fleet).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].uses, listed[0].max_uses), (2, 2));
 
     let e = register(&stack.api, &"0".repeat(64)).await.unwrap_err();
     assert_eq!(e.status(), Some(401));
@@ -92,26 +106,74 @@ async fn registration_with_provisioning_keys() {
     let e = register(&stack.api, &now_expired.key).await.unwrap_err();
     assert_eq!(e.status(), Some(401));
 
-    // No body: every field takes its default (a day).
+    // No body: every field takes its default (an hour, one use).
     let admin = stack.admin();
-    let day = admin.create_provisioning_key(fleet, None).await.unwrap();
-    let day = OffsetDateTime::parse(&day.expires_at, &Rfc3339).unwrap();
-    assert!(day > OffsetDateTime::now_utc() + time::Duration::hours(23));
+    let hour = admin.create_provisioning_key(fleet, None).await.unwrap();
+    assert_eq!(hour.max_uses, 1);
+    let hour = OffsetDateTime::parse(&hour.expires_at, &Rfc3339).unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert!(hour > now + time::Duration::minutes(59) && hour <= now + time::Duration::hours(1));
 
     let e = admin
         .create_provisioning_key(9999, Some(&NewProvisioningKey::default()))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(404));
-    let negative = NewProvisioningKey {
-        expires_in_secs: Some(-1),
-        ..Default::default()
+    for (bad, why) in [
+        (
+            NewProvisioningKey {
+                expires_in_secs: Some(-1),
+                ..Default::default()
+            },
+            "expires_in_secs -1 is out of range",
+        ),
+        (
+            // The longest life is 30 days (it was ten years).
+            NewProvisioningKey {
+                expires_in_secs: Some(30 * 86_400 + 1),
+                ..Default::default()
+            },
+            "expires_in_secs 2592001 is out of range",
+        ),
+        (
+            NewProvisioningKey {
+                max_uses: Some(0),
+                ..Default::default()
+            },
+            "max_uses 0 is out of range",
+        ),
+        (
+            NewProvisioningKey {
+                max_uses: Some(1001),
+                ..Default::default()
+            },
+            "max_uses 1001 is out of range",
+        ),
+        (
+            NewProvisioningKey {
+                description: Some("x\u{1b}]0;title\u{7}".into()),
+                ..Default::default()
+            },
+            "description holds a control character (U+001B)",
+        ),
+    ] {
+        let e = admin
+            .create_provisioning_key(fleet, Some(&bad))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(400), "{bad:?}");
+        assert!(e.api_message().unwrap().contains(why), "{e}");
+    }
+    let month = NewProvisioningKey {
+        expires_in_secs: Some(30 * 86_400),
+        max_uses: Some(1000),
+        description: Some("the factory line".into()),
     };
-    let e = admin
-        .create_provisioning_key(fleet, Some(&negative))
+    let made = admin
+        .create_provisioning_key(fleet, Some(&month))
         .await
-        .unwrap_err();
-    assert_eq!(e.status(), Some(400));
+        .unwrap();
+    assert_eq!(made.max_uses, 1000);
 }
 
 /// The target answers with an ETag and 304 while it is unchanged; a new release
@@ -128,7 +190,7 @@ async fn the_target_has_an_etag() {
     };
     let prod = FleetRef {
         id: fleet,
-        name: "prod".into(),
+        name: "prod".parse().unwrap(),
     };
     assert_eq!(
         value,
@@ -251,11 +313,19 @@ async fn logs_are_posted_and_read() {
     let uuid = device.uuid.as_str();
     let as_device = stack.as_device(&device);
 
+    // An hour ago, to the second: within the retention, before arrival.
+    let base = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::hours(1);
+    let at = |secs: i64| {
+        (base + time::Duration::seconds(secs))
+            .format(&Rfc3339)
+            .unwrap()
+    };
+    let (t0, t1, t2) = (at(0), at(1), at(2));
     as_device
         .post_logs(&[
-            line(Some("2025-06-01T12:00:00Z"), Some("web"), "one"),
-            line(Some("2025-06-01T12:00:01Z"), Some("db"), "two"),
-            line(Some("2025-06-01T12:00:02Z"), None, "three"),
+            line(Some(&t0), Some("web"), "one"),
+            line(Some(&t1), Some("db"), "two"),
+            line(Some(&t2), None, "three"),
         ])
         .await
         .unwrap();
@@ -284,7 +354,7 @@ async fn logs_are_posted_and_read() {
             id: first_id,
             message: "one".into(),
             service: Some("web".into()),
-            timestamp: "2025-06-01T12:00:00Z".into(),
+            timestamp: t0.clone(),
         }
     );
     assert!(all[2].service.is_none());
@@ -295,7 +365,7 @@ async fn logs_are_posted_and_read() {
         .unwrap();
     assert_eq!(messages(&last), ["three", "now"]);
     let since = admin
-        .device_logs(uuid, &query(Some(2), Some("2025-06-01T12:00:00Z"), None))
+        .device_logs(uuid, &query(Some(2), Some(&t0), None))
         .await
         .unwrap();
     assert_eq!(messages(&since), ["two", "three"]);
@@ -325,7 +395,7 @@ async fn logs_are_posted_and_read() {
     }
     assert_eq!(paged, ["two", "three", "now", "tie-1", "tie-2", "tie-3"]);
     for bad in [
-        query(None, Some("2025-06-01T12:00:00Z"), Some(1)),
+        query(None, Some(&t0), Some(1)),
         query(Some(0), None, None),
         query(None, Some("x"), None),
     ] {
@@ -343,7 +413,8 @@ async fn logs_are_posted_and_read() {
 /// is 409; a malformed one 400.
 #[tokio::test]
 async fn registration_gives_tunnel_addresses() {
-    let stack = Stack::start().await;
+    // Eleven registrations with one key, ten of them at once.
+    let stack = Stack::start_with(&["--registration-key-limit", "20/m"]).await;
     let fleet = stack.fleet("prod").await;
     let wg = |n: u8| STANDARD.encode([n; 32]);
     let first = stack.device(fleet, Some(&wg(1))).await;
@@ -364,7 +435,7 @@ async fn registration_gives_tunnel_addresses() {
     assert_eq!(shown.vpn_address.as_deref(), Some("10.99.0.2"));
     assert_eq!(shown.wireguard_public_key, Some(wg(1)));
 
-    let key = stack.provisioning_key(fleet, 3600).await;
+    let key = stack.provisioning_key_for(fleet, 3600, 20).await;
     let with_key = |wireguard_public_key: String| Registration {
         name: None,
         provisioning_key: key.key.clone(),

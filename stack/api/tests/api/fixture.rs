@@ -6,7 +6,9 @@
 //! clients do; `Stack::get` and friends build raw requests for what that client
 //! never sends (malformed bodies, unknown routes, foreign credentials).
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -126,14 +128,16 @@ impl Files {
     }
 }
 
-/// The API served on 127.0.0.1, stopped on drop.
+/// The API served on 127.0.0.1, stopped on drop (with the app's maintenance
+/// task).
 pub struct Server {
     pub base: String,
     shutdown: Option<oneshot::Sender<()>>,
+    _app: App,
 }
 
 impl Server {
-    pub async fn start(app: &App) -> Server {
+    pub async fn start(app: App) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
@@ -148,6 +152,7 @@ impl Server {
         Server {
             base,
             shutdown: Some(tx),
+            _app: app,
         }
     }
 }
@@ -173,12 +178,17 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Stack::start_with(&[]).await
+    }
+
+    /// A stack whose api takes these flags too (later flags win).
+    pub async fn start_with(extra: &[&str]) -> Stack {
         let pg = Postgres::start_new();
         let files = Files::new();
-        let app = App::start_with_env(&files.args(&pg, &[]), &|_| None)
+        let app = App::start_with_env(&files.args(&pg, extra), &|_| None)
             .await
             .unwrap();
-        let server = Server::start(&app).await;
+        let server = Server::start(app).await;
         let api = Client::new(&server.base, Credentials::None).unwrap();
         Stack {
             server,
@@ -224,14 +234,27 @@ impl Stack {
 
     /// Creates a fleet; returns its id.
     pub async fn fleet(&self, name: &str) -> i64 {
-        let fleet = NewFleet { name: name.into() };
+        let fleet = NewFleet {
+            name: name.parse().unwrap(),
+        };
         self.admin().create_fleet(&fleet).await.unwrap().id
     }
 
-    /// Creates a provisioning key for a fleet.
+    /// Creates a provisioning key for a fleet (one use).
     pub async fn provisioning_key(&self, fleet: i64, expires_in_secs: i64) -> ProvisioningKey {
+        self.provisioning_key_for(fleet, expires_in_secs, 1).await
+    }
+
+    /// Creates a provisioning key for `max_uses` devices.
+    pub async fn provisioning_key_for(
+        &self,
+        fleet: i64,
+        expires_in_secs: i64,
+        max_uses: i32,
+    ) -> ProvisioningKey {
         let key = NewProvisioningKey {
             expires_in_secs: Some(expires_in_secs),
+            max_uses: Some(max_uses),
             ..Default::default()
         };
         self.admin()
@@ -285,6 +308,12 @@ impl Req<'_> {
 
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Bytes::from(serde_json::to_vec(&body).unwrap());
+        self.header("content-type", "application/json")
+    }
+
+    /// A JSON body as written (for what `serde_json::Value` would not write).
+    pub fn json_text(mut self, body: &str) -> Self {
+        self.body = Bytes::from(body.to_string());
         self.header("content-type", "application/json")
     }
 
@@ -352,5 +381,37 @@ where
             "{what}: not within {secs} s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A log sink for one test (the thread's default subscriber).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// A sink installed as this thread's subscriber until the guard drops
+    /// (the tests' runtime runs the server on the test's thread).
+    pub fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let log = Captured::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

@@ -6,8 +6,13 @@
 mod fixture;
 mod postgres;
 
+mod bench;
 mod database;
 mod devices;
 mod fleets;
+mod input;
+mod limits;
+mod registration;
 mod registry;
+mod revocation;
 mod vpn;

@@ -20,7 +20,7 @@ pub struct BackendArgs {
 #[derive(Debug, Subcommand)]
 pub enum Backend {
     /// The management API (fleets, releases, devices, registry tokens, VPN peers) on PostgreSQL.
-    Api(turtle_api::Args),
+    Api(Box<turtle_api::Args>),
     /// The image builder: build contexts in over HTTPS, images pushed to the registry.
     Builder(turtle_builder::Args),
     /// The userspace WireGuard VPN whose peers come from the API.
@@ -44,7 +44,7 @@ pub async fn run(a: BackendArgs) -> Result<(), Failure> {
         super::daemon::init_logging(false);
     }
     let served = match a.service {
-        Backend::Api(args) => turtle_api::run(args).await,
+        Backend::Api(args) => turtle_api::run(*args).await,
         Backend::Builder(args) => turtle_builder::run(args).await,
         Backend::Vpn(args) => turtle_vpn::run(args).await,
         Backend::Probe(args) => return probe(&args).await,

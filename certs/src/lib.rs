@@ -64,10 +64,11 @@
 //! authority.fingerprint() -> String            AB:CD:... (SHA-256 of the root's DER)
 //! authority.domain() -> &str, permitted_ips() -> &[IpNet], imported() -> bool, dir() -> &Path
 //! authority.issue(&names, &ips, now) -> Result<Leaf>
-//! authority.ensure_leaf(id, &names, &ips, now) -> Result<(LeafInfo, bool /* changed */)>
-//! authority.import_leaf(id, chain_pem, key_pem) -> Result<LeafInfo>
-//! authority.remove_leaf(id) -> Result<bool>
-//! authority.leaf_dir(id) -> PathBuf
+//! LeafId: FromStr ("api"; [a-z0-9][a-z0-9_.-]*, at most 64), Display
+//! authority.ensure_leaf(&id, &names, &ips, now) -> Result<(LeafInfo, bool /* changed */)>
+//! authority.import_leaf(&id, chain_pem, key_pem) -> Result<LeafInfo>
+//! authority.remove_leaf(&id) -> Result<bool>
+//! authority.leaf_dir(&id) -> PathBuf
 //! authority.status(now) -> Status
 //! authority.next_renewal() -> Option<SystemTime>
 //! trust_bundle(system_bundle: Option<&Path>, root_pem) -> String
@@ -86,9 +87,10 @@
 //! let ca = Authority::open_or_create(&state_dir.join("ca"), &CaConfig::new("vm.local"), now)?;
 //! let names = vec!["api.vm.local".to_string()];
 //! let ips = vec!["192.168.1.20".parse().unwrap()];
-//! let (leaf, changed) = ca.ensure_leaf("api", &names, &ips, now)?;
+//! let api: turtle_certs::LeafId = "api".parse()?;
+//! let (leaf, changed) = ca.ensure_leaf(&api, &names, &ips, now)?;
 //! assert!(changed);
-//! // Mount ca.leaf_dir("api") into the proxy; call ensure_leaf again at ca.next_renewal().
+//! // Mount ca.leaf_dir(&api) into the proxy; call ensure_leaf again at ca.next_renewal().
 //! assert_eq!(ca.next_renewal(), Some(leaf.renew_at));
 //! let bundle = trust_bundle(find_system_bundle(), ca.root_pem());
 //! assert!(bundle.ends_with(ca.root_pem()));
@@ -134,6 +136,7 @@ pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
+pub use names::LeafId;
 pub use signer::{SIGNER_LIFETIME, new_signer};
 pub use status::{CaCertInfo, CertState, LeafStatus, Status, UnreadableLeaf};
 

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use turtle_compose::Project;
+use turtle_compose::{Project, ProjectName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -179,18 +179,19 @@ impl Store {
             tx.execute(
                 "INSERT INTO projects (name, project, applied_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(name) DO UPDATE SET project = ?2, applied_at = ?3",
-                params![project.name, json, at],
+                params![project.name.as_str(), json, at],
             )?;
             tx.execute(
                 "INSERT INTO history (name, project, action, at) VALUES (?1, ?2, 'applied', ?3)",
-                params![project.name, json, at],
+                params![project.name.as_str(), json, at],
             )?;
             tx.commit()
         })
     }
 
     /// Forgets a project (after `down`).
-    pub fn remove_project(&self, name: &str) -> Result<()> {
+    pub fn remove_project(&self, name: &ProjectName) -> Result<()> {
+        let name = name.as_str();
         let at = now_millis();
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
@@ -205,11 +206,11 @@ impl Store {
         })
     }
 
-    pub fn project(&self, name: &str) -> Result<Option<Project>> {
+    pub fn project(&self, name: &ProjectName) -> Result<Option<Project>> {
         let json: Option<String> = self.with(|c| {
             c.query_row(
                 "SELECT project FROM projects WHERE name = ?1",
-                params![name],
+                params![name.as_str()],
                 |r| r.get(0),
             )
             .optional()
@@ -381,9 +382,13 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn project(name: &str) -> Project {
+    fn name(s: &str) -> ProjectName {
+        s.parse().unwrap()
+    }
+
+    fn project(n: &str) -> Project {
         Project {
-            name: name.into(),
+            name: name(n),
             working_dir: "/tmp".into(),
             files: vec![],
             services: Default::default(),
@@ -407,11 +412,11 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.projects().unwrap().len(), 2);
-        assert_eq!(s.project("a").unwrap().unwrap().name, "a");
+        assert_eq!(s.project(&name("a")).unwrap().unwrap().name, "a");
         assert!(s.held("a").unwrap().contains("web"));
         assert_eq!(s.restarts("a").unwrap()["web"], 2);
-        s.remove_project("a").unwrap();
-        assert!(s.project("a").unwrap().is_none());
+        s.remove_project(&name("a")).unwrap();
+        assert!(s.project(&name("a")).unwrap().is_none());
         assert!(s.held("a").unwrap().is_empty());
         let h: Vec<String> = s
             .history("a")

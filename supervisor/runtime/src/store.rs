@@ -33,7 +33,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("stored project {name} is unreadable: {source}")]
+    #[error(
+        "stored project {name:?} is unreadable ({source}): remove it with `turtle down -p NAME` or apply it again"
+    )]
     Corrupt {
         name: String,
         #[source]
@@ -206,6 +208,8 @@ impl Store {
         })
     }
 
+    /// The applied project named `name`; a stored one that does not read
+    /// back as a valid project (a name that is not a name, say) is an error.
     pub fn project(&self, name: &ProjectName) -> Result<Option<Project>> {
         let json: Option<String> = self.with(|c| {
             c.query_row(
@@ -215,25 +219,28 @@ impl Store {
             )
             .optional()
         })?;
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
-                name: name.to_string(),
-                source,
-            })
-        })
-        .transpose()
+        json.map(|j| read_project(name.as_str(), &j)).transpose()
     }
 
+    /// Every applied project. One stored project that does not read back as
+    /// a valid project (written by an older version, or by hand) is logged
+    /// and left out, so it is never acted on and the others are still kept
+    /// alive.
     pub fn projects(&self) -> Result<Vec<Project>> {
         let rows: Vec<(String, String)> = self.with(|c| {
             let mut st = c.prepare("SELECT name, project FROM projects ORDER BY name")?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })?;
-        rows.into_iter()
-            .map(|(name, j)| {
-                serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { name, source })
+        Ok(rows
+            .into_iter()
+            .filter_map(|(name, j)| match read_project(&name, &j) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!("skipping a stored project: {e}");
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Number of times each project was applied or removed, newest first.
@@ -378,6 +385,23 @@ impl Store {
     }
 }
 
+/// A stored project, read back: it must parse (its names are parsed with it)
+/// and be stored under its own name.
+fn read_project(name: &str, json: &str) -> Result<Project> {
+    let corrupt = |source| StoreError::Corrupt {
+        name: name.to_string(),
+        source,
+    };
+    let project: Project = serde_json::from_str(json).map_err(corrupt)?;
+    if project.name != name {
+        return Err(corrupt(serde::de::Error::custom(format!(
+            "it is stored under another name than its own, {}",
+            project.name
+        ))));
+    }
+    Ok(project)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +449,47 @@ mod tests {
             .map(|(a, _)| a)
             .collect();
         assert_eq!(h, ["removed", "applied"]);
+    }
+
+    /// A stored project that is not valid (an older version's, one edited by
+    /// hand, the path of an attack) is never handed out: the list leaves it
+    /// out and keeps the others, a lookup is an error naming it.
+    #[test]
+    fn an_invalid_stored_project_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.save_project(&project("good")).unwrap();
+        let mut bad = serde_json::to_value(project("x")).unwrap();
+        bad["name"] = "../../../tmp/victim".into();
+        let mut bad_service = serde_json::to_value(project("svc")).unwrap();
+        bad_service["services"] = serde_json::json!({"../x": {}});
+        let other = serde_json::to_value(project("other")).unwrap();
+        for (key, json) in [
+            ("../../../tmp/victim", &bad),
+            ("svc", &bad_service),
+            ("renamed", &other),
+        ] {
+            s.with(|c| {
+                c.execute(
+                    "INSERT INTO projects (name, project, applied_at) VALUES (?1, ?2, 0)",
+                    params![key, json.to_string()],
+                )
+            })
+            .unwrap();
+        }
+        let names: Vec<String> = s
+            .projects()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name.into())
+            .collect();
+        assert_eq!(names, ["good"]);
+        for key in ["svc", "renamed"] {
+            let e = s.project(&name(key)).unwrap_err().to_string();
+            assert!(e.contains(&format!("stored project \"{key}\"")), "{e}");
+        }
+        let e = s.project(&name("svc")).unwrap_err().to_string();
+        assert!(e.contains("invalid service name \"../x\""), "{e}");
     }
 
     #[test]

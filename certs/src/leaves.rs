@@ -88,6 +88,7 @@ impl Authority {
             issuer: self.intermediate.fingerprint.clone(),
         };
         write_leaf(
+            &self.dir,
             &dir,
             &leaf.key_pem,
             &leaf.cert_pem,
@@ -159,6 +160,7 @@ impl Authority {
         };
         let _lock = DirLock::acquire(&self.dir)?;
         write_leaf(
+            &self.dir,
             &self.leaf_dir(id),
             &key,
             &cert_pem,
@@ -225,7 +227,10 @@ fn read_record(dir: &Path) -> Result<Option<Record>, Error> {
     }
 }
 
+/// Writes a leaf's files into `dir`, a directory of the CA directory `ca`
+/// that Turtle makes (or has made: see [`fs::own_dir`]).
 fn write_leaf(
+    ca: &Path,
     dir: &Path,
     key_pem: &str,
     cert_pem: &str,
@@ -233,7 +238,7 @@ fn write_leaf(
     fullchain_pem: &str,
     record: &Record,
 ) -> Result<(), Error> {
-    fs::ensure_dir(dir, 0o755)?;
+    fs::own_dir(ca, dir, 0o755)?;
     let record = serde_json::to_vec_pretty(record).expect("a leaf record serializes");
     fs::replace_files(
         dir,

@@ -37,6 +37,11 @@
 //!               leaf.json            LeafInfo + the intermediate that signed it
 //!   ```
 //!
+//!   A leaf's directory is made by Turtle (0755: a service's non-root user enters it
+//!   to read its key) or refused: an existing one that is a link, not a directory,
+//!   owned by another user, wider than 0755 or outside the CA directory once links
+//!   are resolved is never written into ([`own_dir`]).
+//!
 //!   Every file is written to a temporary file in its directory, flushed and renamed,
 //!   so readers see whole files, and a container with the leaf directory bind-mounted
 //!   sees renewed files. `root.pem` is written last: a CA exists exactly when
@@ -69,6 +74,7 @@
 //! authority.import_leaf(&id, chain_pem, key_pem) -> Result<LeafInfo>
 //! authority.remove_leaf(&id) -> Result<bool>
 //! authority.leaf_dir(&id) -> PathBuf
+//! own_dir(root, dir, mode) -> Result<()>       makes dir under root, or refuses one not Turtle's
 //! authority.status(now) -> Status
 //! authority.next_renewal() -> Option<SystemTime>
 //! trust_bundle(system_bundle: Option<&Path>, root_pem) -> String
@@ -134,6 +140,7 @@ pub use authority::Authority;
 pub use bundle::{SYSTEM_BUNDLE_CANDIDATES, find_system_bundle, trust_bundle};
 pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
+pub use fs::own_dir;
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
 pub use names::LeafId;

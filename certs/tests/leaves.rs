@@ -181,6 +181,58 @@ fn requests_outside_the_ca_and_bad_ids_are_refused() {
     assert!(!dir.path().join("leaves/api").exists());
 }
 
+/// A leaf directory someone else put there is never written into: a link to
+/// a directory outside the CA, one owned by another user, one wider than
+/// Turtle makes them. The directory it points at keeps its mode and stays
+/// empty.
+#[test]
+fn a_leaf_directory_turtle_did_not_make_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = authority(&tmp.path().join("ca"));
+    let names = strings(&["api.vm.local"]);
+    let victim = tmp.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o751)).unwrap();
+    fs::create_dir_all(tmp.path().join("ca/leaves")).unwrap();
+    std::os::unix::fs::symlink(&victim, ca.leaf_dir(&id("link"))).unwrap();
+    let err = ca.ensure_leaf(&id("link"), &names, &[], t0()).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotOurs { reason, .. } if reason.contains("symbolic link")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("move it away"), "{err}");
+    assert_eq!(mode(&victim), 0o751);
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+
+    let wide = ca.leaf_dir(&id("wide"));
+    fs::create_dir(&wide).unwrap();
+    fs::set_permissions(&wide, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = ca.ensure_leaf(&id("wide"), &names, &[], t0()).unwrap_err();
+    assert!(err.to_string().contains("wider than 755"), "{err}");
+    assert_eq!(mode(&wide), 0o777);
+
+    // Another user's: only root can make one to test with.
+    if rustix::process::geteuid().is_root() {
+        let theirs = ca.leaf_dir(&id("theirs"));
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        let err = ca
+            .ensure_leaf(&id("theirs"), &names, &[], t0())
+            .unwrap_err();
+        assert!(err.to_string().contains("owned by uid 4242"), "{err}");
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+    } else {
+        eprintln!("skipped the other user's directory: not root");
+    }
+
+    // What Turtle made, it uses again.
+    ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
+    let (_, changed) = ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
+    assert!(!changed);
+    assert_eq!(mode(&ca.leaf_dir(&id("api"))), 0o755);
+}
+
 /// A ready-made certificate and key, as an operator would bring: self-signed, for a
 /// name outside Turtle's domain.
 fn ready_made() -> (String, String) {

@@ -47,6 +47,9 @@ impl From<Error> for ControlError {
             Error::Secret(SecretError::BadName { .. } | SecretError::InvalidName(_)) => {
                 Self::Invalid(message)
             }
+            // A directory that is not Turtle's: the request cannot be
+            // carried out as it is (the message says what to move away).
+            Error::Secret(SecretError::Dir(_)) => Self::Invalid(message),
             Error::Secret(
                 SecretError::Write { .. }
                 | SecretError::Read { .. }

@@ -30,8 +30,11 @@
 //! both parts parsed names ([`ProjectName`], [`SecretName`]), so a path never
 //! leaves the state directory. The directories are 0700 root, so no other
 //! host user reads them; the files are 0444 so that a service running as a
-//! non-root user (PostgreSQL) can read its mount. `turtle secret NAME`
-//! prints one for the box's admin.
+//! non-root user (PostgreSQL) can read its mount. Turtle makes the
+//! directories; one that is there and not Turtle's (a link, another user's,
+//! wider than 0700) is refused, never taken over
+//! ([`turtle_certs::own_dir`]). `turtle secret NAME` prints one for the
+//! box's admin.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +56,8 @@ pub enum SecretError {
     BadName { service: String, name: String },
     #[error("{0:?} is not a secret name ({NAME_RULE})")]
     InvalidName(String),
+    #[error("cannot make the secrets directory: {0}")]
+    Dir(turtle_certs::Error),
     #[error("cannot write the secret {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -211,12 +216,15 @@ pub fn decorate(project: &Project, dir: &Path) -> Result<Project, SecretError> {
 /// The secrets store of a state directory.
 #[derive(Debug, Clone)]
 pub struct Secrets {
+    /// The state directory: nothing of this store is outside it.
+    root: PathBuf,
     dir: PathBuf,
 }
 
 impl Secrets {
     pub fn new(state_dir: &Path) -> Self {
         Self {
+            root: state_dir.to_path_buf(),
             dir: state_dir.join("secrets"),
         }
     }
@@ -237,8 +245,7 @@ impl Secrets {
             return Ok(Vec::new());
         }
         let dir = self.dir.join(&project.name);
-        private_dir(&self.dir)?;
-        private_dir(&dir)?;
+        turtle_certs::own_dir(&self.root, &dir, 0o700).map_err(SecretError::Dir)?;
         let mut created = Vec::new();
         for n in names {
             let path = dir.join(&n);
@@ -353,22 +360,6 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
-fn private_dir(dir: &Path) -> Result<(), SecretError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| SecretError::Write {
-        path: dir.to_path_buf(),
-        source,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(dir)
-            .map_err(err)?;
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
-}
-
 /// Writes `value` whole under a temporary name (so a crash never leaves a
 /// half-written secret that would then be kept); returns that name.
 fn write_temp(path: &Path, value: &str) -> Result<PathBuf, SecretError> {
@@ -379,10 +370,14 @@ fn write_temp(path: &Path, value: &str) -> Result<PathBuf, SecretError> {
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    // A new file, never one found there (a link would be written through).
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o444)
         .open(&tmp)
         .map_err(err)?;
@@ -502,7 +497,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = Secrets::new(tmp.path());
         // RFC 7748 section 6.1: Alice's private and public keys.
-        std::fs::create_dir_all(tmp.path().join("secrets/p")).unwrap();
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .recursive(true)
+            .create(tmp.path().join("secrets/p"))
+            .unwrap();
         std::fs::write(
             tmp.path().join("secrets/p/vpn-key"),
             "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
@@ -557,6 +555,42 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    /// A project's secrets directory that is there and not Turtle's is
+    /// refused, not made private and written into.
+    #[test]
+    fn a_secrets_directory_turtle_did_not_make_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let s = Secrets::new(&state);
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(state.join("secrets")).unwrap();
+        std::fs::set_permissions(
+            state.join("secrets"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&victim, state.join("secrets/p")).unwrap();
+        let e = s.ensure(&project(&[("api", "admin-token")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is not Turtle's (it is a symbolic link)"),
+            "{e}"
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+        // The secrets directory itself, linked elsewhere: the same.
+        let s = Secrets::new(&tmp.path().join("other"));
+        std::fs::create_dir(tmp.path().join("other")).unwrap();
+        std::os::unix::fs::symlink(&victim, tmp.path().join("other/secrets")).unwrap();
+        let e = s.ensure(&project(&[("api", "admin-token")])).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
     }
 
     #[test]

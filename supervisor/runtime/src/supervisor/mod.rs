@@ -274,15 +274,18 @@ impl<E: Engine> Supervisor<E> {
             )
             .await?;
         }
-        // Plan before saving: a project that cannot be planned is not adopted.
+        // Plan and inject before saving: a project that cannot be planned,
+        // or whose leaves, secrets or engine trust cannot be set up (a
+        // directory that is not Turtle's), is not adopted, so no repair
+        // tries it again.
         let plan = self.plan_deployed(project, Mode::Up).await?;
+        self.ensure_leaves(written)?;
+        self.ensure_secrets(written)?;
+        self.ensure_engine_trust(written)?;
         // The project as written is stored: what is injected is worked out
         // again at every repair, from the supervisor's current config.
         self.handle.store.save_project(written)?;
         self.handle.store.clear_held(&project.name)?;
-        self.ensure_leaves(written)?;
-        self.ensure_secrets(written)?;
-        self.ensure_engine_trust(written)?;
         let mut result = apply::apply(
             &*self.handle.engine,
             project,

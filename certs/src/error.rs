@@ -83,6 +83,13 @@ pub enum Error {
         requested: Vec<String>,
     },
 
+    /// A directory Turtle would write into exists and is not Turtle's.
+    #[error(
+        "{} exists and is not Turtle's ({reason}): Turtle never takes over a directory it did not make; move it away and Turtle makes it again",
+        path.display()
+    )]
+    NotOurs { path: PathBuf, reason: String },
+
     /// A file operation failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

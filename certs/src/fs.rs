@@ -32,6 +32,71 @@ pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io("create directory", dir, e))
 }
 
+/// Makes `dir` (under `root`, which exists) and the missing directories
+/// between them, each with `mode`; or, for each that exists, checks it is
+/// Turtle's: a directory (not a link to one), owned by the user Turtle runs
+/// as, no wider than `mode`. Then `dir`, with its links resolved, must still
+/// be under `root`. Anything else is refused ([`Error::NotOurs`]), never
+/// taken over: Turtle changes the mode of a directory only right after
+/// making it (past the umask).
+pub fn own_dir(root: &Path, dir: &Path, mode: u32) -> Result<(), Error> {
+    let not_ours = |path: &Path, reason: String| Error::NotOurs {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let rest = dir
+        .strip_prefix(root)
+        .map_err(|_| not_ours(dir, format!("it is not under {}", root.display())))?;
+    let mut at = root.to_path_buf();
+    for part in rest.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(not_ours(dir, "its path walks out of its parent".into()));
+        };
+        at.push(part);
+        match DirBuilder::new().mode(mode).create(&at) {
+            Ok(()) => fs::set_permissions(&at, Permissions::from_mode(mode))
+                .map_err(|e| Error::io("set the mode of", &at, e))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check_ours(&at, mode)?,
+            Err(e) => return Err(Error::io("create directory", &at, e)),
+        }
+    }
+    let canonical = |p: &Path| fs::canonicalize(p).map_err(|e| Error::io("resolve", p, e));
+    if !canonical(dir)?.starts_with(canonical(root)?) {
+        return Err(not_ours(
+            dir,
+            format!("it resolves to a place outside {}", root.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an existing `dir` is one Turtle made: see [`own_dir`].
+fn check_ours(dir: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir).map_err(|e| Error::io("inspect", dir, e))?;
+    let reason = if meta.file_type().is_symlink() {
+        Some("it is a symbolic link".to_string())
+    } else if !meta.is_dir() {
+        Some("it is not a directory".to_string())
+    } else if meta.uid() != rustix::process::geteuid().as_raw() {
+        Some(format!("it is owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o777 & !mode != 0 {
+        Some(format!(
+            "its mode {:o} is wider than {mode:o}",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::NotOurs {
+            path: dir.to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// One file to write: name in the directory, contents, mode.
 pub(crate) struct NewFile<'a> {
     pub name: &'a str,
@@ -130,6 +195,27 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_dir_makes_private_directories_and_stays_under_its_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir(&root).unwrap();
+        own_dir(&root, &root.join("secrets/p"), 0o700).unwrap();
+        for d in ["secrets", "secrets/p"] {
+            let m = fs::metadata(root.join(d)).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, 0o700, "{d}");
+        }
+        // Again: what it made is its own.
+        own_dir(&root, &root.join("secrets/p"), 0o700).unwrap();
+        for outside in [tmp.path().join("elsewhere"), root.join("secrets/../../x")] {
+            let e = own_dir(&root, &outside, 0o700).unwrap_err();
+            assert!(matches!(e, Error::NotOurs { .. }), "{e}");
+        }
+        assert!(!tmp.path().join("elsewhere").exists());
+        assert!(!tmp.path().join("x").exists());
+    }
 
     #[test]
     fn replace_files_sets_modes_and_leaves_no_temporaries() {

@@ -11,11 +11,12 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::authority::{Authority, LEAVES};
 use crate::fs::{self, DirLock, NewFile, PRIVATE, PUBLIC};
 use crate::inspect;
 use crate::issue::LeafInfo;
-use crate::{Error, names};
+use crate::names::LeafId;
 
 /// The leaf certificate alone.
 pub const CERT_FILE: &str = "cert.pem";
@@ -41,7 +42,7 @@ pub(crate) struct Record {
 impl Authority {
     /// The directory of leaf `id`: `<ca dir>/leaves/<id>`. Bind-mount the directory
     /// (not single files) into a container, so it sees renewed files.
-    pub fn leaf_dir(&self, id: &str) -> PathBuf {
+    pub fn leaf_dir(&self, id: &LeafId) -> PathBuf {
         self.dir.join(LEAVES).join(id)
     }
 
@@ -60,12 +61,11 @@ impl Authority {
     /// temporary file and a rename in the same directory.
     pub fn ensure_leaf(
         &self,
-        id: &str,
+        id: &LeafId,
         names: &[String],
         ips: &[IpAddr],
         now: SystemTime,
     ) -> Result<(LeafInfo, bool), Error> {
-        names::check_leaf_id(id)?;
         let request = self.check_request(names, ips);
         let _lock = DirLock::acquire(&self.dir)?;
         let dir = self.leaf_dir(id);
@@ -88,6 +88,7 @@ impl Authority {
             issuer: self.intermediate.fingerprint.clone(),
         };
         write_leaf(
+            &self.dir,
             &dir,
             &leaf.key_pem,
             &leaf.cert_pem,
@@ -128,8 +129,12 @@ impl Authority {
     /// belong to the first certificate; the chain is not checked against Turtle's CA
     /// (it may come from another CA). `chain.pem` and `fullchain.pem` both hold the
     /// chain as given.
-    pub fn import_leaf(&self, id: &str, chain_pem: &str, key_pem: &str) -> Result<LeafInfo, Error> {
-        names::check_leaf_id(id)?;
+    pub fn import_leaf(
+        &self,
+        id: &LeafId,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<LeafInfo, Error> {
         let invalid = |reason: String| Error::InvalidChain {
             id: id.to_string(),
             reason,
@@ -145,16 +150,17 @@ impl Authority {
                     .into(),
             ));
         }
-        let key = leaf_key(id, key_pem, &chain)?;
+        let key = leaf_key(id.as_str(), key_pem, &chain)?;
         let cert_pem = inspect::to_pem(first);
         let chain_text: Vec<String> = chain.iter().map(|der| inspect::to_pem(der)).collect();
         let chain_text = chain_text.concat();
         let record = Record {
-            info: LeafInfo::new(id, &cert, cert.not_after, true),
+            info: LeafInfo::new(id.as_str(), &cert, cert.not_after, true),
             issuer: String::new(),
         };
         let _lock = DirLock::acquire(&self.dir)?;
         write_leaf(
+            &self.dir,
             &self.leaf_dir(id),
             &key,
             &cert_pem,
@@ -167,8 +173,7 @@ impl Authority {
 
     /// Removes leaf `id` (Turtle-issued or provided); the next `ensure_leaf` issues
     /// a new one. Returns whether there was one.
-    pub fn remove_leaf(&self, id: &str) -> Result<bool, Error> {
-        names::check_leaf_id(id)?;
+    pub fn remove_leaf(&self, id: &LeafId) -> Result<bool, Error> {
         let _lock = DirLock::acquire(&self.dir)?;
         let dir = self.leaf_dir(id);
         match std::fs::remove_dir_all(&dir) {
@@ -198,13 +203,13 @@ impl Authority {
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|id| names::check_leaf_id(id).is_ok())
+            .filter_map(|id| id.parse::<LeafId>().ok())
             .map(|id| {
                 let dir = self.leaf_dir(&id);
                 let record = read_record(&dir).and_then(|r| {
                     r.ok_or_else(|| Error::corrupt(dir.join(RECORD_FILE), "it is missing"))
                 });
-                (id, record)
+                (id.to_string(), record)
             })
             .collect();
         leaves.sort_by(|a, b| a.0.cmp(&b.0));
@@ -222,7 +227,10 @@ fn read_record(dir: &Path) -> Result<Option<Record>, Error> {
     }
 }
 
+/// Writes a leaf's files into `dir`, a directory of the CA directory `ca`
+/// that Turtle makes (or has made: see [`fs::own_dir`]).
 fn write_leaf(
+    ca: &Path,
     dir: &Path,
     key_pem: &str,
     cert_pem: &str,
@@ -230,7 +238,7 @@ fn write_leaf(
     fullchain_pem: &str,
     record: &Record,
 ) -> Result<(), Error> {
-    fs::ensure_dir(dir, 0o755)?;
+    fs::own_dir(ca, dir, 0o755)?;
     let record = serde_json::to_vec_pretty(record).expect("a leaf record serializes");
     fs::replace_files(
         dir,

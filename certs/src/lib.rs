@@ -37,6 +37,11 @@
 //!               leaf.json            LeafInfo + the intermediate that signed it
 //!   ```
 //!
+//!   A leaf's directory is made by Turtle (0755: a service's non-root user enters it
+//!   to read its key) or refused: an existing one that is a link, not a directory,
+//!   owned by another user, wider than 0755 or outside the CA directory once links
+//!   are resolved is never written into ([`own_dir`]).
+//!
 //!   Every file is written to a temporary file in its directory, flushed and renamed,
 //!   so readers see whole files, and a container with the leaf directory bind-mounted
 //!   sees renewed files. `root.pem` is written last: a CA exists exactly when
@@ -64,10 +69,12 @@
 //! authority.fingerprint() -> String            AB:CD:... (SHA-256 of the root's DER)
 //! authority.domain() -> &str, permitted_ips() -> &[IpNet], imported() -> bool, dir() -> &Path
 //! authority.issue(&names, &ips, now) -> Result<Leaf>
-//! authority.ensure_leaf(id, &names, &ips, now) -> Result<(LeafInfo, bool /* changed */)>
-//! authority.import_leaf(id, chain_pem, key_pem) -> Result<LeafInfo>
-//! authority.remove_leaf(id) -> Result<bool>
-//! authority.leaf_dir(id) -> PathBuf
+//! LeafId: FromStr ("api"; [a-z0-9][a-z0-9_.-]*, at most 64), Display
+//! authority.ensure_leaf(&id, &names, &ips, now) -> Result<(LeafInfo, bool /* changed */)>
+//! authority.import_leaf(&id, chain_pem, key_pem) -> Result<LeafInfo>
+//! authority.remove_leaf(&id) -> Result<bool>
+//! authority.leaf_dir(&id) -> PathBuf
+//! own_dir(root, dir, mode) -> Result<()>       makes dir under root, or refuses one not Turtle's
 //! authority.status(now) -> Status
 //! authority.next_renewal() -> Option<SystemTime>
 //! trust_bundle(system_bundle: Option<&Path>, root_pem) -> String
@@ -86,9 +93,10 @@
 //! let ca = Authority::open_or_create(&state_dir.join("ca"), &CaConfig::new("vm.local"), now)?;
 //! let names = vec!["api.vm.local".to_string()];
 //! let ips = vec!["192.168.1.20".parse().unwrap()];
-//! let (leaf, changed) = ca.ensure_leaf("api", &names, &ips, now)?;
+//! let api: turtle_certs::LeafId = "api".parse()?;
+//! let (leaf, changed) = ca.ensure_leaf(&api, &names, &ips, now)?;
 //! assert!(changed);
-//! // Mount ca.leaf_dir("api") into the proxy; call ensure_leaf again at ca.next_renewal().
+//! // Mount ca.leaf_dir(&api) into the proxy; call ensure_leaf again at ca.next_renewal().
 //! assert_eq!(ca.next_renewal(), Some(leaf.renew_at));
 //! let bundle = trust_bundle(find_system_bundle(), ca.root_pem());
 //! assert!(bundle.ends_with(ca.root_pem()));
@@ -132,8 +140,10 @@ pub use authority::Authority;
 pub use bundle::{SYSTEM_BUNDLE_CANDIDATES, find_system_bundle, trust_bundle};
 pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
+pub use fs::own_dir;
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
+pub use names::LeafId;
 pub use signer::{SIGNER_LIFETIME, new_signer};
 pub use status::{CaCertInfo, CertState, LeafStatus, Status, UnreadableLeaf};
 

@@ -33,18 +33,44 @@ pub(crate) fn in_domain(name: &str, domain: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
-/// Checks a leaf id: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters, so it is a safe
-/// directory name.
-pub(crate) fn check_leaf_id(id: &str) -> Result<(), Error> {
-    let mut chars = id.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if first_ok && rest_ok && id.len() <= 64 {
-        Ok(())
-    } else {
-        Err(Error::InvalidLeafId { id: id.to_string() })
+/// A leaf's id: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters, so it is a safe
+/// directory name (never `.`, `..`, nor holding `/`). Parsed once
+/// ([`str::parse`]); every function that makes a leaf's path takes one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeafId(String);
+
+impl LeafId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for LeafId {
+    type Err = Error;
+    fn from_str(id: &str) -> Result<Self, Error> {
+        let mut chars = id.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if first_ok && rest_ok && id.len() <= 64 {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(Error::InvalidLeafId { id: id.to_string() })
+        }
+    }
+}
+
+impl std::fmt::Display for LeafId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<std::path::Path> for LeafId {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
     }
 }
 
@@ -117,20 +143,24 @@ mod tests {
 
     #[test]
     fn leaf_ids() {
-        for ok in ["api", "proxy-1", "a.b_c", "0"] {
-            check_leaf_id(ok).unwrap();
+        for ok in ["api", "proxy-1", "a.b_c", "0", "p...x", &"x".repeat(64)] {
+            assert_eq!(ok.parse::<LeafId>().unwrap().as_str(), ok);
         }
         for bad in [
             "",
             "Api",
+            ".",
+            "..",
             ".hidden",
             "-x",
             "a/b",
-            "..",
+            "../etc",
+            "a\0",
             "a b",
             &"x".repeat(65),
         ] {
-            assert!(check_leaf_id(bad).is_err(), "{bad:?}");
+            let e = bad.parse::<LeafId>().unwrap_err();
+            assert!(matches!(e, Error::InvalidLeafId { .. }), "{bad:?}");
         }
     }
 }

@@ -8,7 +8,11 @@ use std::net::IpAddr;
 
 use common::{DAY, authority, mode, strings, t0, verify};
 use rcgen::{CertificateParams, KeyPair};
-use turtle_certs::{CertState, Error};
+use turtle_certs::{CertState, Error, LeafId};
+
+fn id(s: &str) -> LeafId {
+    s.parse().unwrap()
+}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -25,7 +29,7 @@ fn a_leaf_is_stored_once_and_renewed_at_two_thirds_of_its_life() {
     let names = strings(&["api.vm.local", "vm.local"]);
     let ips = [ip("10.0.0.5")];
 
-    let (first, changed) = ca.ensure_leaf("api", &names, &ips, t0()).unwrap();
+    let (first, changed) = ca.ensure_leaf(&id("api"), &names, &ips, t0()).unwrap();
     assert!(changed);
     assert_eq!(first.id, "api");
     assert_eq!(first.names, names);
@@ -38,7 +42,7 @@ fn a_leaf_is_stored_once_and_renewed_at_two_thirds_of_its_life() {
     );
     assert_eq!(first.not_after, t0() + 90 * DAY);
 
-    let dir = ca.leaf_dir("api");
+    let dir = ca.leaf_dir(&id("api"));
     assert_eq!(dir, ca_dir.path().join("leaves/api"));
     let cert = read(&dir, "cert.pem");
     assert_eq!(
@@ -70,7 +74,7 @@ fn a_leaf_is_stored_once_and_renewed_at_two_thirds_of_its_life() {
     let same = strings(&["VM.local", "api.vm.local"]);
     let (info, changed) = ca
         .ensure_leaf(
-            "api",
+            &id("api"),
             &same,
             &ips,
             renew_at - std::time::Duration::from_secs(1),
@@ -82,7 +86,7 @@ fn a_leaf_is_stored_once_and_renewed_at_two_thirds_of_its_life() {
     assert_eq!(ca.next_renewal(), Some(renew_at));
 
     // At the renewal point: a new leaf, new key, files replaced.
-    let (renewed, changed) = ca.ensure_leaf("api", &names, &ips, renew_at).unwrap();
+    let (renewed, changed) = ca.ensure_leaf(&id("api"), &names, &ips, renew_at).unwrap();
     assert!(changed);
     assert_ne!(renewed.serial, first.serial);
     assert_ne!(read(&dir, "cert.pem"), cert);
@@ -109,12 +113,12 @@ fn other_names_or_addresses_issue_a_new_leaf_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let ca = authority(dir.path());
     let (first, _) = ca
-        .ensure_leaf("api", &strings(&["api.vm.local"]), &[], t0())
+        .ensure_leaf(&id("api"), &strings(&["api.vm.local"]), &[], t0())
         .unwrap();
 
     let (more, changed) = ca
         .ensure_leaf(
-            "api",
+            &id("api"),
             &strings(&["api.vm.local", "www.vm.local"]),
             &[],
             t0() + DAY,
@@ -126,7 +130,7 @@ fn other_names_or_addresses_issue_a_new_leaf_at_once() {
 
     let (with_ip, changed) = ca
         .ensure_leaf(
-            "api",
+            &id("api"),
             &strings(&["api.vm.local", "www.vm.local"]),
             &[ip("192.168.1.20")],
             t0() + DAY,
@@ -136,10 +140,10 @@ fn other_names_or_addresses_issue_a_new_leaf_at_once() {
     assert_eq!(with_ip.ips, [ip("192.168.1.20")]);
 
     // A leaf whose files were damaged is issued again too.
-    fs::write(ca.leaf_dir("api").join("cert.pem"), "garbage").unwrap();
+    fs::write(ca.leaf_dir(&id("api")).join("cert.pem"), "garbage").unwrap();
     let (_, changed) = ca
         .ensure_leaf(
-            "api",
+            &id("api"),
             &strings(&["api.vm.local", "www.vm.local"]),
             &[ip("192.168.1.20")],
             t0() + DAY,
@@ -153,8 +157,8 @@ fn a_clock_that_went_back_renews_too() {
     let dir = tempfile::tempdir().unwrap();
     let ca = authority(dir.path());
     let names = strings(&["api.vm.local"]);
-    ca.ensure_leaf("api", &names, &[], t0()).unwrap();
-    let (_, changed) = ca.ensure_leaf("api", &names, &[], t0() - DAY).unwrap();
+    ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
+    let (_, changed) = ca.ensure_leaf(&id("api"), &names, &[], t0() - DAY).unwrap();
     assert!(changed);
 }
 
@@ -163,20 +167,70 @@ fn requests_outside_the_ca_and_bad_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = authority(dir.path());
     let err = ca
-        .ensure_leaf("api", &strings(&["api.example.com"]), &[], t0())
+        .ensure_leaf(&id("api"), &strings(&["api.example.com"]), &[], t0())
         .unwrap_err();
     assert!(matches!(err, Error::NamesOutsideDomain { .. }), "{err:?}");
     let err = ca
-        .ensure_leaf("api", &[], &[ip("203.0.113.9")], t0())
+        .ensure_leaf(&id("api"), &[], &[ip("203.0.113.9")], t0())
         .unwrap_err();
     assert!(matches!(err, Error::IpsOutsideRanges { .. }), "{err:?}");
-    let err = ca.ensure_leaf("api", &[], &[], t0()).unwrap_err();
+    let err = ca.ensure_leaf(&id("api"), &[], &[], t0()).unwrap_err();
     assert!(matches!(err, Error::NoNames), "{err:?}");
-    let err = ca
-        .ensure_leaf("../etc", &strings(&["api.vm.local"]), &[], t0())
-        .unwrap_err();
+    let err = "../etc".parse::<LeafId>().unwrap_err();
     assert!(matches!(err, Error::InvalidLeafId { .. }), "{err:?}");
     assert!(!dir.path().join("leaves/api").exists());
+}
+
+/// A leaf directory someone else put there is never written into: a link to
+/// a directory outside the CA, one owned by another user, one wider than
+/// Turtle makes them. The directory it points at keeps its mode and stays
+/// empty.
+#[test]
+fn a_leaf_directory_turtle_did_not_make_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = authority(&tmp.path().join("ca"));
+    let names = strings(&["api.vm.local"]);
+    let victim = tmp.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o751)).unwrap();
+    fs::create_dir_all(tmp.path().join("ca/leaves")).unwrap();
+    std::os::unix::fs::symlink(&victim, ca.leaf_dir(&id("link"))).unwrap();
+    let err = ca.ensure_leaf(&id("link"), &names, &[], t0()).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotOurs { reason, .. } if reason.contains("symbolic link")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("move it away"), "{err}");
+    assert_eq!(mode(&victim), 0o751);
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+
+    let wide = ca.leaf_dir(&id("wide"));
+    fs::create_dir(&wide).unwrap();
+    fs::set_permissions(&wide, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = ca.ensure_leaf(&id("wide"), &names, &[], t0()).unwrap_err();
+    assert!(err.to_string().contains("wider than 755"), "{err}");
+    assert_eq!(mode(&wide), 0o777);
+
+    // Another user's: only root can make one to test with.
+    if rustix::process::geteuid().is_root() {
+        let theirs = ca.leaf_dir(&id("theirs"));
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        let err = ca
+            .ensure_leaf(&id("theirs"), &names, &[], t0())
+            .unwrap_err();
+        assert!(err.to_string().contains("owned by uid 4242"), "{err}");
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+    } else {
+        eprintln!("skipped the other user's directory: not root");
+    }
+
+    // What Turtle made, it uses again.
+    ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
+    let (_, changed) = ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
+    assert!(!changed);
+    assert_eq!(mode(&ca.leaf_dir(&id("api"))), 0o755);
 }
 
 /// A ready-made certificate and key, as an operator would bring: self-signed, for a
@@ -193,21 +247,21 @@ fn ready_made() -> (String, String) {
 fn a_provided_leaf_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let ca = authority(dir.path());
-    ca.ensure_leaf("files", &strings(&["files.vm.local"]), &[], t0())
+    ca.ensure_leaf(&id("files"), &strings(&["files.vm.local"]), &[], t0())
         .unwrap();
     let (cert, key) = ready_made();
 
-    let info = ca.import_leaf("files", &cert, &key).unwrap();
+    let info = ca.import_leaf(&id("files"), &cert, &key).unwrap();
     assert!(info.provided);
     assert_eq!(info.names, strings(&["files.example.com"]));
-    let leaf_dir = ca.leaf_dir("files");
+    let leaf_dir = ca.leaf_dir(&id("files"));
     assert_eq!(read(&leaf_dir, "cert.pem"), cert);
     assert_eq!(mode(&leaf_dir.join("key.pem")), 0o600);
 
     // Other names, past its end: still the operator's.
     for now in [t0() + DAY, t0() + 60 * DAY] {
         let (kept, changed) = ca
-            .ensure_leaf("files", &strings(&["files.vm.local"]), &[], now)
+            .ensure_leaf(&id("files"), &strings(&["files.vm.local"]), &[], now)
             .unwrap();
         assert!(!changed);
         assert_eq!(kept, info);
@@ -215,7 +269,7 @@ fn a_provided_leaf_is_never_replaced() {
     }
     // Even a request Turtle could not issue reports it.
     let (kept, changed) = ca
-        .ensure_leaf("files", &strings(&["files.example.com"]), &[], t0())
+        .ensure_leaf(&id("files"), &strings(&["files.example.com"]), &[], t0())
         .unwrap();
     assert!(!changed && kept.provided);
     assert_eq!(ca.next_renewal(), None, "provided leaves are not renewed");
@@ -226,9 +280,9 @@ fn a_provided_leaf_is_never_replaced() {
     assert_eq!(files.state, CertState::Valid);
 
     // Removing it hands the id back to Turtle.
-    assert!(ca.remove_leaf("files").unwrap());
+    assert!(ca.remove_leaf(&id("files")).unwrap());
     let (issued, changed) = ca
-        .ensure_leaf("files", &strings(&["files.vm.local"]), &[], t0() + DAY)
+        .ensure_leaf(&id("files"), &strings(&["files.vm.local"]), &[], t0() + DAY)
         .unwrap();
     assert!(changed && !issued.provided);
 }
@@ -239,21 +293,21 @@ fn a_provided_leaf_needs_its_own_key() {
     let ca = authority(dir.path());
     let (cert, _) = ready_made();
     let (_, other_key) = ready_made();
-    let err = ca.import_leaf("files", &cert, &other_key).unwrap_err();
+    let err = ca.import_leaf(&id("files"), &cert, &other_key).unwrap_err();
     assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
-    let err = ca.import_leaf("files", "", &other_key).unwrap_err();
+    let err = ca.import_leaf(&id("files"), "", &other_key).unwrap_err();
     assert!(matches!(err, Error::InvalidChain { .. }), "{err:?}");
-    assert!(!ca.leaf_dir("files").exists());
+    assert!(!ca.leaf_dir(&id("files")).exists());
 }
 
 #[test]
 fn status_shows_every_leaf_and_where_it_stands() {
     let dir = tempfile::tempdir().unwrap();
     let ca = authority(dir.path());
-    ca.ensure_leaf("api", &strings(&["api.vm.local"]), &[], t0())
+    ca.ensure_leaf(&id("api"), &strings(&["api.vm.local"]), &[], t0())
         .unwrap();
     ca.ensure_leaf(
-        "registry",
+        &id("registry"),
         &strings(&["registry.vm.local"]),
         &[ip("10.0.0.5")],
         t0() + 10 * DAY,
@@ -306,16 +360,21 @@ fn a_short_lived_leaf_is_renewed_at_two_thirds_of_its_life_not_at_once() {
     cfg.leaf_lifetime = std::time::Duration::from_secs(15);
     let ca = turtle_certs::Authority::open_or_create(ca_dir.path(), &cfg, t0()).unwrap();
     let names = strings(&["api.vm.local"]);
-    let (first, _) = ca.ensure_leaf("api", &names, &[], t0()).unwrap();
+    let (first, _) = ca.ensure_leaf(&id("api"), &names, &[], t0()).unwrap();
     assert_eq!(first.renew_at, t0() + std::time::Duration::from_secs(10));
     let (again, changed) = ca
-        .ensure_leaf("api", &names, &[], t0() + std::time::Duration::from_secs(9))
+        .ensure_leaf(
+            &id("api"),
+            &names,
+            &[],
+            t0() + std::time::Duration::from_secs(9),
+        )
         .unwrap();
     assert!(!changed, "renewed before its renewal point");
     assert_eq!(again.serial, first.serial);
     let (_, changed) = ca
         .ensure_leaf(
-            "api",
+            &id("api"),
             &names,
             &[],
             t0() + std::time::Duration::from_secs(10),

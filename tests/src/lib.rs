@@ -247,19 +247,33 @@ impl Env {
 
     /// GET `path` from the daemon's API; returns the body.
     pub fn api_get(&self, path: &str) -> String {
+        self.api_request("GET", path, "").1
+    }
+
+    /// One raw HTTP/1.1 request to the daemon's API socket, `path` sent as
+    /// it is (no client in between to clean it up); returns the status and
+    /// the body.
+    pub fn api_request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(self.state_dir().join("turtle.sock"))
             .expect("connect to the daemon");
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: turtle\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: turtle\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         )
         .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
-        out.split_once("\r\n\r\n")
+        let status = out
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {out:?}"));
+        let body = out
+            .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (status, body)
     }
 
     /// Full resyncs the daemon has done.

@@ -47,7 +47,8 @@
 //! - `paths` (private): lexical path resolution (`~`, relative paths) and the
 //!   rebasing of a service's relative paths onto another file's directory.
 //! - Leaves: [`interpolate`], [`keys`], [`locate`], [`dotenv`], [`shell`],
-//!   [`hash`], [`model`], [`error`].
+//!   [`hash`], [`model`], [`name`] (the project and service names, parsed
+//!   once), [`error`].
 
 mod context;
 pub mod dotenv;
@@ -61,6 +62,7 @@ pub mod load;
 pub mod locate;
 pub mod merge;
 pub mod model;
+pub mod name;
 pub mod normalize;
 mod paths;
 pub mod shell;
@@ -70,3 +72,4 @@ pub use error::LoadError;
 pub use hash::service_hash;
 pub use load::{LoadOptions, Loaded, load};
 pub use model::*;
+pub use name::{NameError, ProjectName, ServiceName};

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::context::{Ctx, read_env_file};
 use crate::error::LoadError;
 use crate::model::Project;
+use crate::name::ProjectName;
 use crate::paths::clean;
 use crate::{include, normalize};
 
@@ -42,7 +43,7 @@ pub struct LoadOptions {
     /// the first of [`DEFAULT_OVERRIDE_FILES`] found there, if any.
     pub files: Vec<PathBuf>,
     /// `-p`.
-    pub project_name: Option<String>,
+    pub project_name: Option<ProjectName>,
     /// `--profile`; empty means `COMPOSE_PROFILES` from the environment.
     pub profiles: Vec<String>,
     /// Process environment; it overrides the project's `.env` file.
@@ -150,7 +151,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         &mut ctx,
         merged,
         &files,
-        opts.project_name.as_deref(),
+        opts.project_name.as_ref(),
         &profiles,
     )?;
     Ok(Loaded {

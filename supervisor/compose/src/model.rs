@@ -14,6 +14,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use turtle_units::{ByteSize, Duration};
 
+use crate::name::{ProjectName, ServiceName};
+
 /// Implements Serialize/Deserialize through Display/FromStr.
 macro_rules! string_serde {
     ($t:ty) => {
@@ -35,16 +37,17 @@ macro_rules! string_serde {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     /// Project name: `-p`, then `COMPOSE_PROJECT_NAME`, then the top-level
-    /// `name:`, then the directory of the first compose file (normalized the way
-    /// compose normalizes it: lowercase, only `[a-z0-9_-]`).
-    pub name: String,
+    /// `name:`, then the directory of the first compose file (the last two
+    /// normalized the way compose normalizes them: lowercase, only
+    /// `[a-z0-9_-]`).
+    pub name: ProjectName,
     /// Directory relative paths were resolved against.
     pub working_dir: PathBuf,
     /// The compose files this project was loaded from, in `-f` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<PathBuf>,
     /// Enabled services only (profiles already applied), sorted by name.
-    pub services: IndexMap<String, Service>,
+    pub services: IndexMap<ServiceName, Service>,
     /// Declared networks plus the implicit `default` one when a service uses it.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub networks: IndexMap<String, Network>,

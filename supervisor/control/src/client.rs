@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::wire::{
     ApplyLine, DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping,
-    Plan, Project, ProjectStatus, Report, ServiceAction, UpOptions,
+    Plan, Project, ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
@@ -204,7 +204,7 @@ impl Control for Client {
         Box::pin(self.json(Method::GET, "/v1/projects", None::<&()>))
     }
 
-    fn status<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<ProjectStatus>> {
+    fn status<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<ProjectStatus>> {
         Box::pin(async move {
             let path = format!("/v1/projects/{}", segment(project));
             self.json(Method::GET, &path, None::<&()>).await
@@ -250,7 +250,11 @@ impl Control for Client {
         })
     }
 
-    fn down<'a>(&'a self, project: &'a str, volumes: bool) -> BoxFuture<'a, Result<DownReport>> {
+    fn down<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        volumes: bool,
+    ) -> BoxFuture<'a, Result<DownReport>> {
         Box::pin(async move {
             let path = format!("/v1/projects/{}?volumes={volumes}", segment(project));
             self.json(Method::DELETE, &path, None::<&()>).await
@@ -259,8 +263,8 @@ impl Control for Client {
 
     fn service_action<'a>(
         &'a self,
-        project: &'a str,
-        service: &'a str,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
         action: ServiceAction,
     ) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(async move {
@@ -280,7 +284,7 @@ impl Control for Client {
 
     fn logs<'a>(
         &'a self,
-        project: &'a str,
+        project: &'a ProjectName,
         q: &'a LogsQuery,
     ) -> BoxFuture<'a, Result<BoxStream<Result<String>>>> {
         Box::pin(async move {

@@ -20,6 +20,9 @@
 //!   an HTTP status, the client turns the status back into the kind
 //!   ([`ControlError::status`], [`ControlError::from_status`]), and the
 //!   message travels as `{"error": "..."}`.
+//! - Names are typed ([`wire::ProjectName`], [`wire::ServiceName`]): the
+//!   server parses the ones in a request's path and body before calling
+//!   anything, and refuses the rest with 422 and the rule they break.
 //! - Servers take their listener and shutdown signal as arguments
 //!   ([`server::serve`]), so tests bind a temporary socket and stop cleanly.
 
@@ -37,7 +40,7 @@ use futures_core::Stream;
 pub use error::ControlError;
 use wire::{
     DeviceReport, DownReport, Event, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan,
-    Project, ProjectStatus, Report, ServiceAction, UpOptions,
+    Project, ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
 };
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
@@ -53,7 +56,7 @@ pub trait Control: Send + Sync {
     /// Every project Turtle manages on this engine.
     fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectStatus>>>;
     /// One project's containers.
-    fn status<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<ProjectStatus>>;
+    fn status<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<ProjectStatus>>;
     /// What `up` would do, without doing it.
     fn plan<'a>(&'a self, project: &'a Project) -> BoxFuture<'a, Result<Plan>>;
     /// Applies `project` and keeps it alive from then on.
@@ -65,18 +68,22 @@ pub trait Control: Send + Sync {
     ) -> BoxFuture<'a, Result<Report>>;
     /// Removes the project's containers and networks (and named volumes
     /// with `volumes`).
-    fn down<'a>(&'a self, project: &'a str, volumes: bool) -> BoxFuture<'a, Result<DownReport>>;
+    fn down<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        volumes: bool,
+    ) -> BoxFuture<'a, Result<DownReport>>;
     /// Starts, stops or restarts a service; answers the containers acted on.
     fn service_action<'a>(
         &'a self,
-        project: &'a str,
-        service: &'a str,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
         action: ServiceAction,
     ) -> BoxFuture<'a, Result<Vec<String>>>;
     /// The project's container output as `service-n | line` lines.
     fn logs<'a>(
         &'a self,
-        project: &'a str,
+        project: &'a ProjectName,
         query: &'a LogsQuery,
     ) -> BoxFuture<'a, Result<BoxStream<Result<String>>>>;
     /// The event log, and with `follow` the events recorded from now on.

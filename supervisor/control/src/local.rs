@@ -13,7 +13,7 @@ use turtle_runtime::trust::TrustError;
 
 use crate::wire::{
     DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan, Project,
-    ProjectStatus, Report, ServiceAction, UpOptions,
+    ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
@@ -44,7 +44,12 @@ impl From<Error> for ControlError {
             Error::Device(
                 DeviceError::Profile(_) | DeviceError::Detect(_) | DeviceError::System(_),
             ) => Self::Failed(message),
-            Error::Secret(SecretError::BadName { .. }) => Self::Invalid(message),
+            Error::Secret(SecretError::BadName { .. } | SecretError::InvalidName(_)) => {
+                Self::Invalid(message)
+            }
+            // A directory that is not Turtle's: the request cannot be
+            // carried out as it is (the message says what to move away).
+            Error::Secret(SecretError::Dir(_)) => Self::Invalid(message),
             Error::Secret(
                 SecretError::Write { .. }
                 | SecretError::Read { .. }
@@ -87,7 +92,7 @@ impl<E: Engine> Control for Supervisor<E> {
         })
     }
 
-    fn status<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<ProjectStatus>> {
+    fn status<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<ProjectStatus>> {
         Box::pin(async move { Ok(Supervisor::status(self, project).await?) })
     }
 
@@ -104,14 +109,18 @@ impl<E: Engine> Control for Supervisor<E> {
         Box::pin(async move { Ok(Supervisor::up(self, project, opts, progress).await?) })
     }
 
-    fn down<'a>(&'a self, project: &'a str, volumes: bool) -> BoxFuture<'a, Result<DownReport>> {
+    fn down<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        volumes: bool,
+    ) -> BoxFuture<'a, Result<DownReport>> {
         Box::pin(async move { Ok(Supervisor::down(self, project, volumes).await?) })
     }
 
     fn service_action<'a>(
         &'a self,
-        project: &'a str,
-        service: &'a str,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
         action: ServiceAction,
     ) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(
@@ -121,7 +130,7 @@ impl<E: Engine> Control for Supervisor<E> {
 
     fn logs<'a>(
         &'a self,
-        project: &'a str,
+        project: &'a ProjectName,
         query: &'a LogsQuery,
     ) -> BoxFuture<'a, Result<BoxStream<Result<String>>>> {
         Box::pin(async move {

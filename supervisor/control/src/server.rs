@@ -19,6 +19,11 @@
 //! Every route calls one method of [`Control`]; nothing here decides
 //! anything. Errors answer `{"error": "..."}` with the status of their
 //! kind ([`ControlError::status`]).
+//!
+//! The names in a path (`{name}`, `{service}`) and the project in a body
+//! (its name and its services' names) are parsed first: one that is not a
+//! valid name is refused with 422 and the rule it breaks, and nothing is
+//! called. The body's project takes the name in the path.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,7 +37,9 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{ApplyLine, EventsQuery, LogsQuery, Project, ServiceAction, UpOptions};
+use crate::wire::{
+    ApplyLine, EventsQuery, LogsQuery, Project, ProjectName, ServiceAction, ServiceName, UpOptions,
+};
 use crate::{Control, ControlError};
 
 impl IntoResponse for ControlError {
@@ -127,8 +134,25 @@ async fn list_projects<C: Control>(State(c): App<C>) -> Answer {
     Ok(Json(c.projects().await?).into_response())
 }
 
-async fn project_status<C: Control>(State(c): App<C>, UrlPath(name): UrlPath<String>) -> Answer {
-    Ok(Json(c.status(&name).await?).into_response())
+/// A name in the request's path, parsed before anything is called.
+fn name<T: std::str::FromStr<Err = turtle_compose::NameError>>(
+    raw: &str,
+) -> Result<T, ControlError> {
+    raw.parse()
+        .map_err(|e: turtle_compose::NameError| ControlError::Invalid(e.to_string()))
+}
+
+/// The project in a request's body, its names parsed with it, named by the
+/// path.
+fn body_project(name: ProjectName, body: &[u8]) -> Result<Project, ControlError> {
+    let mut project: Project = serde_json::from_slice(body)
+        .map_err(|e| ControlError::Invalid(format!("the body is not a valid project: {e}")))?;
+    project.name = name;
+    Ok(project)
+}
+
+async fn project_status<C: Control>(State(c): App<C>, UrlPath(raw): UrlPath<String>) -> Answer {
+    Ok(Json(c.status(&name(&raw)?).await?).into_response())
 }
 
 fn ndjson<T: Serialize>(v: &T) -> Bytes {
@@ -147,11 +171,14 @@ struct UpQuery {
 
 async fn apply_project<C: Control + 'static>(
     State(c): App<C>,
-    UrlPath(name): UrlPath<String>,
+    UrlPath(raw): UrlPath<String>,
     Query(q): Query<UpQuery>,
-    Json(mut project): Json<Project>,
+    body: Bytes,
 ) -> Response {
-    project.name = name;
+    let project = match name(&raw).and_then(|n| body_project(n, &body)) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let opts = UpOptions {
         build: q.build,
         wait: q.wait.map(std::time::Duration::from_secs),
@@ -177,10 +204,10 @@ async fn apply_project<C: Control + 'static>(
 
 async fn plan_project<C: Control>(
     State(c): App<C>,
-    UrlPath(name): UrlPath<String>,
-    Json(mut project): Json<Project>,
+    UrlPath(raw): UrlPath<String>,
+    body: Bytes,
 ) -> Answer {
-    project.name = name;
+    let project = body_project(name(&raw)?, &body)?;
     Ok(Json(c.plan(&project).await?).into_response())
 }
 
@@ -192,25 +219,26 @@ struct DownQuery {
 
 async fn down<C: Control>(
     State(c): App<C>,
-    UrlPath(name): UrlPath<String>,
+    UrlPath(raw): UrlPath<String>,
     Query(q): Query<DownQuery>,
 ) -> Answer {
-    Ok(Json(c.down(&name, q.volumes).await?).into_response())
+    Ok(Json(c.down(&name(&raw)?, q.volumes).await?).into_response())
 }
 
 async fn service_action<C: Control>(
     State(c): App<C>,
-    UrlPath((name, service, action)): UrlPath<(String, String, ServiceAction)>,
+    UrlPath((project, service, action)): UrlPath<(String, String, ServiceAction)>,
 ) -> Answer {
-    Ok(Json(c.service_action(&name, &service, action).await?).into_response())
+    let (project, service): (ProjectName, ServiceName) = (name(&project)?, name(&service)?);
+    Ok(Json(c.service_action(&project, &service, action).await?).into_response())
 }
 
 async fn logs<C: Control>(
     State(c): App<C>,
-    UrlPath(name): UrlPath<String>,
+    UrlPath(raw): UrlPath<String>,
     Query(q): Query<LogsQuery>,
 ) -> Answer {
-    let lines = c.logs(&name, &q).await?;
+    let lines = c.logs(&name(&raw)?, &q).await?;
     let body = lines.map(|l| match l {
         Ok(l) => Ok::<_, Infallible>(Bytes::from(l + "\n")),
         Err(e) => Ok(Bytes::from(format!("turtle: log stream failed: {e}\n"))),
@@ -231,4 +259,168 @@ async fn events<C: Control>(State(c): App<C>, Query(q): Query<EventsQuery>) -> A
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(body))
         .expect("static response parts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use turtle_engine::fake::FakeEngine;
+    use turtle_runtime::secrets::Secrets;
+    use turtle_runtime::store::Store;
+    use turtle_runtime::supervisor::{BoxParts, Config, Supervisor};
+
+    use super::*;
+
+    /// One request on the socket: the status and the body.
+    async fn request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: turtle\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    /// A project whose service `service` lists a secret, as JSON.
+    fn body(name: &str, service: &str) -> String {
+        serde_json::json!({
+            "name": name,
+            "working_dir": "/tmp",
+            "services": {service: {
+                "image": "busybox",
+                "labels": {"io.turtle.secrets": "token"},
+            }},
+        })
+        .to_string()
+    }
+
+    /// The attack of issue 11 and its variants on every route that takes a
+    /// name: each is refused with 422 naming the rule, before the engine,
+    /// the store or the file system is touched.
+    #[tokio::test]
+    async fn names_that_are_not_names_are_refused_before_anything_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let engine = Arc::new(FakeEngine::new());
+        engine.add_image("busybox");
+        let store = Arc::new(Store::open(&state).unwrap());
+        let sup = Supervisor::with_box(
+            engine.clone(),
+            store.clone(),
+            Config::default(),
+            BoxParts {
+                secrets: Some(Secrets::new(&state)),
+                ..Default::default()
+            },
+        );
+        let socket = tmp.path().join("turtle.sock");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(bind(&socket).unwrap(), sup, async {
+            let _ = stopped.await;
+        }));
+
+        let attack = "..%2F..%2Fvictim";
+        let refused = [
+            (
+                "PUT",
+                format!("/v1/projects/{attack}"),
+                body("ok", "web"),
+                "invalid project name \"../../victim\"",
+            ),
+            (
+                "PUT",
+                "/v1/projects/ok".into(),
+                body("ok", "../../victim"),
+                "the body is not a valid project: invalid service name \"../../victim\"",
+            ),
+            (
+                "PUT",
+                "/v1/projects/ok".into(),
+                body("../../victim", "web"),
+                "invalid project name \"../../victim\"",
+            ),
+            (
+                "PUT",
+                "/v1/projects/..".into(),
+                body("ok", "web"),
+                "invalid project name \"..\"",
+            ),
+            (
+                "POST",
+                format!("/v1/projects/{attack}/plan"),
+                body("ok", "web"),
+                "invalid project name",
+            ),
+            (
+                "GET",
+                format!("/v1/projects/{attack}"),
+                String::new(),
+                "invalid project name",
+            ),
+            (
+                "GET",
+                format!("/v1/projects/{attack}/logs"),
+                String::new(),
+                "invalid project name",
+            ),
+            (
+                "DELETE",
+                format!("/v1/projects/{attack}"),
+                String::new(),
+                "invalid project name",
+            ),
+            (
+                "POST",
+                format!("/v1/projects/ok/services/{attack}/stop"),
+                String::new(),
+                "invalid service name \"../../victim\"",
+            ),
+            (
+                "POST",
+                "/v1/projects/ok/services/%2E%2E/stop".into(),
+                String::new(),
+                "invalid service name \"..\"",
+            ),
+        ];
+        for (method, path, body, message) in &refused {
+            let (status, answer) = request(&socket, method, path, body).await;
+            assert_eq!(status, 422, "{method} {path}: {answer}");
+            let error: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            let error = error["error"].as_str().unwrap();
+            assert!(error.contains(message), "{method} {path}: {error}");
+            assert!(
+                error.contains("letters, digits"),
+                "{method} {path}: {error}"
+            );
+        }
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+        assert!(store.projects().unwrap().is_empty());
+        assert!(!state.join("secrets").exists());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+
+        // The same request with a name is carried out.
+        let (status, answer) = request(&socket, "PUT", "/v1/projects/ok", &body("x", "web")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer.contains("\"done\""), "{answer}");
+        assert!(state.join("secrets/ok/token").is_file());
+        assert_eq!(store.projects().unwrap()[0].name, "ok");
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

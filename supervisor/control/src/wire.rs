@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use turtle_compose::Project;
+pub use turtle_compose::{Project, ProjectName, ServiceName};
 pub use turtle_mdns::MdnsStatus;
 pub use turtle_reconcile::plan::Plan;
 pub use turtle_runtime::apply::{Event, Report};

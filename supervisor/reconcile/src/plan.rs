@@ -246,7 +246,7 @@ pub fn dependency_order(project: &Project) -> Result<Vec<String>, PlanError> {
         out.push(name.to_string());
         Ok(())
     }
-    let mut names: Vec<&String> = project.services.keys().collect();
+    let mut names: Vec<&str> = project.services.keys().map(|k| k.as_str()).collect();
     names.sort();
     let (mut done, mut out) = (HashSet::new(), Vec::new());
     for name in names {
@@ -294,7 +294,7 @@ pub fn config_hash(project: &Project, service: &Service) -> String {
         Some(NetworkMode::Service(s)) => Some(
             project
                 .services
-                .get(s)
+                .get(s.as_str())
                 .and_then(|x| x.container_name.clone())
                 .unwrap_or_else(|| names::container_name(&project.name, s, 1)),
         ),
@@ -363,7 +363,7 @@ fn create_missing<'a>(
 /// per image), for `up --build`.
 pub fn build_plan(project: &Project) -> Plan {
     let mut p = Plan {
-        project: project.name.clone(),
+        project: project.name.to_string(),
         steps: Vec::new(),
     };
     let mut seen = HashSet::new();
@@ -373,7 +373,7 @@ pub fn build_plan(project: &Project) -> Plan {
         {
             p.push(
                 Action::BuildImage {
-                    service: name.clone(),
+                    service: name.to_string(),
                     image: image.clone(),
                 },
                 vec![],
@@ -386,14 +386,14 @@ pub fn build_plan(project: &Project) -> Plan {
 /// Computes the steps that take the engine from `observed` to `project`.
 pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Plan, PlanError> {
     let mut p = Plan {
-        project: project.name.clone(),
+        project: project.name.to_string(),
         steps: Vec::new(),
     };
     let order = dependency_order(project)?;
     for (name, service) in &project.services {
         if service.container_name.is_some() && service.replicas > 1 {
             return Err(PlanError::NamedReplicas {
-                service: name.clone(),
+                service: name.to_string(),
                 replicas: service.replicas,
             });
         }
@@ -425,7 +425,7 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
     let mut changed: HashSet<&str> = HashSet::new();
     let one_shots = one_shots(project);
     for name in &order {
-        let service = &project.services[name];
+        let service = &project.services[name.as_str()];
         let image = service.image.clone().unwrap_or_default();
         let deps = dependencies(service);
         // What every step of this service waits for: its networks, volumes,
@@ -484,7 +484,7 @@ fn images(
 ) -> Result<HashMap<String, usize>, PlanError> {
     let mut image_steps: HashMap<String, usize> = HashMap::new();
     for name in order {
-        let service = &project.services[name];
+        let service = &project.services[name.as_str()];
         let Some(image) = &service.image else {
             return Err(PlanError::NoImage {
                 service: name.clone(),
@@ -651,7 +651,7 @@ fn orphans(p: &mut Plan, project: &Project, observed: &Observed) {
         .filter(|c| {
             c.labels
                 .get(names::SERVICE)
-                .is_none_or(|s| !project.services.contains_key(s))
+                .is_none_or(|s| !project.services.contains_key(s.as_str()))
         })
         .collect();
     orphans.sort_by(|a, b| a.name.cmp(&b.name));

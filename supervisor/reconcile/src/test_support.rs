@@ -9,12 +9,12 @@ use turtle_compose::{
 /// network (engine name `<name>_default`).
 pub fn project(name: &str, services: Vec<(&str, Service)>) -> Project {
     Project {
-        name: name.into(),
+        name: name.parse().expect("a valid project name"),
         working_dir: "/tmp".into(),
         files: vec![],
         services: services
             .into_iter()
-            .map(|(n, s)| (n.to_string(), s))
+            .map(|(n, s)| (n.parse().expect("a valid service name"), s))
             .collect(),
         networks: [(
             "default".to_string(),

@@ -176,7 +176,7 @@ pub async fn apply<E: Engine>(
     let mut changed: Vec<String> = changed.into_iter().collect();
     changed.sort();
     Ok(Report {
-        project: project.name.clone(),
+        project: project.name.to_string(),
         steps_done,
         steps_total: n,
         changed,
@@ -324,7 +324,7 @@ async fn build<E: Engine>(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         target: build.target.clone(),
-        labels: [(names::PROJECT.to_string(), project.name.clone())].into(),
+        labels: [(names::PROJECT.to_string(), project.name.to_string())].into(),
         files: match project.services[service]
             .labels
             .get(crate::images::BUILD_SELF_LABEL)

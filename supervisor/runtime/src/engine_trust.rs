@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use turtle_compose::Project;
+use turtle_compose::{Project, ProjectName};
 
 use crate::trust::{TrustError, public_names, tls_names};
 
@@ -95,7 +95,7 @@ pub fn registries(project: &Project, domain: &str) -> Result<Vec<String>, Engine
             .collect();
         if ports.is_empty() {
             return Err(EngineTrustError::NoPort {
-                service: name.clone(),
+                service: name.to_string(),
             });
         }
         for h in &hosts {
@@ -183,7 +183,7 @@ impl EngineTrust {
     }
 
     /// Removes what [`Self::apply`] wrote for the project.
-    pub fn remove(&self, project: &str) -> Result<(), EngineTrustError> {
+    pub fn remove(&self, project: &ProjectName) -> Result<(), EngineTrustError> {
         if let Some(dir) = &self.certs_dir {
             remove_dirs(dir, project, &[])?;
         }
@@ -406,7 +406,7 @@ mod tests {
         assert!(!certs.join("registry.box.local:8443").exists());
         // A file someone added to our directory stays, and so does the directory.
         std::fs::write(certs.join("registry.box.local/client.cert"), "mine").unwrap();
-        et.remove("s").unwrap();
+        et.remove(&"s".parse().unwrap()).unwrap();
         assert!(!certs.join("registry.box.local/ca.crt").exists());
         assert!(certs.join("registry.box.local/client.cert").exists());
         std::fs::remove_dir_all(certs.join("registry.box.local")).unwrap();

@@ -26,27 +26,38 @@
 //! read-only as the file `/run/turtle/secrets/<name>`, and no other: a
 //! service sees only what it listed.
 //!
-//! On the host the secrets live in `STATE_DIR/secrets/<project>/<name>`. The
-//! directories are 0700 root, so no other host user reads them; the files are
-//! 0444 so that a service running as a non-root user (PostgreSQL) can read its
-//! mount. `turtle secret NAME` prints one for the box's admin.
+//! On the host the secrets live in `STATE_DIR/secrets/<project>/<name>`,
+//! both parts parsed names ([`ProjectName`], [`SecretName`]), so a path never
+//! leaves the state directory. The directories are 0700 root, so no other
+//! host user reads them; the files are 0444 so that a service running as a
+//! non-root user (PostgreSQL) can read its mount. Turtle makes the
+//! directories; one that is there and not Turtle's (a link, another user's,
+//! wider than 0700) is refused, never taken over
+//! ([`turtle_certs::own_dir`]). `turtle secret NAME` prints one for the
+//! box's admin.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use turtle_compose::{Mount, MountKind, Project, Service};
+use turtle_compose::{Mount, MountKind, Project, ProjectName, Service, ServiceName};
 
 /// Set on a service: the secrets it needs, comma-separated.
 pub const SECRETS_LABEL: &str = "io.turtle.secrets";
 /// Where a service finds each of its secrets as a file.
 pub const SECRETS_DIR: &str = "/run/turtle/secrets";
 
+/// The rule of a secret's name, in every message that refuses one.
+const NAME_RULE: &str = "use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit, optionally ending in .key, .crt or .pub";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error(
-        "service {service}: {SECRETS_LABEL}: {name:?} is not a secret name (use 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit, optionally ending in .key, .crt or .pub)"
-    )]
+    #[error("service {service}: {SECRETS_LABEL}: {name:?} is not a secret name ({NAME_RULE})")]
     BadName { service: String, name: String },
+    #[error("{0:?} is not a secret name ({NAME_RULE})")]
+    InvalidName(String),
+    #[error("cannot make the secrets directory: {0}")]
+    Dir(turtle_certs::Error),
     #[error("cannot write the secret {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -72,7 +83,62 @@ pub enum SecretError {
     },
 }
 
-/// The base of a signing pair's member: `token.key` -> `token`.
+/// A secret's name: 1 to 64 of `a-z0-9-_`, starting with a letter or digit,
+/// optionally followed by `.key`, `.crt` (a signing pair's halves) or `.pub`
+/// (a WireGuard public key): always a plain file name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The base of a signing pair's member: `token.key` -> `token`.
+    fn pair_base(&self) -> Option<&str> {
+        pair_base(&self.0)
+    }
+
+    /// The private secret of a public key: `vpn-key.pub` -> `vpn-key`.
+    fn public_of(&self) -> Option<SecretName> {
+        self.0
+            .strip_suffix(".pub")
+            .map(|p| SecretName(p.to_string()))
+    }
+}
+
+impl FromStr for SecretName {
+    type Err = SecretError;
+    fn from_str(name: &str) -> Result<Self, SecretError> {
+        let base = pair_base(name)
+            .or_else(|| name.strip_suffix(".pub"))
+            .unwrap_or(name);
+        let ok = !base.is_empty()
+            && base.len() <= 64
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && base.as_bytes()[0].is_ascii_alphanumeric();
+        if ok {
+            Ok(Self(name.to_string()))
+        } else {
+            Err(SecretError::InvalidName(name.to_string()))
+        }
+    }
+}
+
+impl std::fmt::Display for SecretName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<Path> for SecretName {
+    fn as_ref(&self) -> &Path {
+        Path::new(&self.0)
+    }
+}
+
 fn pair_base(name: &str) -> Option<&str> {
     name.strip_suffix(".key")
         .or_else(|| name.strip_suffix(".crt"))
@@ -94,43 +160,26 @@ fn wireguard_public(private_hex: &str) -> Result<String, String> {
     ))
 }
 
-/// The private secret of a public key: `vpn-key.pub` -> `vpn-key`.
-fn public_of(name: &str) -> Option<&str> {
-    name.strip_suffix(".pub")
-}
-
-fn valid(name: &str) -> bool {
-    let name = pair_base(name).or_else(|| public_of(name)).unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-}
-
 /// The secrets `service` lists, in order, without duplicates.
-pub fn listed(name: &str, service: &Service) -> Result<Vec<String>, SecretError> {
+pub fn listed(name: &ServiceName, service: &Service) -> Result<Vec<SecretName>, SecretError> {
     let Some(raw) = service.labels.get(SECRETS_LABEL) else {
         return Ok(Vec::new());
     };
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<SecretName> = Vec::new();
     for n in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if !valid(n) {
-            return Err(SecretError::BadName {
-                service: name.to_string(),
-                name: n.to_string(),
-            });
-        }
-        if !out.iter().any(|o| o == n) {
-            out.push(n.to_string());
+        let n: SecretName = n.parse().map_err(|_| SecretError::BadName {
+            service: name.to_string(),
+            name: n.to_string(),
+        })?;
+        if !out.contains(&n) {
+            out.push(n);
         }
     }
     Ok(out)
 }
 
 /// Every secret the project's services list.
-pub fn project_secrets(project: &Project) -> Result<Vec<String>, SecretError> {
+pub fn project_secrets(project: &Project) -> Result<Vec<SecretName>, SecretError> {
     let mut all = Vec::new();
     for (name, service) in &project.services {
         for s in listed(name, service)? {
@@ -167,12 +216,15 @@ pub fn decorate(project: &Project, dir: &Path) -> Result<Project, SecretError> {
 /// The secrets store of a state directory.
 #[derive(Debug, Clone)]
 pub struct Secrets {
+    /// The state directory: nothing of this store is outside it.
+    root: PathBuf,
     dir: PathBuf,
 }
 
 impl Secrets {
     pub fn new(state_dir: &Path) -> Self {
         Self {
+            root: state_dir.to_path_buf(),
             dir: state_dir.join("secrets"),
         }
     }
@@ -193,15 +245,14 @@ impl Secrets {
             return Ok(Vec::new());
         }
         let dir = self.dir.join(&project.name);
-        private_dir(&self.dir)?;
-        private_dir(&dir)?;
+        turtle_certs::own_dir(&self.root, &dir, 0o700).map_err(SecretError::Dir)?;
         let mut created = Vec::new();
         for n in names {
             let path = dir.join(&n);
             if path.exists() {
                 continue;
             }
-            match pair_base(&n) {
+            match n.pair_base() {
                 Some(base) => {
                     // Both made again when either is missing: a certificate
                     // must be of its key.
@@ -210,16 +261,16 @@ impl Secrets {
                         std::time::SystemTime::now(),
                     )
                     .map_err(|source| SecretError::Signer {
-                        name: n.clone(),
+                        name: n.to_string(),
                         source,
                     })?;
                     write_pair(&dir.join(format!("{base}.crt")), &cert)?;
                     write_pair(&dir.join(format!("{base}.key")), &key)?;
                     created.push(format!("{base}.key, {base}.crt"));
                 }
-                None => match public_of(&n) {
+                None => match n.public_of() {
                     Some(private) => {
-                        let private_path = dir.join(private);
+                        let private_path = dir.join(&private);
                         if write_new(&private_path, &random_hex())? {
                             created.push(private.to_string());
                         }
@@ -237,12 +288,12 @@ impl Secrets {
                             )),
                         })?;
                         if write_new(&path, &public)? {
-                            created.push(n);
+                            created.push(n.to_string());
                         }
                     }
                     None => {
                         if write_new(&path, &random_hex())? {
-                            created.push(n);
+                            created.push(n.to_string());
                         }
                     }
                 },
@@ -253,35 +304,47 @@ impl Secrets {
     }
 
     /// The value of one of the project's secrets.
-    pub fn read(&self, project: &str, name: &str) -> Result<String, SecretError> {
-        // Checked before the name becomes a path: no `../ca/...`.
-        if !valid(name) || !valid(project) {
-            return Err(SecretError::Unknown {
-                project: project.to_string(),
-                name: name.to_string(),
-                known: self.names(project).join(", "),
-            });
-        }
+    pub fn read(&self, project: &ProjectName, name: &SecretName) -> Result<String, SecretError> {
         let path = self.dir.join(project).join(name);
         match std::fs::read_to_string(&path) {
             Ok(v) => Ok(v.trim().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SecretError::Unknown {
                 project: project.to_string(),
                 name: name.to_string(),
-                known: self.names(project).join(", "),
+                known: self
+                    .names(project)
+                    .iter()
+                    .map(SecretName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
             Err(source) => Err(SecretError::Read { path, source }),
         }
     }
 
     /// The names of the project's existing secrets, sorted.
-    pub fn names(&self, project: &str) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(self.dir.join(project))
+    pub fn names(&self, project: &ProjectName) -> Vec<SecretName> {
+        let mut out: Vec<SecretName> = std::fs::read_dir(self.dir.join(project))
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| valid(n))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The projects with a secrets directory, sorted (names that are not a
+    /// project's are left out).
+    pub fn projects(&self) -> Vec<ProjectName> {
+        let mut out: Vec<ProjectName> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.parse().ok())
             .collect();
         out.sort();
         out
@@ -297,22 +360,6 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
-fn private_dir(dir: &Path) -> Result<(), SecretError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| SecretError::Write {
-        path: dir.to_path_buf(),
-        source,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(dir)
-            .map_err(err)?;
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
-}
-
 /// Writes `value` whole under a temporary name (so a crash never leaves a
 /// half-written secret that would then be kept); returns that name.
 fn write_temp(path: &Path, value: &str) -> Result<PathBuf, SecretError> {
@@ -323,10 +370,14 @@ fn write_temp(path: &Path, value: &str) -> Result<PathBuf, SecretError> {
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    // A new file, never one found there (a link would be written through).
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o444)
         .open(&tmp)
         .map_err(err)?;
@@ -365,6 +416,14 @@ fn write_pair(path: &Path, value: &str) -> Result<(), SecretError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    fn pn() -> ProjectName {
+        "p".parse().unwrap()
+    }
+
+    fn n(s: &str) -> SecretName {
+        s.parse().unwrap()
+    }
 
     fn project(labels: &[(&str, &str)]) -> Project {
         let services = labels
@@ -421,16 +480,16 @@ mod tests {
         // The verifier lists only the certificate; the pair is made anyway.
         let p = project(&[("registry", "token.crt")]);
         assert_eq!(s.ensure(&p).unwrap(), vec!["token.key, token.crt"]);
-        let key = s.read("p", "token.key").unwrap();
-        let cert = s.read("p", "token.crt").unwrap();
+        let key = s.read(&pn(), &n("token.key")).unwrap();
+        let cert = s.read(&pn(), &n("token.crt")).unwrap();
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
         let p = project(&[("api", "token.key, token.crt"), ("registry", "token.crt")]);
         assert!(s.ensure(&p).unwrap().is_empty());
-        assert_eq!(s.read("p", "token.key").unwrap(), key);
-        // A name that is not a secret's is refused before it becomes a path.
-        let e = s.read("p", "../../ca/root.key").unwrap_err().to_string();
-        assert!(e.contains("no secret"), "{e}");
+        assert_eq!(s.read(&pn(), &n("token.key")).unwrap(), key);
+        // A name that is not a secret's cannot become a path.
+        let e = "../../ca/root.key".parse::<SecretName>().unwrap_err();
+        assert!(e.to_string().contains("is not a secret name"), "{e}");
     }
 
     #[test]
@@ -438,7 +497,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = Secrets::new(tmp.path());
         // RFC 7748 section 6.1: Alice's private and public keys.
-        std::fs::create_dir_all(tmp.path().join("secrets/p")).unwrap();
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .recursive(true)
+            .create(tmp.path().join("secrets/p"))
+            .unwrap();
         std::fs::write(
             tmp.path().join("secrets/p/vpn-key"),
             "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
@@ -446,7 +508,7 @@ mod tests {
         .unwrap();
         let p = project(&[("api", "vpn-key.pub")]);
         assert_eq!(s.ensure(&p).unwrap(), vec!["vpn-key.pub"]);
-        let public = s.read("p", "vpn-key.pub").unwrap();
+        let public = s.read(&pn(), &n("vpn-key.pub")).unwrap();
         assert_eq!(
             hex::encode(
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, public).unwrap()
@@ -456,6 +518,79 @@ mod tests {
         // Listed alone, the private half is made too (the vpn lists it).
         let p = project(&[("api", "other.pub")]);
         assert_eq!(s.ensure(&p).unwrap(), vec!["other", "other.pub"]);
+    }
+
+    #[test]
+    fn secret_names_are_plain_file_names() {
+        for ok in [
+            "admin-token",
+            "db_password",
+            "a",
+            "0x",
+            "token.key",
+            "token.crt",
+            "vpn-key.pub",
+        ] {
+            assert_eq!(n(ok).as_str(), ok);
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".key",
+            "-x",
+            "_x",
+            "Admin",
+            "a/b",
+            "../x",
+            "a.b",
+            "a.key.pub",
+            "a\0",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            let e = bad.parse::<SecretName>().unwrap_err().to_string();
+            assert!(
+                e.contains("is not a secret name (use 1 to 64"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    /// A project's secrets directory that is there and not Turtle's is
+    /// refused, not made private and written into.
+    #[test]
+    fn a_secrets_directory_turtle_did_not_make_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let s = Secrets::new(&state);
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(state.join("secrets")).unwrap();
+        std::fs::set_permissions(
+            state.join("secrets"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&victim, state.join("secrets/p")).unwrap();
+        let e = s.ensure(&project(&[("api", "admin-token")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is not Turtle's (it is a symbolic link)"),
+            "{e}"
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+        // The secrets directory itself, linked elsewhere: the same.
+        let s = Secrets::new(&tmp.path().join("other"));
+        std::fs::create_dir(tmp.path().join("other")).unwrap();
+        std::os::unix::fs::symlink(&victim, tmp.path().join("other/secrets")).unwrap();
+        let e = s.ensure(&project(&[("api", "admin-token")])).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
     }
 
     #[test]
@@ -474,13 +609,13 @@ mod tests {
         let s = Secrets::new(tmp.path());
         let p = project(&[("api", "admin-token, db-password"), ("db", "db-password")]);
         assert_eq!(s.ensure(&p).unwrap(), vec!["admin-token", "db-password"]);
-        let token = s.read("p", "admin-token").unwrap();
+        let token = s.read(&pn(), &n("admin-token")).unwrap();
         assert_eq!(token.len(), 64);
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(token, s.read("p", "db-password").unwrap());
+        assert_ne!(token, s.read(&pn(), &n("db-password")).unwrap());
         // A second up keeps them.
         assert!(s.ensure(&p).unwrap().is_empty());
-        assert_eq!(s.read("p", "admin-token").unwrap(), token);
+        assert_eq!(s.read(&pn(), &n("admin-token")).unwrap(), token);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&tmp.path().join("secrets")), 0o700);
         assert_eq!(mode(&tmp.path().join("secrets/p")), 0o700);
@@ -488,8 +623,8 @@ mod tests {
         // A deleted one comes back (new value), the others stay.
         std::fs::remove_file(tmp.path().join("secrets/p/admin-token")).unwrap();
         assert_eq!(s.ensure(&p).unwrap(), vec!["admin-token"]);
-        assert_ne!(s.read("p", "admin-token").unwrap(), token);
-        let e = s.read("p", "nope").unwrap_err().to_string();
+        assert_ne!(s.read(&pn(), &n("admin-token")).unwrap(), token);
+        let e = s.read(&pn(), &n("nope")).unwrap_err().to_string();
         assert!(
             e.contains("no secret nope") && e.contains("admin-token, db-password"),
             "{e}"

@@ -218,14 +218,14 @@ impl Shedder {
                 let Some(service_name) = c.labels.get(names::SERVICE) else {
                     continue;
                 };
-                let Some(service) = project.services.get(service_name) else {
+                let Some(service) = project.services.get(service_name.as_str()) else {
                     continue;
                 };
                 if device::priority(service_name, service).ok() != Some(priority) {
                     continue;
                 }
                 out.push(Target {
-                    project: project.name.clone(),
+                    project: project.name.to_string(),
                     service: service_name.clone(),
                     id: c.id,
                     name: c.name,

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use turtle_compose::Project;
+use turtle_compose::{Project, ProjectName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,7 +33,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("stored project {name} is unreadable: {source}")]
+    #[error(
+        "stored project {name:?} is unreadable ({source}): remove it with `turtle down -p NAME` or apply it again"
+    )]
     Corrupt {
         name: String,
         #[source]
@@ -179,18 +181,19 @@ impl Store {
             tx.execute(
                 "INSERT INTO projects (name, project, applied_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(name) DO UPDATE SET project = ?2, applied_at = ?3",
-                params![project.name, json, at],
+                params![project.name.as_str(), json, at],
             )?;
             tx.execute(
                 "INSERT INTO history (name, project, action, at) VALUES (?1, ?2, 'applied', ?3)",
-                params![project.name, json, at],
+                params![project.name.as_str(), json, at],
             )?;
             tx.commit()
         })
     }
 
     /// Forgets a project (after `down`).
-    pub fn remove_project(&self, name: &str) -> Result<()> {
+    pub fn remove_project(&self, name: &ProjectName) -> Result<()> {
+        let name = name.as_str();
         let at = now_millis();
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
@@ -205,34 +208,39 @@ impl Store {
         })
     }
 
-    pub fn project(&self, name: &str) -> Result<Option<Project>> {
+    /// The applied project named `name`; a stored one that does not read
+    /// back as a valid project (a name that is not a name, say) is an error.
+    pub fn project(&self, name: &ProjectName) -> Result<Option<Project>> {
         let json: Option<String> = self.with(|c| {
             c.query_row(
                 "SELECT project FROM projects WHERE name = ?1",
-                params![name],
+                params![name.as_str()],
                 |r| r.get(0),
             )
             .optional()
         })?;
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
-                name: name.to_string(),
-                source,
-            })
-        })
-        .transpose()
+        json.map(|j| read_project(name.as_str(), &j)).transpose()
     }
 
+    /// Every applied project. One stored project that does not read back as
+    /// a valid project (written by an older version, or by hand) is logged
+    /// and left out, so it is never acted on and the others are still kept
+    /// alive.
     pub fn projects(&self) -> Result<Vec<Project>> {
         let rows: Vec<(String, String)> = self.with(|c| {
             let mut st = c.prepare("SELECT name, project FROM projects ORDER BY name")?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })?;
-        rows.into_iter()
-            .map(|(name, j)| {
-                serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { name, source })
+        Ok(rows
+            .into_iter()
+            .filter_map(|(name, j)| match read_project(&name, &j) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!("skipping a stored project: {e}");
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Number of times each project was applied or removed, newest first.
@@ -377,13 +385,34 @@ impl Store {
     }
 }
 
+/// A stored project, read back: it must parse (its names are parsed with it)
+/// and be stored under its own name.
+fn read_project(name: &str, json: &str) -> Result<Project> {
+    let corrupt = |source| StoreError::Corrupt {
+        name: name.to_string(),
+        source,
+    };
+    let project: Project = serde_json::from_str(json).map_err(corrupt)?;
+    if project.name != name {
+        return Err(corrupt(serde::de::Error::custom(format!(
+            "it is stored under another name than its own, {}",
+            project.name
+        ))));
+    }
+    Ok(project)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn project(name: &str) -> Project {
+    fn name(s: &str) -> ProjectName {
+        s.parse().unwrap()
+    }
+
+    fn project(n: &str) -> Project {
         Project {
-            name: name.into(),
+            name: name(n),
             working_dir: "/tmp".into(),
             files: vec![],
             services: Default::default(),
@@ -407,11 +436,11 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.projects().unwrap().len(), 2);
-        assert_eq!(s.project("a").unwrap().unwrap().name, "a");
+        assert_eq!(s.project(&name("a")).unwrap().unwrap().name, "a");
         assert!(s.held("a").unwrap().contains("web"));
         assert_eq!(s.restarts("a").unwrap()["web"], 2);
-        s.remove_project("a").unwrap();
-        assert!(s.project("a").unwrap().is_none());
+        s.remove_project(&name("a")).unwrap();
+        assert!(s.project(&name("a")).unwrap().is_none());
         assert!(s.held("a").unwrap().is_empty());
         let h: Vec<String> = s
             .history("a")
@@ -420,6 +449,47 @@ mod tests {
             .map(|(a, _)| a)
             .collect();
         assert_eq!(h, ["removed", "applied"]);
+    }
+
+    /// A stored project that is not valid (an older version's, one edited by
+    /// hand, the path of an attack) is never handed out: the list leaves it
+    /// out and keeps the others, a lookup is an error naming it.
+    #[test]
+    fn an_invalid_stored_project_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.save_project(&project("good")).unwrap();
+        let mut bad = serde_json::to_value(project("x")).unwrap();
+        bad["name"] = "../../../tmp/victim".into();
+        let mut bad_service = serde_json::to_value(project("svc")).unwrap();
+        bad_service["services"] = serde_json::json!({"../x": {}});
+        let other = serde_json::to_value(project("other")).unwrap();
+        for (key, json) in [
+            ("../../../tmp/victim", &bad),
+            ("svc", &bad_service),
+            ("renamed", &other),
+        ] {
+            s.with(|c| {
+                c.execute(
+                    "INSERT INTO projects (name, project, applied_at) VALUES (?1, ?2, 0)",
+                    params![key, json.to_string()],
+                )
+            })
+            .unwrap();
+        }
+        let names: Vec<String> = s
+            .projects()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name.into())
+            .collect();
+        assert_eq!(names, ["good"]);
+        for key in ["svc", "renamed"] {
+            let e = s.project(&name(key)).unwrap_err().to_string();
+            assert!(e.contains(&format!("stored project \"{key}\"")), "{e}");
+        }
+        let e = s.project(&name("svc")).unwrap_err().to_string();
+        assert!(e.contains("invalid service name \"../x\""), "{e}");
     }
 
     #[test]

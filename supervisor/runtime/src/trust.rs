@@ -38,8 +38,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use turtle_certs::{Authority, CaConfig, LeafInfo};
-use turtle_compose::{Mount, MountKind, NetworkMode, Project, Service};
+use turtle_certs::{Authority, CaConfig, LeafId, LeafInfo};
+use turtle_compose::{Mount, MountKind, NetworkMode, Project, ProjectName, Service, ServiceName};
 
 use crate::config::Config;
 
@@ -154,17 +154,22 @@ pub fn public_names(project: &Project, domain: &str) -> Result<BTreeSet<String>,
     Ok(names)
 }
 
-/// The leaf id of a TLS service: `<project>.<service>`, shortened with a
-/// hash of the whole when longer than the CA's 64 characters.
-pub fn leaf_id(project: &str, service: &str) -> String {
+/// The leaf id of a TLS service: `<project>.<service>` in lowercase,
+/// shortened with a hash of the whole when longer than the CA's 64
+/// characters. Always a valid id: a project name starts with a letter or
+/// digit, and both names hold only characters a leaf id allows.
+pub fn leaf_id(project: &ProjectName, service: &ServiceName) -> LeafId {
     let id = format!("{project}.{service}").to_ascii_lowercase();
-    if id.len() <= 64 {
-        return id;
-    }
-    use sha2::Digest;
-    let hash = hex::encode(&sha2::Sha256::digest(id.as_bytes())[..8]);
-    let keep: String = id.chars().take(47).collect();
-    format!("{keep}-{hash}")
+    let id = if id.len() <= 64 {
+        id
+    } else {
+        use sha2::Digest;
+        let hash = hex::encode(&sha2::Sha256::digest(id.as_bytes())[..8]);
+        let keep: String = id.chars().take(47).collect();
+        format!("{keep}-{hash}")
+    };
+    id.parse()
+        .expect("a project and a service name make a valid leaf id")
 }
 
 fn opted_out(service: &Service) -> bool {
@@ -370,7 +375,7 @@ impl Trust {
             }
             if changed {
                 changes.push(LeafChange {
-                    service: name.clone(),
+                    service: name.to_string(),
                     leaf,
                 });
             }
@@ -635,12 +640,19 @@ mod tests {
 
     #[test]
     fn long_leaf_ids_are_shortened_and_stay_distinct() {
-        let project = "a".repeat(40);
-        let a = leaf_id(&project, &"s".repeat(30));
-        let b = leaf_id(&project, &format!("{}t", "s".repeat(29)));
-        assert!(a.len() <= 64 && b.len() <= 64, "{a} {b}");
+        let p = |s: &str| s.parse::<ProjectName>().unwrap();
+        let s = |s: &str| s.parse::<ServiceName>().unwrap();
+        let project = p(&"a".repeat(40));
+        let a = leaf_id(&project, &s(&"s".repeat(30)));
+        let b = leaf_id(&project, &s(&format!("{}t", "s".repeat(29))));
+        assert!(a.as_str().len() <= 64 && b.as_str().len() <= 64, "{a} {b}");
         assert_ne!(a, b);
-        assert_eq!(leaf_id("p", "Web"), "p.web");
+        assert_eq!(leaf_id(&p("p"), &s("Web")).as_str(), "p.web");
+        // The longest names and the oddest service names still make an id.
+        for service in ["-", "...", ".x", "_", &"Z".repeat(255)] {
+            leaf_id(&p(&"9".repeat(255)), &s(service));
+            leaf_id(&p("p"), &s(service));
+        }
     }
 
     #[test]

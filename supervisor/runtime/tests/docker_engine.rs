@@ -118,12 +118,12 @@ fn project(name: &str, services: Vec<(&str, Service)>) -> Project {
         },
     )]);
     Project {
-        name: name.to_string(),
+        name: name.parse().unwrap(),
         working_dir: std::env::temp_dir(),
         files: vec![std::env::temp_dir().join("compose.yaml")],
         services: services
             .into_iter()
-            .map(|(n, s)| (n.to_string(), s))
+            .map(|(n, s)| (n.parse().unwrap(), s))
             .collect(),
         networks,
         volumes,

@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::{Condition, Dependency, NetworkMode, Service};
+use crate::name::ServiceName;
 
 /// A service's `depends_on:`: a list of names (started, required), or a
 /// mapping of names to `{condition, restart, required}`.
@@ -68,10 +69,10 @@ pub(super) fn depends_on(
 /// services that are not enabled.
 pub(super) fn check(
     ctx: &mut Ctx,
-    services: &mut IndexMap<String, Service>,
-    disabled: &BTreeSet<String>,
+    services: &mut IndexMap<ServiceName, Service>,
+    disabled: &BTreeSet<ServiceName>,
 ) -> Result<(), LoadError> {
-    let names: BTreeSet<String> = services.keys().cloned().collect();
+    let names: BTreeSet<String> = services.keys().map(|k| k.to_string()).collect();
     for (sname, s) in services.iter_mut() {
         let mut dropped = Vec::new();
         for (dep, d) in &s.depends_on {
@@ -84,7 +85,7 @@ pub(super) fn check(
             }
             return Err(LoadError::service(
                 sname,
-                if disabled.contains(dep) {
+                if disabled.contains(dep.as_str()) {
                     format!(
                         "depends on {dep:?}, which is disabled by its profiles: enable one with --profile, or set required: false on the dependency"
                     )
@@ -114,10 +115,10 @@ pub(super) fn check(
 }
 
 /// Fails on a `depends_on` cycle, naming it.
-fn check_cycles(services: &IndexMap<String, Service>) -> Result<(), LoadError> {
+fn check_cycles(services: &IndexMap<ServiceName, Service>) -> Result<(), LoadError> {
     fn visit(
         name: &str,
-        services: &IndexMap<String, Service>,
+        services: &IndexMap<ServiceName, Service>,
         path: &mut Vec<String>,
         done: &mut BTreeSet<String>,
     ) -> Result<(), LoadError> {

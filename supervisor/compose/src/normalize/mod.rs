@@ -31,42 +31,40 @@ use serde_norway::Value;
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::Project;
+use crate::name::{ProjectName, ServiceName};
 use crate::typed;
 pub use env::{EnvFileEntry, EnvFileFormat, env_file_entries};
 pub use ports::parse_port;
 use service::Top;
 pub use volumes::parse_volume;
 
-/// Lowercase, only `[a-z0-9_-]`, no leading `_` or `-` (compose's rule).
-pub fn normalize_project_name(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
-        .collect::<String>()
-        .trim_start_matches(['_', '-'])
-        .to_string()
-}
-
-/// `-p`, then `COMPOSE_PROJECT_NAME`, then `name:`, then the directory name.
+/// The project name as compose v2 picks it: `-p` (already parsed), then
+/// `COMPOSE_PROJECT_NAME`, both of which must be valid names as they are;
+/// else the file's `name:` and then the project directory's name, each
+/// normalized ([`ProjectName::normalize`]), the first that leaves a name.
 pub fn project_name(
-    cli: Option<&str>,
+    cli: Option<&ProjectName>,
     env: Option<&str>,
     top: Option<&str>,
     dir: &Path,
-) -> Result<String, LoadError> {
-    let dir_name = dir.file_name().map(|n| n.to_string_lossy().to_string());
-    let raw = [cli, env, top, dir_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .find(|s| !s.is_empty())
-        .unwrap_or_default();
-    let name = normalize_project_name(raw);
-    if name.is_empty() {
-        return Err(LoadError::project(format!(
-            "invalid project name {raw:?}: it must contain a lowercase letter or a digit (use -p NAME)"
-        )));
+) -> Result<ProjectName, LoadError> {
+    if let Some(name) = cli {
+        return Ok(name.clone());
     }
-    Ok(name)
+    if let Some(raw) = env.filter(|s| !s.is_empty()) {
+        return raw
+            .parse()
+            .map_err(|e| LoadError::project(format!("COMPOSE_PROJECT_NAME: {e}")));
+    }
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().to_string());
+    top.and_then(ProjectName::normalize)
+        .or_else(|| dir_name.as_deref().and_then(ProjectName::normalize))
+        .ok_or_else(|| {
+            LoadError::project(format!(
+                "no project name: the directory name {:?} has no lowercase letter or digit and the file sets no `name:` (use -p NAME)",
+                dir_name.unwrap_or_default()
+            ))
+        })
 }
 
 /// Is a service with these profiles enabled by `active`?
@@ -81,7 +79,7 @@ pub(crate) fn project(
     ctx: &mut Ctx,
     merged: Value,
     files: &[PathBuf],
-    cli_name: Option<&str>,
+    cli_name: Option<&ProjectName>,
     profiles: &[String],
 ) -> Result<Project, LoadError> {
     let t = typed::parse(merged)?;
@@ -107,6 +105,9 @@ pub(crate) fn project(
     let mut services = IndexMap::new();
     let mut disabled = BTreeSet::new();
     for (sname, ts) in t.services {
+        let sname: ServiceName = sname
+            .try_into()
+            .map_err(|e: crate::name::NameError| LoadError::project(e.to_string()))?;
         if !profile_enabled(&ts.svc.profiles, profiles) {
             disabled.insert(sname);
             continue;
@@ -140,18 +141,28 @@ mod tests {
     #[test]
     fn project_names() {
         let d = Path::new("/x/My App.v2");
-        assert_eq!(project_name(None, None, None, d).unwrap(), "myappv2");
-        assert_eq!(project_name(None, None, Some("Top"), d).unwrap(), "top");
-        assert_eq!(
-            project_name(None, Some("env"), Some("Top"), d).unwrap(),
-            "env"
+        let p = |s: &str| s.parse::<ProjectName>().unwrap();
+        let name = |cli, env, top| project_name(cli, env, top, d).map(String::from);
+        assert_eq!(name(None, None, None).unwrap(), "myappv2");
+        // The file's name: is normalized; one that leaves nothing falls
+        // back to the directory's.
+        assert_eq!(name(None, None, Some("Top")).unwrap(), "top");
+        assert_eq!(name(None, None, Some("!!!")).unwrap(), "myappv2");
+        assert_eq!(name(None, Some("env"), Some("Top")).unwrap(), "env");
+        let cli = p("cli-1");
+        assert_eq!(name(Some(&cli), Some("env"), None).unwrap(), "cli-1");
+        // An empty COMPOSE_PROJECT_NAME is unset, as in compose.
+        assert_eq!(name(None, Some(""), Some("t")).unwrap(), "t");
+        // COMPOSE_PROJECT_NAME must be valid as it is, as -p must.
+        let e = name(None, Some("_Env"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("COMPOSE_PROJECT_NAME") && e.contains("invalid project name \"_Env\""),
+            "{e}"
         );
-        assert_eq!(
-            project_name(Some("_Cli-1"), Some("env"), None, d).unwrap(),
-            "cli-1"
-        );
-        assert_eq!(project_name(Some(""), None, Some("t"), d).unwrap(), "t");
-        assert!(project_name(Some("!!!"), None, None, d).is_err());
+        let e = project_name(None, None, None, Path::new("/x/!!!"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use -p NAME"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_norway::Value;
 use super::values::{labels, opts_map, raw_string};
 use crate::error::LoadError;
 use crate::model::{Ipam, IpamPool, Network, NetworkMode, Service, ServiceNetwork};
+use crate::name::ServiceName;
 
 /// The top-level `networks:`, in file order. The engine name is `name:`,
 /// else the key for an external network (or its `external.name`), else
@@ -122,7 +123,7 @@ pub(super) fn service_networks(
 /// and the file does not define it.
 pub(super) fn add_default(
     project: &str,
-    services: &IndexMap<String, Service>,
+    services: &IndexMap<ServiceName, Service>,
     networks: &mut IndexMap<String, Network>,
 ) {
     if services

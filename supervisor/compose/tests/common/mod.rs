@@ -31,7 +31,7 @@ pub const HOME: &str = "/home/turtle";
 pub struct CaseSpec {
     pub files: Vec<PathBuf>,
     pub profiles: Vec<String>,
-    pub project: Option<String>,
+    pub project: Option<turtle_compose::ProjectName>,
     pub env: HashMap<String, String>,
     pub allow_unknown_keys: bool,
 }

@@ -41,7 +41,7 @@ pub fn container_labels(
         .collect::<Vec<_>>()
         .join(",");
     for (k, v) in [
-        (names::PROJECT, project.name.clone()),
+        (names::PROJECT, project.name.to_string()),
         (names::SERVICE, service_name.to_string()),
         (names::NUMBER, number.to_string()),
         (names::ONEOFF, "False".to_string()),

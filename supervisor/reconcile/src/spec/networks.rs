@@ -38,7 +38,7 @@ pub(super) fn attachment(
                 NetworkMode::Service(other) => {
                     let other_name = project
                         .services
-                        .get(other)
+                        .get(other.as_str())
                         .and_then(|s| s.container_name.clone())
                         .unwrap_or_else(|| names::container_name(&project.name, other, 1));
                     format!("container:{other_name}")
@@ -98,7 +98,7 @@ pub fn network_request(project: &Project, key: &str, net: &Network) -> NetworkCr
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    labels.insert(names::PROJECT.to_string(), project.name.clone());
+    labels.insert(names::PROJECT.to_string(), project.name.to_string());
     labels.insert(names::COMPOSE_NETWORK.to_string(), key.to_string());
     labels.insert(
         names::COMPOSE_VERSION.to_string(),
@@ -144,7 +144,7 @@ pub fn volume_request(project: &Project, key: &str, vol: &Volume) -> VolumeCreat
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    labels.insert(names::PROJECT.to_string(), project.name.clone());
+    labels.insert(names::PROJECT.to_string(), project.name.to_string());
     labels.insert(names::COMPOSE_VOLUME.to_string(), key.to_string());
     labels.insert(
         names::COMPOSE_VERSION.to_string(),

@@ -36,7 +36,7 @@ fn project(services: Vec<(&str, Service)>) -> Project {
         },
     );
     Project {
-        name: "demo".to_string(),
+        name: "demo".parse().unwrap(),
         working_dir: PathBuf::from("/srv/demo"),
         files: vec![
             PathBuf::from("/srv/demo/compose.yaml"),
@@ -44,7 +44,7 @@ fn project(services: Vec<(&str, Service)>) -> Project {
         ],
         services: services
             .into_iter()
-            .map(|(n, s)| (n.to_string(), s))
+            .map(|(n, s)| (n.parse().unwrap(), s))
             .collect(),
         networks,
         volumes,

@@ -1,6 +1,7 @@
 //! `down`: forget a project, then remove what it has on the engine.
 
 use serde::{Deserialize, Serialize};
+use turtle_compose::ProjectName;
 use turtle_engine::Engine;
 use turtle_reconcile::names;
 
@@ -15,7 +16,7 @@ pub struct DownReport {
 
 impl<E: Engine> Supervisor<E> {
     /// Stops and removes everything of a project; volumes only when asked.
-    pub async fn down(&self, name: &str, volumes: bool) -> Result<DownReport, Error> {
+    pub async fn down(&self, name: &ProjectName, volumes: bool) -> Result<DownReport, Error> {
         let lock = self.lock_for(name);
         let _guard = lock.lock().await;
         let project = self.handle.store.project(name)?;
@@ -107,7 +108,7 @@ impl<E: Engine> Supervisor<E> {
             if let Err(e) = et.remove(name) {
                 failures.push(e.to_string());
             }
-            self.engine_setup.lock().unwrap().remove(name);
+            self.engine_setup.lock().unwrap().remove(name.as_str());
         }
         if !failures.is_empty() {
             let message = format!("down left some objects behind: {}", failures.join("; "));

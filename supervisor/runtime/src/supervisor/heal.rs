@@ -41,7 +41,7 @@ impl<E: Engine> Supervisor<E> {
         let Some(service_name) = c.labels.get(names::SERVICE) else {
             return;
         };
-        let Some(service) = project.services.get(service_name) else {
+        let Some(service) = project.services.get(service_name.as_str()) else {
             return;
         };
         if !autoheal(service) {

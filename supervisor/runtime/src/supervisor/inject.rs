@@ -20,7 +20,7 @@ impl<E: Engine> Supervisor<E> {
             self.tls_pending
                 .lock()
                 .unwrap()
-                .insert((project.name.clone(), c.service.clone()));
+                .insert((project.name.to_string(), c.service.clone()));
             let names = c.leaf.names.join(", ");
             self.record(
                 &project.name,
@@ -69,7 +69,7 @@ impl<E: Engine> Supervisor<E> {
             .engine_setup
             .lock()
             .unwrap()
-            .get(&project.name)
+            .get(project.name.as_str())
             .cloned();
         let setup = et.apply(
             project,
@@ -94,7 +94,7 @@ impl<E: Engine> Supervisor<E> {
         self.engine_setup
             .lock()
             .unwrap()
-            .insert(project.name.clone(), setup);
+            .insert(project.name.to_string(), setup);
         Ok(())
     }
 
@@ -124,7 +124,7 @@ impl<E: Engine> Supervisor<E> {
             self.tls_pending
                 .lock()
                 .unwrap()
-                .remove(&(project.name.clone(), service.clone()));
+                .remove(&(project.name.to_string(), service.clone()));
         };
         for service in &services {
             let of_service: Vec<_> = containers
@@ -146,7 +146,7 @@ impl<E: Engine> Supervisor<E> {
             let mut all_ok = true;
             let signal = project
                 .services
-                .get(service)
+                .get(service.as_str())
                 .and_then(|s| s.labels.get(crate::trust::TLS_RELOAD_LABEL));
             for c in of_service.iter().filter(|c| c.state == State::Running) {
                 let result = match signal {

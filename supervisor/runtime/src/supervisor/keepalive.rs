@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::Instant;
+use turtle_compose::ProjectName;
 use turtle_engine::{ContainerSummary, Engine, EngineEvent, Health, State};
 use turtle_reconcile::names;
 
@@ -20,7 +21,7 @@ impl<E: Engine> Supervisor<E> {
     ///
     /// A project busy with an `up`, `down` or another repair is skipped: the
     /// operation under way leaves it reconciled, and the next resync looks again.
-    pub async fn repair(self: &Arc<Self>, name: &str) -> Result<Report, Error> {
+    pub async fn repair(self: &Arc<Self>, name: &ProjectName) -> Result<Report, Error> {
         let lock = self.lock_for(name);
         let Ok(_guard) = lock.try_lock() else {
             return Ok(Report::default());
@@ -75,7 +76,7 @@ impl<E: Engine> Supervisor<E> {
     pub(super) async fn on_event(
         self: &Arc<Self>,
         ev: EngineEvent,
-        repair: &tokio::sync::mpsc::UnboundedSender<String>,
+        repair: &tokio::sync::mpsc::UnboundedSender<Option<ProjectName>>,
     ) {
         // Healthchecks alone make an exec_* event per check and container:
         // drop what is not handled before touching the store.
@@ -83,7 +84,13 @@ impl<E: Engine> Supervisor<E> {
         if !HANDLED.contains(&ev.action.as_str()) {
             return;
         }
-        let Some(project_name) = ev.attributes.get(names::PROJECT).cloned() else {
+        // Anyone with the engine's socket can label a container: a label
+        // that is not a project name is not one of Turtle's projects.
+        let Some(project_name) = ev
+            .attributes
+            .get(names::PROJECT)
+            .and_then(|p| p.parse::<ProjectName>().ok())
+        else {
             return;
         };
         let service = ev.attributes.get(names::SERVICE).cloned();
@@ -162,7 +169,7 @@ impl<E: Engine> Supervisor<E> {
                 self.spawn_heal(project, summary);
             }
             "destroy" => {
-                let _ = repair.send(project_name);
+                let _ = repair.send(Some(project_name));
             }
             "oom" => self.record(
                 &project_name,
@@ -177,7 +184,8 @@ impl<E: Engine> Supervisor<E> {
 
     /// The keep-alive loop; returns when `shutdown` resolves.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let (repair_tx, mut repair_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (repair_tx, mut repair_rx) =
+            tokio::sync::mpsc::unbounded_channel::<Option<ProjectName>>();
         let watcher = {
             let this = Arc::clone(&self);
             let repair_tx = repair_tx.clone();
@@ -197,11 +205,12 @@ impl<E: Engine> Supervisor<E> {
                         if !names.contains(&n) { names.push(n); }
                     }
                     for name in names {
-                        if name.is_empty() {
-                            self.spawn_resync_all();
-                        } else {
-                            let this = Arc::clone(&self);
-                            tokio::spawn(async move { this.repair_logged(&name).await });
+                        match name {
+                            None => self.spawn_resync_all(),
+                            Some(name) => {
+                                let this = Arc::clone(&self);
+                                tokio::spawn(async move { this.repair_logged(&name).await });
+                            }
                         }
                     }
                 }
@@ -234,7 +243,7 @@ impl<E: Engine> Supervisor<E> {
         });
     }
 
-    pub(super) async fn repair_logged(self: &Arc<Self>, name: &str) {
+    pub(super) async fn repair_logged(self: &Arc<Self>, name: &ProjectName) {
         if let Err(e) = self.repair(name).await {
             self.record(name, None, None, "repair-failed", &e.to_string());
         }
@@ -242,11 +251,11 @@ impl<E: Engine> Supervisor<E> {
 
     /// Follows engine events; when the stream drops (the engine restarted,
     /// its socket went away) it waits for the engine to answer again, with
-    /// backoff, and then asks for a full resync (an empty project name), since
+    /// backoff, and then asks for a full resync (no project name), since
     /// events were missed meanwhile.
     pub(super) async fn watch_events(
         self: Arc<Self>,
-        repair: tokio::sync::mpsc::UnboundedSender<String>,
+        repair: tokio::sync::mpsc::UnboundedSender<Option<ProjectName>>,
     ) {
         let mut backoff = Duration::from_millis(500);
         let mut first = true;
@@ -257,7 +266,7 @@ impl<E: Engine> Supervisor<E> {
                     let mut stream = self.handle.engine.events(&names::managed_filter());
                     if !first {
                         tracing::info!("engine reachable again; resyncing every project");
-                        let _ = repair.send(String::new());
+                        let _ = repair.send(None);
                     }
                     first = false;
                     while let Some(ev) = stream.next().await {

@@ -274,15 +274,18 @@ impl<E: Engine> Supervisor<E> {
             )
             .await?;
         }
-        // Plan before saving: a project that cannot be planned is not adopted.
+        // Plan and inject before saving: a project that cannot be planned,
+        // or whose leaves, secrets or engine trust cannot be set up (a
+        // directory that is not Turtle's), is not adopted, so no repair
+        // tries it again.
         let plan = self.plan_deployed(project, Mode::Up).await?;
+        self.ensure_leaves(written)?;
+        self.ensure_secrets(written)?;
+        self.ensure_engine_trust(written)?;
         // The project as written is stored: what is injected is worked out
         // again at every repair, from the supervisor's current config.
         self.handle.store.save_project(written)?;
         self.handle.store.clear_held(&project.name)?;
-        self.ensure_leaves(written)?;
-        self.ensure_secrets(written)?;
-        self.ensure_engine_trust(written)?;
         let mut result = apply::apply(
             &*self.handle.engine,
             project,
@@ -448,7 +451,7 @@ mod tests {
             },
         );
         sup.up(&p, &UpOptions::default(), &|_| {}).await.unwrap();
-        let e = sup.down("demo", false).await.unwrap_err().to_string();
+        let e = sup.down(&p.name, false).await.unwrap_err().to_string();
         assert!(e.contains(&hosts.display().to_string()), "{e}");
         assert!(
             engine
@@ -466,26 +469,26 @@ mod tests {
         let p = project(None);
         let (sup, engine, _dir) = supervisor(&p).await;
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         settle().await;
         assert_eq!(restarts(&engine), 1, "the first heal is immediate");
         assert_eq!(sup.store().restarts("demo").unwrap()["web"], 1);
 
         // Unhealthy again at once: the second heal waits 1 s.
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         settle().await;
         tokio::time::sleep(Duration::from_millis(900)).await;
         assert_eq!(restarts(&engine), 1, "restarted before the backoff ran out");
         // A resync meanwhile must not start a second heal of the same container.
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         settle().await;
         assert_eq!(restarts(&engine), 2);
 
         // The third waits 2 s.
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1900)).await;
         assert_eq!(restarts(&engine), 2);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -498,7 +501,7 @@ mod tests {
         let p = project(Some("false"));
         let (sup, engine, _dir) = supervisor(&p).await;
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
         settle().await;
         assert_eq!(restarts(&engine), 0);
@@ -510,10 +513,10 @@ mod tests {
         let (sup, engine, _dir) = supervisor(&p).await;
         // First heal, so the next one waits and has time to see the recovery.
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         settle().await;
         engine.set_state("demo-web-1", State::Running, Some(Health::Unhealthy));
-        sup.repair("demo").await.unwrap();
+        sup.repair(&p.name).await.unwrap();
         engine.set_state("demo-web-1", State::Running, Some(Health::Healthy));
         tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;

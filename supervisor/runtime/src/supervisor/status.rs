@@ -1,6 +1,7 @@
 //! What `ps` shows, and `start`/`stop`/`restart` of a service.
 
 use serde::{Deserialize, Serialize};
+use turtle_compose::{ProjectName, ServiceName};
 use turtle_engine::{Engine, Health, State};
 use turtle_reconcile::names;
 use turtle_reconcile::observe::number_of;
@@ -44,9 +45,11 @@ pub enum ServiceAction {
 }
 
 impl<E: Engine> Supervisor<E> {
-    /// Names of the projects applied here, plus any with containers on the engine.
-    pub async fn project_names(&self) -> Result<Vec<String>, Error> {
-        let mut names: Vec<String> = self
+    /// Names of the projects applied here, plus any with containers on the
+    /// engine (a container whose project label is not a project name is
+    /// not one of Turtle's: it is left out).
+    pub async fn project_names(&self) -> Result<Vec<ProjectName>, Error> {
+        let mut names: Vec<ProjectName> = self
             .handle
             .store
             .projects()?
@@ -60,16 +63,17 @@ impl<E: Engine> Supervisor<E> {
             .await?
         {
             if let Some(p) = c.labels.get(names::PROJECT)
-                && !names.contains(p)
+                && let Ok(p) = p.parse::<ProjectName>()
+                && !names.contains(&p)
             {
-                names.push(p.clone());
+                names.push(p);
             }
         }
         names.sort();
         Ok(names)
     }
 
-    pub async fn status(&self, name: &str) -> Result<ProjectStatus, Error> {
+    pub async fn status(&self, name: &ProjectName) -> Result<ProjectStatus, Error> {
         let applied = self.handle.store.project(name)?.is_some();
         let held = self.handle.store.held(name)?;
         let restarts = self.handle.store.restarts(name)?;
@@ -119,15 +123,15 @@ impl<E: Engine> Supervisor<E> {
     /// Starts, stops or restarts every container of a service.
     pub async fn service_action(
         &self,
-        name: &str,
-        service: &str,
+        name: &ProjectName,
+        service: &ServiceName,
         action: ServiceAction,
     ) -> Result<Vec<String>, Error> {
         let lock = self.lock_for(name);
         let _guard = lock.lock().await;
         let project = self.handle.store.project(name)?;
         if let Some(p) = &project
-            && !p.services.contains_key(service)
+            && !p.services.contains_key(service.as_str())
         {
             return Err(Error::UnknownService {
                 project: name.into(),

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
+use turtle_compose::{ProjectName, ServiceName};
 
 use clap::{Args, Subcommand};
 
@@ -55,10 +56,10 @@ pub enum CaCommand {
     ImportLeaf {
         /// Project name.
         #[arg(long)]
-        project: String,
+        project: ProjectName,
         /// Service name.
         #[arg(long)]
-        service: String,
+        service: ServiceName,
         /// The certificate followed by its intermediates (PEM).
         #[arg(long)]
         chain: PathBuf,
@@ -90,7 +91,9 @@ pub fn run(g: &GlobalArgs, a: CaArgs) -> Result<(), Failure> {
             svc.labels.insert(trust::TLS_LABEL.into(), names.join(","));
             let full =
                 trust::tls_names("ca issue", &svc, trust.domain()).map_err(Failure::input)?;
-            let id = format!("extra.{}", full[0]);
+            let id: turtle_certs::LeafId = format!("extra.{}", full[0])
+                .parse()
+                .map_err(Failure::input)?;
             let ca = trust.authority();
             let (leaf, _) = ca.ensure_leaf(&id, &full, &ips, now).map_err(Failure::op)?;
             eprintln!(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use turtle_compose::{LoadOptions, Project};
+use turtle_compose::{LoadOptions, Project, ProjectName};
 
 use turtle_control::client::Client;
 use turtle_control::{Control, ControlError};
@@ -79,12 +79,18 @@ pub fn load_project_built_by(
     Ok(loaded.project)
 }
 
-/// The project name: `-p` when given, else the compose file's.
-pub fn project_name(args: &ProjectArgs) -> Result<String, Failure> {
-    match &args.project_name {
-        // Normalized as compose does, so `-p MyApp` finds `myapp`.
-        Some(n) => Ok(turtle_compose::normalize::normalize_project_name(n)),
-        None => Ok(load_project(args)?.name),
+/// The project name: `-p`, else `COMPOSE_PROJECT_NAME` (each a valid name
+/// as it is, as compose wants them; the variable empty is unset), else the
+/// compose file's.
+pub fn project_name(args: &ProjectArgs) -> Result<ProjectName, Failure> {
+    if let Some(n) = &args.project_name {
+        return Ok(n.clone());
+    }
+    match std::env::var("COMPOSE_PROJECT_NAME") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|e| Failure::input(format!("COMPOSE_PROJECT_NAME: {e}"))),
+        _ => Ok(load_project(args)?.name),
     }
 }
 

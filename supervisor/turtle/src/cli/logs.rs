@@ -16,8 +16,8 @@ pub struct LogsArgs {
     #[arg(long = "file")]
     pub files: Vec<std::path::PathBuf>,
     /// Project name [default: COMPOSE_PROJECT_NAME, the file's `name:`, or its directory's name].
-    #[arg(short = 'p', long = "project-name", env = "COMPOSE_PROJECT_NAME")]
-    pub project_name: Option<String>,
+    #[arg(short = 'p', long = "project-name")]
+    pub project_name: Option<turtle_compose::ProjectName>,
     /// Keep following the output.
     #[arg(short, long)]
     pub follow: bool,

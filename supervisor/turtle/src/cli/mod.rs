@@ -78,9 +78,12 @@ pub struct ProjectArgs {
     /// Compose file(s), merged in order [default: compose.yaml or docker-compose.yml here].
     #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
-    /// Project name [default: COMPOSE_PROJECT_NAME, the file's `name:`, or its directory's name].
-    #[arg(short = 'p', long = "project-name", env = "COMPOSE_PROJECT_NAME")]
-    pub project_name: Option<String>,
+    /// Project name: lowercase letters, digits, '-' and '_', starting with a letter
+    /// or digit [default: COMPOSE_PROJECT_NAME, the file's `name:`, or its directory's name].
+    // COMPOSE_PROJECT_NAME is read by `context::project_name` and the loader,
+    // not by clap: empty, it is unset (as in compose), not an invalid name.
+    #[arg(short = 'p', long = "project-name")]
+    pub project_name: Option<turtle_compose::ProjectName>,
     /// Enable services of this profile (repeatable).
     #[arg(long = "profile")]
     pub profiles: Vec<String>,

@@ -5,12 +5,13 @@ use clap::Args;
 
 use super::context::{self, Failure};
 use super::{GlobalArgs, ProjectArgs};
-use turtle_runtime::secrets::Secrets;
+use turtle_compose::ProjectName;
+use turtle_runtime::secrets::{SecretName, Secrets};
 
 #[derive(Debug, Args)]
 pub struct SecretArgs {
     /// The secret to print (e.g. admin-token); without it, list the project's secrets.
-    pub name: Option<String>,
+    pub name: Option<SecretName>,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -33,17 +34,11 @@ pub fn run(g: &GlobalArgs, a: SecretArgs) -> Result<(), Failure> {
 }
 
 /// `-p`, else the compose file's project, else the only project with secrets.
-fn which_project(secrets: &Secrets, args: &ProjectArgs) -> Result<String, Failure> {
+fn which_project(secrets: &Secrets, args: &ProjectArgs) -> Result<ProjectName, Failure> {
     if args.project_name.is_some() {
         return context::project_name(args);
     }
-    let with_secrets: Vec<String> = std::fs::read_dir(secrets.dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
+    let with_secrets = secrets.projects();
     if (!args.files.is_empty() || with_secrets.len() != 1)
         && let Ok(name) = context::project_name(args)
     {
@@ -57,7 +52,10 @@ fn which_project(secrets: &Secrets, args: &ProjectArgs) -> Result<String, Failur
         ))),
         many => Err(Failure::input(format!(
             "several projects have secrets ({}): name one with -p",
-            many.join(", ")
+            many.iter()
+                .map(ProjectName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -11,7 +11,7 @@ pub struct ServiceArgs {
     pub project: ProjectArgs,
     /// Services to act on.
     #[arg(required = true)]
-    pub services: Vec<String>,
+    pub services: Vec<turtle_compose::ServiceName>,
 }
 
 pub async fn run(g: &GlobalArgs, a: ServiceArgs, action: ServiceAction) -> Result<(), Failure> {

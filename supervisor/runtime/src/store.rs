@@ -138,14 +138,32 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        // A directory Turtle makes is 0700; one that exists keeps its mode
+        // (never chmod what Turtle did not create). The database itself is
+        // 0600 whatever the umask, and SQLite gives its WAL files the
+        // database's mode.
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(dir_err)?;
         }
         let path = dir.join("turtle.db");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(dir_err(e)),
+            }
+        }
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
@@ -508,5 +526,24 @@ mod tests {
             ["exit 3", "exit 4"]
         );
         assert_eq!(s.events_after(all[3].id, 100).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_state_directory_keeps_its_mode_and_the_database_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        // Made by Turtle: 0700, every missing level.
+        let made = dir.path().join("a/state");
+        Store::open(&made).unwrap();
+        assert_eq!(mode(&made), 0o700);
+        assert_eq!(mode(&made.join("turtle.db")), 0o600);
+        // The operator's: left as it is.
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o751)).unwrap();
+        Store::open(&theirs).unwrap();
+        assert_eq!(mode(&theirs), 0o751);
+        assert_eq!(mode(&theirs.join("turtle.db")), 0o600);
     }
 }

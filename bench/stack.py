@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "stack" / "docker-compose.yml"
 SERVICES = ["proxy", "api", "db", "registry", "builder", "vpn"]
 BUILD_RE = re.compile(r"✔ build image .+? \((\d+) ms\)")
-OWN_IMAGES = ["turtle/proxy:bookworm-1", "turtle/postgres:bookworm-1", "turtle/registry:bookworm-1"]
+OWN_IMAGES = ["turtle/proxy:bookworm-2", "turtle/postgres:bookworm-2", "turtle/registry:bookworm-1"]
 
 
 def sh(cmd: list[str], env=None, check=True, capture=True) -> tuple[float, str]:

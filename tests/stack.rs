@@ -3,8 +3,11 @@
 //! no internet.
 //!
 //! One scenario, in order, because bringing the stack up is the expensive
-//! part: up from nothing to healthy; the api through the proxy (TLS verified
-//! against Turtle's root only); the registry with tokens from the api
+//! part: up from nothing to healthy; each service confined (its user, its
+//! capabilities, a read-only root, only its own secrets); the api through
+//! the proxy (TLS verified against Turtle's root only), the :80 redirect to
+//! the stack's own names only, and the proxy under starvation attacks (idle
+//! connections, a trickled body); the registry with tokens from the api
 //! through the box's own engine; a build through the builder; a WireGuard
 //! peer in a container through the vpn; the database killed; down and up
 //! again with every piece of data still there.
@@ -182,6 +185,22 @@ impl Stack {
         }
     }
 
+    /// Whether `GET /v1/health` through the proxy answers 200 within 10 s
+    /// (a refused or cut connection is a no, not a failure).
+    fn health_answers(&self) -> bool {
+        let out = self.curl(
+            "api",
+            "/v1/health",
+            &["--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"],
+        );
+        out.status.success() && out.stdout == b"200"
+    }
+
+    /// The proxy's published HTTPS port on the host.
+    fn https_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.https))
+    }
+
     fn all_healthy(&self) -> bool {
         SERVICES.iter().all(|s| self.env.healthy(s))
     }
@@ -261,19 +280,7 @@ fn the_backend_stack_runs_end_to_end() {
         |s: &str| turtle_e2e::inspect(&env.container(s)).unwrap()["HostConfig"]["Memory"].as_i64();
     assert_eq!(memory("db"), Some(256 << 20));
     assert_eq!(memory("builder"), Some(64 << 20));
-    // Nothing privileged, no host network; the vpn has NET_ADMIN only.
-    for s in SERVICES {
-        let hc = &turtle_e2e::inspect(&env.container(s)).unwrap()["HostConfig"];
-        assert_eq!(hc["Privileged"], false, "{s}");
-        assert_ne!(hc["NetworkMode"], "host", "{s}");
-        let caps = hc["CapAdd"].as_array().cloned().unwrap_or_default();
-        let want: Vec<Value> = if s == "vpn" {
-            vec![json!("NET_ADMIN")]
-        } else {
-            vec![]
-        };
-        assert_eq!(caps, want, "{s}");
-    }
+    least_privilege(env);
 
     // --- The api through the proxy.
     let (status, body) = stack.https("GET", "api", "/v1/health", None, None);
@@ -306,6 +313,42 @@ fn the_backend_stack_runs_end_to_end() {
             stack.https
         )
     );
+    // Any other Host is sent to the domain's front page, never to itself.
+    for host in ["evil.example", "127.0.0.1", "api.evil.example"] {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+            ])
+            .args(["-H", &format!("Host: {host}")])
+            .arg(format!("http://127.0.0.1:{}/v1/health", stack.http))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("301 https://{}:{}/", stack.domain, stack.https),
+            "Host: {host}"
+        );
+    }
+    // A connection opened for one name does not serve another's host (the
+    // registry's long timeouts are not the api's).
+    let misdirected = stack.curl(
+        "registry",
+        "/v1/health",
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Host: {}", stack.host("api")),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&misdirected.stdout), "421");
+    attack_the_proxy(&stack);
     // The domain itself serves the front page.
     let (status, page) = stack.https("GET", "", "/", None, None);
     assert_eq!(status, 200, "{page}");
@@ -806,4 +849,242 @@ impl Drop for ContainerGuard {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
+}
+
+/// What each service runs as and may do: (service, the container's user,
+/// the capabilities added back, the secrets it holds). Every one drops all
+/// capabilities, cannot gain privileges and has a read-only root file system.
+const CONFINEMENT: [(&str, &str, &[&str], &[&str]); 6] = [
+    // Starts as root only to hand the leaf's key to uid 10002 (see below).
+    ("proxy", "", &["SETUID", "SETGID"], &[]),
+    (
+        "api",
+        "10001:10001",
+        &[],
+        &[
+            "admin-token",
+            "builder-token",
+            "db-password",
+            "registry-token.crt",
+            "registry-token.key",
+            "vpn-key.pub",
+            "vpn-token",
+        ],
+    ),
+    ("db", "postgres", &[], &["db-password"]),
+    ("registry", "docker-registry", &[], &["registry-token.crt"]),
+    ("builder", "0:0", &[], &["admin-token", "builder-token"]),
+    ("vpn", "0:0", &["NET_ADMIN"], &["vpn-key", "vpn-token"]),
+];
+
+/// A field of `/proc/<pid>/status` (`Uid:` gives the real uid first).
+fn proc_status(pid: i64, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Each service's container is confined as [`CONFINEMENT`] says, its main
+/// process runs with the uid and the capabilities it should, and it holds
+/// only its own secrets.
+fn least_privilege(env: &Env) {
+    for (service, user, cap_add, secrets) in CONFINEMENT {
+        let c = turtle_e2e::inspect(&env.container(service)).unwrap();
+        let hc = &c["HostConfig"];
+        assert_eq!(hc["Privileged"], false, "{service}");
+        assert_ne!(hc["NetworkMode"], "host", "{service}");
+        assert_eq!(c["Config"]["User"], user, "{service}: User");
+        assert_eq!(hc["ReadonlyRootfs"], true, "{service}: ReadonlyRootfs");
+        assert_eq!(hc["CapDrop"], json!(["ALL"]), "{service}: CapDrop");
+        let added = hc["CapAdd"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            added,
+            json!(cap_add).as_array().unwrap().clone(),
+            "{service}: CapAdd"
+        );
+        assert!(
+            hc["SecurityOpt"]
+                .as_array()
+                .is_some_and(|o| o.contains(&json!("no-new-privileges:true"))),
+            "{service}: SecurityOpt {}",
+            hc["SecurityOpt"]
+        );
+        // The process itself: HAProxy runs as uid 10002 with no capability
+        // left, the vpn with NET_ADMIN (bit 12) alone, the rest with none.
+        let pid = c["State"]["Pid"].as_i64().unwrap();
+        let uid: u32 = proc_status(pid, "Uid:").parse().unwrap();
+        match service {
+            "proxy" => assert_eq!(uid, 10002, "HAProxy's uid"),
+            "api" => assert_eq!(uid, 10001, "the api's uid"),
+            "builder" | "vpn" => assert_eq!(uid, 0, "{service}'s uid"),
+            _ => assert_ne!(uid, 0, "{service} runs as its image's user"),
+        }
+        let want_caps = if service == "vpn" { 1u64 << 12 } else { 0 };
+        let caps = u64::from_str_radix(&proc_status(pid, "CapEff:"), 16).unwrap();
+        assert_eq!(
+            caps, want_caps,
+            "{service}: effective capabilities {caps:#x}"
+        );
+        // Only the secrets it lists, and nothing else, are in the container.
+        let held = docker(&[
+            "exec",
+            &env.container(service),
+            "sh",
+            "-c",
+            "ls -1 /run/turtle/secrets 2>/dev/null; true",
+        ]);
+        let held: Vec<&str> = held.lines().collect();
+        assert_eq!(held, secrets, "{service}: the secrets it holds");
+    }
+    // E.g. the proxy cannot read the database's password.
+    let read = Command::new("docker")
+        .args(["exec", &env.container("proxy")])
+        .args(["cat", "/run/turtle/secrets/db-password"])
+        .output()
+        .unwrap();
+    assert!(!read.status.success(), "the proxy read the db password");
+}
+
+/// Starvation of the proxy, as an attacker on the box would try it: 300
+/// TCP connections to the HTTPS port that never start TLS, and a request
+/// whose body trickles in a byte a second, while health requests must keep
+/// being answered.
+fn attack_the_proxy(stack: &Stack) {
+    let proxy = stack.env.container("proxy");
+    let started_at = |c: &str| turtle_e2e::inspect(c).unwrap()["State"]["StartedAt"].clone();
+    let proxy_started = started_at(&proxy);
+    let started = Instant::now();
+    // The slow body first, so it holds a connection before the source's
+    // share is full.
+    let root = std::fs::read_to_string(&stack.root).unwrap();
+    let tls = slow_body_start(stack.https_addr(), &stack.host("api"), &root);
+    let slow = std::thread::spawn(move || slow_body(tls));
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(stack.https_addr()).expect("connect to the proxy"))
+        .collect();
+
+    // More connections than one source may hold (128) from one source are
+    // refused at once, the rest closed when no TLS hello came: health then
+    // answers again, the attack still running.
+    wait_until(
+        "GET /v1/health to answer through the proxy under attack",
+        Duration::from_secs(60),
+        || stack.health_answers(),
+    );
+    eprintln!(
+        "stack: health answered {:?} into the attack",
+        started.elapsed()
+    );
+    wait_until(
+        "the proxy to close every connection that never started TLS",
+        Duration::from_secs(120),
+        || {
+            idle.retain(|mut s| {
+                use std::io::Read;
+                s.set_nonblocking(true).unwrap();
+                let mut buf = [0u8; 16];
+                // Open: nothing to read yet. Closed: end of stream or reset.
+                matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            });
+            idle.is_empty()
+        },
+    );
+    eprintln!(
+        "stack: all 300 idle connections closed after {:?}",
+        started.elapsed()
+    );
+    let outcome = slow.join().unwrap();
+    eprintln!(
+        "stack: the slow body: {outcome} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        outcome.starts_with("HTTP/1.1 408"),
+        "the slow body was not cut off: {outcome}"
+    );
+    // Connections over the per-source limit were refused (HAProxy's
+    // counters, read inside the proxy's container).
+    let csv = docker(&[
+        "exec",
+        &proxy,
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/8404 && printf 'GET /stats;csv HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+    ]);
+    let header: Vec<&str> = csv
+        .lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .expect("a CSV header")
+        .split(',')
+        .collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("tls,FRONTEND,"))
+        .expect("the tls frontend's row")
+        .split(',')
+        .collect();
+    let refused: u64 = row[header.iter().position(|h| *h == "dcon").unwrap()]
+        .parse()
+        .unwrap();
+    assert!(refused > 0, "no connection refused per source: {csv}");
+    assert!(stack.health_answers(), "health after the attack");
+    // The proxy held: its own health check was answered throughout, so it
+    // was never restarted, which would have cut every client's connection
+    // (what got a starved proxy out of the attack before).
+    assert_eq!(started_at(&proxy), proxy_started, "the proxy was restarted");
+    assert!(stack.env.healthy("proxy"), "{:#}", stack.env.ps());
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A device registration (the api reads its body first), TLS done and head
+/// sent, whose body of 1000 bytes is still to come.
+fn slow_body_start(addr: std::net::SocketAddr, host: &str, root: &str) -> Tls {
+    use std::io::Write;
+    let mut tls = turtle_e2e::tls::connect(addr, host, root).expect("TLS to the proxy");
+    let head = format!(
+        "POST /v1/devices/register HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).expect("send the head");
+    tls.flush().unwrap();
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    tls
+}
+
+/// Sends the body a byte a second; returns the first line of the proxy's
+/// answer, `closed` when it closed the connection without one, or `still
+/// open ...` when the body went on for 90 s (a deadline: the attack stops
+/// there).
+fn slow_body(mut tls: Tls) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut buf = [0u8; 256];
+    while Instant::now() < deadline {
+        if tls.write_all(b" ").and_then(|()| tls.flush()).is_err() {
+            return "closed".into();
+        }
+        // Waits up to the read timeout: the pace of the trickle.
+        match tls.read(&mut buf) {
+            Ok(0) => return "closed".into(),
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                return text.lines().next().unwrap_or_default().to_string();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return "closed".into(),
+        }
+    }
+    "still open after 90 s".into()
 }

@@ -19,9 +19,8 @@ pub struct Served {
     pub chain_len: usize,
 }
 
-/// Connects to `addr`, verifying the server as `name` against `root_pem`
-/// only; sends an HTTP GET so servers that wait for a request answer.
-pub fn handshake(addr: SocketAddr, name: &str, root_pem: &str) -> Result<Served, String> {
+/// A client configuration trusting `root_pem` only.
+fn client_config(root_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
@@ -29,21 +28,39 @@ pub fn handshake(addr: SocketAddr, name: &str, root_pem: &str) -> Result<Served,
             .add(cert.map_err(|e| format!("root PEM: {e}"))?)
             .map_err(|e| format!("root: {e}"))?;
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    Ok(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// A TLS connection to `addr`, the server verified as `name` against
+/// `root_pem` only; the handshake completes with the first write or read.
+pub fn connect(
+    addr: SocketAddr,
+    name: &str,
+    root_pem: &str,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
     let server_name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), server_name).map_err(|e| e.to_string())?;
-    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    let conn = rustls::ClientConnection::new(client_config(root_pem)?, server_name)
+        .map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
-    sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    Ok(rustls::StreamOwned::new(conn, sock))
+}
+
+/// Connects to `addr`, verifying the server as `name` against `root_pem`
+/// only; sends an HTTP GET so servers that wait for a request answer.
+pub fn handshake(addr: SocketAddr, name: &str, root_pem: &str) -> Result<Served, String> {
+    let mut tls = connect(addr, name, root_pem)?;
+    tls.sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
     tls.write_all(format!("GET / HTTP/1.0\r\nHost: {name}\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 64];
     let _ = tls.read(&mut buf);
-    let certs = conn
+    let certs = tls
+        .conn
         .peer_certificates()
         .ok_or("no certificate from the server")?;
     Ok(Served {

@@ -307,6 +307,25 @@ impl App {
     pub fn router(&self) -> axum::Router {
         routes::router(self.state.clone())
     }
+
+    /// The app over a pool that has not reached its database (nothing is
+    /// waited for, nothing migrated): a request runs through its route's
+    /// parsing and checks up to its first query, which fails with 503. For
+    /// the fuzzer (`fuzz/`), which drives the routes without PostgreSQL.
+    pub fn without_database(
+        args: &Args,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> anyhow::Result<App> {
+        let (config, target) = Config::load(args, env)?;
+        let api_url = config.public_url(&format!("api.{}", config.domain));
+        let state = AppState {
+            pool: target.pool(),
+            openapi: Arc::new(openapi::with_server(&api_url)),
+            config: Arc::new(config),
+            healthy: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(App { state })
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in

@@ -6,8 +6,10 @@
 //! body's whole path in the daemon up to the apply: axum's `Json<Project>`,
 //! the URL's project name, the decorations, observing, planning.
 //!
-//! `PUT` (the apply) is left out on purpose: it writes the store and secret
-//! files, and names must be validated types before a fuzzer may drive it.
+//! `PUT` (the apply) is left out on purpose: it writes secret files and
+//! leaves containers in the engine, so one input would change what the next
+//! one does (and the path-traversal attack it would guard against has its
+//! own end-to-end test).
 //!
 //! Input: the project name (first line, any bytes, percent-encoded into the
 //! URL), then the JSON body. Beyond "no panic": a failure is the caller's

@@ -1,7 +1,9 @@
 //! What the fuzz targets (`fuzz_targets/*.rs`) share: the text format of a
-//! compose input ([`compose_input`]), and calling an axum router in memory
-//! ([`call`]) the way a server would, on one tokio runtime per thread.
+//! compose input ([`compose_input`]), the fleet api without a database
+//! ([`api`]), and calling an axum router in memory ([`call`]) the way a
+//! server would, on one tokio runtime per thread.
 
+pub mod api;
 pub mod compose_input;
 
 use std::sync::LazyLock;

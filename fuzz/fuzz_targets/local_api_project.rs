@@ -38,8 +38,10 @@ struct Daemon {
 
 static DAEMON: LazyLock<Daemon> = LazyLock::new(|| {
     let state_dir = tempfile::tempdir().expect("a temporary state directory");
-    let mut config = Config::default();
-    config.domain = Some("fuzz.test".into());
+    let mut config = Config {
+        domain: Some("fuzz.test".into()),
+        ..Default::default()
+    };
     config.device.profile = Some("raspberrypi3".into());
     config.device.root = state_dir.path().join("root");
     let engine = Arc::new(FakeEngine::new());

@@ -252,7 +252,8 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 /// `App` is dropped.
 pub struct App {
     state: AppState,
-    _maintenance: Maintenance,
+    /// `None` without a database ([`App::without_database`]).
+    _maintenance: Option<Maintenance>,
 }
 
 impl App {
@@ -288,24 +289,45 @@ impl App {
                 applied.join(", ")
             );
         }
+        let state = App::state(config, pool);
+        let maintenance = logs::maintain(state.clone());
+        Ok(App {
+            state,
+            _maintenance: Some(maintenance),
+        })
+    }
+
+    /// The handlers' state over `pool`.
+    fn state(config: Config, pool: deadpool_postgres::Pool) -> AppState {
         let api_url = config.public_url(&format!("api.{}", config.domain));
-        let state = AppState {
+        AppState {
             pool,
             openapi: Arc::new(openapi::with_server(&api_url)),
             limiters: Arc::new(Limiters::new(&config.limits)),
             config: Arc::new(config),
             healthy: Arc::new(AtomicBool::new(true)),
-        };
-        let maintenance = logs::maintain(state.clone());
-        Ok(App {
-            state,
-            _maintenance: maintenance,
-        })
+        }
     }
 
     /// The router of every route, over this app's pool and configuration.
     pub fn router(&self) -> axum::Router {
         routes::router(self.state.clone())
+    }
+
+    /// The app over a pool that has not reached its database (nothing is
+    /// waited for, nothing migrated): a request runs through its route's
+    /// parsing and checks up to its first query, which fails with 503; no
+    /// maintenance task runs. For the fuzzer (`fuzz/`), which drives the
+    /// routes without PostgreSQL.
+    pub fn without_database(
+        args: &Args,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> anyhow::Result<App> {
+        let (config, target) = Config::load(args, env)?;
+        Ok(App {
+            state: App::state(config, target.pool()),
+            _maintenance: None,
+        })
     }
 }
 

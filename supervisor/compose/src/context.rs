@@ -15,6 +15,7 @@ use crate::error::LoadError;
 use crate::interpolate::{Env, interpolate_str, interpolate_value};
 use crate::keys::{self, display_path};
 use crate::locate;
+use crate::source::Source;
 
 /// State shared by the stages: environment, warnings, parsed files.
 pub(crate) struct Ctx {
@@ -23,6 +24,8 @@ pub(crate) struct Ctx {
     pub env: HashMap<String, String>,
     pub allow_unknown_keys: bool,
     pub warnings: Vec<String>,
+    /// Where files are read from (the disk, or files in memory).
+    pub source: Source,
     /// Each file read so far (after interpolation and key check, before
     /// `extends`), by absolute path.
     files: HashMap<PathBuf, Value>,
@@ -34,6 +37,7 @@ impl Ctx {
         project_dir: PathBuf,
         env: HashMap<String, String>,
         allow_unknown_keys: bool,
+        source: Source,
     ) -> Self {
         Self {
             cwd,
@@ -41,6 +45,7 @@ impl Ctx {
             env,
             allow_unknown_keys,
             warnings: Vec::new(),
+            source,
             files: HashMap::new(),
         }
     }
@@ -68,7 +73,7 @@ impl Ctx {
             return Ok(v.clone());
         }
         let shown = self.show(path);
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = self.source.read(path).map_err(|source| LoadError::Read {
             file: shown.clone(),
             source,
         })?;
@@ -151,13 +156,14 @@ impl Ctx {
 /// Reads one env file (`.env` syntax) into `into`: values may refer to
 /// `outer` (which wins) and to earlier entries.
 pub(crate) fn read_env_file(
+    source: &Source,
     path: &Path,
     outer: &HashMap<String, String>,
     cwd: &Path,
     into: &mut HashMap<String, String>,
 ) -> Result<(), LoadError> {
     let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = source.read(path).map_err(|source| LoadError::Read {
         file: shown.clone(),
         source,
     })?;

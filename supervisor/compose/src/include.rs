@@ -204,7 +204,7 @@ fn apply(
         };
         let env_paths: Vec<PathBuf> = if entry.env_files.is_empty() {
             Some(project_dir.join(".env"))
-                .filter(|p| p.is_file())
+                .filter(|p| ctx.source.is_file(p))
                 .into_iter()
                 .collect()
         } else {
@@ -216,7 +216,7 @@ fn apply(
         };
         let mut from_files = HashMap::new();
         for p in &env_paths {
-            read_env_file(p, &ctx.env, &ctx.cwd, &mut from_files)?;
+            read_env_file(&ctx.source, p, &ctx.env, &ctx.cwd, &mut from_files)?;
         }
         let mut env = ctx.env.clone();
         for (k, v) in from_files {
@@ -227,6 +227,7 @@ fn apply(
             project_dir.clone(),
             env,
             ctx.allow_unknown_keys,
+            ctx.source.clone(),
         );
         let loaded = load_model(&mut sub, &paths, stack);
         for w in std::mem::take(&mut sub.warnings) {

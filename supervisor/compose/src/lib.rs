@@ -11,7 +11,8 @@
 //! are merged ([`merge`]), keys that docker-compose-types lacks are lifted out
 //! and the rest is parsed with it ([`typed`]), and the result is normalized
 //! into [`model::Project`] ([`normalize`]), our model. The supervisor plans
-//! from [`model::Project`] only. Entry point: [`load()`].
+//! from [`model::Project`] only. Entry point: [`load()`]; [`load_in_memory`]
+//! is the same load over files held in memory (it never reads the disk).
 //!
 //! Each service carries a config hash ([`hash::service_hash`]): the SHA-256 of
 //! the canonical JSON of the fields that shape its container. A change in the
@@ -46,6 +47,7 @@
 //!   files, [`dotenv`] syntax).
 //! - `paths` (private): lexical path resolution (`~`, relative paths) and the
 //!   rebasing of a service's relative paths onto another file's directory.
+//! - `source` (private): where files are read from, the disk or memory.
 //! - Leaves: [`interpolate`], [`keys`], [`locate`], [`dotenv`], [`shell`],
 //!   [`hash`], [`model`], [`name`] (the project and service names, parsed
 //!   once), [`error`].
@@ -66,10 +68,11 @@ pub mod name;
 pub mod normalize;
 mod paths;
 pub mod shell;
+mod source;
 pub mod typed;
 
 pub use error::LoadError;
 pub use hash::service_hash;
-pub use load::{LoadOptions, Loaded, load};
+pub use load::{LoadOptions, Loaded, load, load_in_memory};
 pub use model::*;
 pub use name::{NameError, ProjectName, ServiceName};

@@ -196,7 +196,16 @@ pub enum PlanError {
         "service {service} sets container_name and {replicas} replicas: a name fits one container only"
     )]
     NamedReplicas { service: String, replicas: u32 },
+    #[error(
+        "service {service} asks for {replicas} replicas: turtle runs at most {MAX_REPLICAS} containers of one service"
+    )]
+    TooManyReplicas { service: String, replicas: u32 },
 }
+
+/// The most containers of one service. A plan has steps per container, so
+/// without a bound a five-line file (`replicas: 2000000000`) makes the
+/// planner, in the daemon, allocate until the box runs out of memory.
+pub const MAX_REPLICAS: u32 = 1000;
 
 /// Dependencies of a service that the planner and applier honour: `depends_on`
 /// plus the implicit one of `network_mode: service:X` (started).
@@ -391,6 +400,12 @@ pub fn plan(project: &Project, observed: &Observed, opts: &Options) -> Result<Pl
     };
     let order = dependency_order(project)?;
     for (name, service) in &project.services {
+        if service.replicas > MAX_REPLICAS {
+            return Err(PlanError::TooManyReplicas {
+                service: name.to_string(),
+                replicas: service.replicas,
+            });
+        }
         if service.container_name.is_some() && service.replicas > 1 {
             return Err(PlanError::NamedReplicas {
                 service: name.to_string(),
@@ -697,5 +712,33 @@ mod tests {
         let p = project(vec![("a", named)]);
         let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
         assert!(matches!(err, PlanError::NamedReplicas { .. }), "{err}");
+    }
+
+    /// Found by fuzzing (fuzz/corpus/compose_load/crash-replicas-oom): two
+    /// billion replicas made the planner allocate until it was killed.
+    #[test]
+    fn replicas_past_the_bound_are_an_error_not_an_allocation() {
+        let mut many = service("x");
+        many.replicas = 2_000_000_000;
+        let p = project(vec![("a", many)]);
+        let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::TooManyReplicas {
+                service: "a".into(),
+                replicas: 2_000_000_000
+            }
+        );
+        assert!(err.to_string().contains("at most 1000"), "{err}");
+        let mut most = service("x");
+        most.replicas = MAX_REPLICAS;
+        let p = project(vec![("a", most)]);
+        let plan = plan(&p, &Observed::default(), &Options::default()).unwrap();
+        let creates = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::CreateContainer { .. }))
+            .count();
+        assert_eq!(creates, MAX_REPLICAS as usize);
     }
 }

@@ -120,7 +120,7 @@ fn env_files(
     for f in entries {
         let path = resolve_path(&ctx.project_dir, &f.path, &ctx.env);
         let shown = ctx.show(&path);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match ctx.source.read(&path) {
             Ok(t) => t,
             Err(e) if !f.required && e.kind() == std::io::ErrorKind::NotFound => {
                 ctx.warnings.push(format!(

@@ -289,13 +289,19 @@ pub fn config_hash(project: &Project, service: &Service) -> String {
         .map(|f| {
             (
                 f.source.as_str(),
-                project.secrets.get(&f.source).map(|o| o.file.as_path()),
+                project
+                    .secrets
+                    .get(&f.source)
+                    .and_then(|o| o.file.as_deref()),
             )
         })
         .chain(service.configs.iter().map(|f| {
             (
                 f.source.as_str(),
-                project.configs.get(&f.source).map(|o| o.file.as_path()),
+                project
+                    .configs
+                    .get(&f.source)
+                    .and_then(|o| o.file.as_deref()),
             )
         }))
         .collect();

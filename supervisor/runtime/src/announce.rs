@@ -221,6 +221,7 @@ mod tests {
             published: Some(published.into()),
             host_ip: None,
             protocol: "tcp".into(),
+            ..Default::default()
         }];
         let other: Service = service("web");
         project("stack", vec![("proxy", proxy), ("web", other)])

@@ -330,6 +330,7 @@ mod tests {
                 published: Some(p.to_string()),
                 host_ip: None,
                 protocol: "tcp".into(),
+                ..Default::default()
             })
             .collect();
         s

@@ -46,9 +46,9 @@ pub fn prepare_host_paths(
                 .iter()
                 .map(|c| project.configs.get(&c.source)),
         );
-    for obj in files.flatten() {
-        if !obj.file.is_file() {
-            return Err(host_err(&obj.file, "file not found".to_string()));
+    for file in files.flatten().filter_map(|o| o.file.as_deref()) {
+        if !file.is_file() {
+            return Err(host_err(file, "file not found".to_string()));
         }
     }
     Ok(())
@@ -70,7 +70,8 @@ mod tests {
         p.secrets.insert(
             "token".into(),
             FileObject {
-                file: secret.clone(),
+                file: Some(secret.clone()),
+                ..Default::default()
             },
         );
         let mut s = service("web:1");
@@ -80,11 +81,13 @@ mod tests {
             target: "/x".into(),
             read_only: false,
             tmpfs_size: None,
+            ..Default::default()
         }];
         s.secrets = vec![FileRef {
             source: "token".into(),
             target: "/run/secrets/token".into(),
             mode: None,
+            ..Default::default()
         }];
         let err = prepare_host_paths(&p, "web", &s).unwrap_err();
         assert!(matches!(err, SpecError::HostPath { .. }), "{err}");

@@ -207,6 +207,7 @@ pub fn decorate(project: &Project, dir: &Path) -> Result<Project, SecretError> {
                 target,
                 read_only: true,
                 tmpfs_size: None,
+                ..Default::default()
             });
         }
     }

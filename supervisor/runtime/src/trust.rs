@@ -189,6 +189,7 @@ fn add_bind(service: &mut Service, source: &Path, target: &str) {
         target: target.to_string(),
         read_only: true,
         tmpfs_size: None,
+        ..Default::default()
     });
 }
 

@@ -179,6 +179,7 @@ async fn container_lifecycle_with_network_volume_and_health() {
         target: "/data".to_string(),
         read_only: false,
         tmpfs_size: None,
+        ..Default::default()
     }];
     web.labels = IndexMap::from([("test.label".to_string(), "yes".to_string())]);
     web.environment = IndexMap::from([("GREETING".to_string(), "hi".to_string())]);
@@ -206,6 +207,7 @@ async fn container_lifecycle_with_network_volume_and_health() {
         target: "/site".to_string(),
         read_only: true,
         tmpfs_size: None,
+        ..Default::default()
     });
     web.volumes.push(Mount {
         kind: MountKind::Tmpfs,
@@ -213,17 +215,20 @@ async fn container_lifecycle_with_network_volume_and_health() {
         target: "/scratch".to_string(),
         read_only: false,
         tmpfs_size: Some(ByteSize(1 << 20)),
+        ..Default::default()
     });
     web.secrets = vec![FileRef {
         source: "token".to_string(),
         target: "/run/secrets/token".to_string(),
         mode: None,
+        ..Default::default()
     }];
     web.ports = vec![Port {
         target: 80,
         published: None,
         host_ip: Some("127.0.0.1".to_string()),
         protocol: "tcp".to_string(),
+        ..Default::default()
     }];
     web.expose = vec!["8080".to_string()];
     web.resources = Resources {
@@ -247,7 +252,8 @@ async fn container_lifecycle_with_network_volume_and_health() {
     p.secrets.insert(
         "token".to_string(),
         FileObject {
-            file: secret_file.clone(),
+            file: Some(secret_file.clone()),
+            ..Default::default()
         },
     );
     prepare_host_paths(&p, "web", &web).expect("host paths");

@@ -42,10 +42,12 @@ pub(super) fn top_level(
                         subnet: p.get("subnet").and_then(raw_string),
                         gateway: p.get("gateway").and_then(raw_string),
                         ip_range: p.get("ip_range").and_then(raw_string),
+                        ..Default::default()
                     })
                     .collect(),
                 _ => Vec::new(),
             },
+            ..Default::default()
         });
         out.insert(
             key.clone(),
@@ -58,6 +60,7 @@ pub(super) fn top_level(
                 enable_ipv6: n.enable_ipv6,
                 ipam,
                 labels: labels(&n.labels),
+                ..Default::default()
             },
         );
     }
@@ -89,6 +92,7 @@ pub(super) fn service_networks(
                             aliases: m.aliases.clone(),
                             ipv4_address: m.ipv4_address.clone(),
                             ipv6_address: m.ipv6_address.clone(),
+                            ..Default::default()
                         },
                         dct::MapOrEmpty::Empty => ServiceNetwork::default(),
                     };

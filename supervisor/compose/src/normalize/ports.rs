@@ -76,6 +76,7 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
             published,
             host_ip: host_ip.clone(),
             protocol: protocol.clone(),
+            ..Default::default()
         });
     }
     Ok(out)
@@ -112,6 +113,7 @@ pub(super) fn ports(service: &str, v: Option<&Value>) -> Result<Vec<Port>, LoadE
                         .get("protocol")
                         .and_then(raw_string)
                         .unwrap_or_else(|| "tcp".into()),
+                    ..Default::default()
                 });
             }
             other => {
@@ -133,6 +135,7 @@ mod tests {
             published: published.map(str::to_string),
             host_ip: ip.map(str::to_string),
             protocol: proto.to_string(),
+            ..Default::default()
         }
     }
 

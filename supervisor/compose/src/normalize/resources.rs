@@ -65,6 +65,7 @@ pub(super) fn resources(
         cpu_shares,
         cpuset,
         pids_limit,
+        ..Default::default()
     })
 }
 

@@ -41,6 +41,7 @@ pub(super) fn file_refs(
                 source: s.clone(),
                 target: default_target(s),
                 mode: None,
+                ..Default::default()
             },
             Value::Mapping(m) => {
                 let source = m.get("source").and_then(raw_string).ok_or_else(|| {
@@ -69,6 +70,7 @@ pub(super) fn file_refs(
                     source,
                     target,
                     mode,
+                    ..Default::default()
                 }
             }
             _ => return Err(LoadError::service(service, format!("{key}: invalid entry"))),
@@ -104,7 +106,8 @@ pub(super) fn file_objects(
         out.insert(
             name,
             FileObject {
-                file: resolve_path(&ctx.project_dir, &file, &ctx.env),
+                file: Some(resolve_path(&ctx.project_dir, &file, &ctx.env)),
+                ..Default::default()
             },
         );
     }

@@ -132,6 +132,7 @@ fn build(ctx: &Ctx, b: Option<&dct::BuildStep>) -> Option<Build> {
                 dockerfile: b.dockerfile.clone(),
                 args,
                 target: b.target.clone(),
+                ..Default::default()
             })
         }
     }

@@ -111,6 +111,7 @@ fn long_mount(ctx: &Ctx, a: &dct::AdvancedVolumes) -> Result<Mount, String> {
         }
         (MountKind::Volume, src) => src.clone().filter(|s| !s.is_empty()),
         (MountKind::Tmpfs, _) => None,
+        (MountKind::Image | MountKind::Npipe, src) => src.clone(),
     };
     Ok(Mount {
         kind,
@@ -118,6 +119,7 @@ fn long_mount(ctx: &Ctx, a: &dct::AdvancedVolumes) -> Result<Mount, String> {
         target: a.target.clone(),
         read_only: a.read_only,
         tmpfs_size: a.tmpfs.as_ref().map(|t| ByteSize(t.size)),
+        ..Default::default()
     })
 }
 
@@ -169,6 +171,7 @@ pub fn parse_volume(
         target: target.to_string(),
         read_only,
         tmpfs_size: None,
+        ..Default::default()
     })
 }
 

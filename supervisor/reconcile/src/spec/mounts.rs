@@ -56,6 +56,12 @@ pub(super) fn mounts(
                     read_only: m.read_only.then_some(true),
                     ..Default::default()
                 },
+                MountKind::Image | MountKind::Npipe => {
+                    return Err(invalid(format!(
+                        "{}: {:?} mounts are not carried to the engine yet",
+                        m.target, m.kind
+                    )));
+                }
                 MountKind::Tmpfs => EngineMount {
                     typ: Some(MountType::TMPFS),
                     target: Some(m.target.clone()),
@@ -77,7 +83,11 @@ pub(super) fn mounts(
                 service: service_name.to_string(),
                 key: s.source.clone(),
             })?;
-        mounts.push(file_mount(&obj.file, &s.target));
+        let file = obj.file.as_deref().ok_or_else(|| SpecError::Invalid {
+            service: service_name.to_string(),
+            message: format!("{}: content-backed objects are not mounted yet", s.source),
+        })?;
+        mounts.push(file_mount(file, &s.target));
     }
     for c in &service.configs {
         let obj = project
@@ -87,7 +97,11 @@ pub(super) fn mounts(
                 service: service_name.to_string(),
                 key: c.source.clone(),
             })?;
-        mounts.push(file_mount(&obj.file, &c.target));
+        let file = obj.file.as_deref().ok_or_else(|| SpecError::Invalid {
+            service: service_name.to_string(),
+            message: format!("{}: content-backed objects are not mounted yet", c.source),
+        })?;
+        mounts.push(file_mount(file, &c.target));
     }
     Ok(mounts)
 }

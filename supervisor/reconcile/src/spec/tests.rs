@@ -51,13 +51,15 @@ fn project(services: Vec<(&str, Service)>) -> Project {
         secrets: IndexMap::from([(
             "token".to_string(),
             FileObject {
-                file: PathBuf::from("/srv/demo/token.txt"),
+                file: Some(PathBuf::from("/srv/demo/token.txt")),
+                ..Default::default()
             },
         )]),
         configs: IndexMap::from([(
             "app".to_string(),
             FileObject {
-                file: PathBuf::from("/srv/demo/app.conf"),
+                file: Some(PathBuf::from("/srv/demo/app.conf")),
+                ..Default::default()
             },
         )]),
     }
@@ -164,24 +166,28 @@ fn ports_and_expose() {
             published: Some("8080".into()),
             host_ip: Some("127.0.0.1".into()),
             protocol: "tcp".into(),
+            ..Default::default()
         },
         Port {
             target: 80,
             published: Some("9090".into()),
             host_ip: None,
             protocol: "tcp".into(),
+            ..Default::default()
         },
         Port {
             target: 53,
             published: None,
             host_ip: None,
             protocol: "udp".into(),
+            ..Default::default()
         },
         Port {
             target: 3000,
             published: Some("8000-8001".into()),
             host_ip: None,
             protocol: "tcp".into(),
+            ..Default::default()
         },
     ];
     s.expose = vec!["9000".into(), "7000-7001/udp".into(), "80".into()];
@@ -228,6 +234,7 @@ fn mounts_tmpfs_secrets_configs() {
             target: "/data".into(),
             read_only: true,
             tmpfs_size: None,
+            ..Default::default()
         },
         Mount {
             kind: MountKind::Volume,
@@ -235,6 +242,7 @@ fn mounts_tmpfs_secrets_configs() {
             target: "/anon".into(),
             read_only: false,
             tmpfs_size: None,
+            ..Default::default()
         },
         Mount {
             kind: MountKind::Bind,
@@ -242,6 +250,7 @@ fn mounts_tmpfs_secrets_configs() {
             target: "/var/www".into(),
             read_only: false,
             tmpfs_size: None,
+            ..Default::default()
         },
         Mount {
             kind: MountKind::Tmpfs,
@@ -249,6 +258,7 @@ fn mounts_tmpfs_secrets_configs() {
             target: "/cache".into(),
             read_only: false,
             tmpfs_size: Some(ByteSize(64 << 20)),
+            ..Default::default()
         },
     ];
     s.tmpfs = vec!["/run".into(), "/tmp:size=1m,mode=1777".into()];
@@ -256,11 +266,13 @@ fn mounts_tmpfs_secrets_configs() {
         source: "token".into(),
         target: "/run/secrets/token".into(),
         mode: Some(0o400),
+        ..Default::default()
     }];
     s.configs = vec![FileRef {
         source: "app".into(),
         target: "/app.conf".into(),
         mode: None,
+        ..Default::default()
     }];
     let spec = spec_of(s.clone());
     let m = hc(&spec).mounts.clone().unwrap();
@@ -312,6 +324,7 @@ fn networks_first_in_body_rest_extra() {
                 aliases: vec!["api".into(), "web".into()],
                 ipv4_address: Some("172.30.0.5".into()),
                 ipv6_address: None,
+                ..Default::default()
             },
         ),
         ("default".to_string(), ServiceNetwork::default()),
@@ -433,6 +446,7 @@ fn resources_caps_devices() {
         cpu_shares: Some(512),
         cpuset: Some("0-1".into()),
         pids_limit: Some(100),
+        ..Default::default()
     };
     s.cap_add = vec!["NET_ADMIN".into()];
     s.cap_drop = vec!["ALL".into()];
@@ -589,9 +603,12 @@ fn network_and_volume_requests() {
                 subnet: Some("172.30.0.0/24".into()),
                 gateway: Some("172.30.0.1".into()),
                 ip_range: None,
+                ..Default::default()
             }],
+            ..Default::default()
         }),
         labels: IndexMap::from([("team".into(), "a".into())]),
+        ..Default::default()
     };
     let r = network_request(&p, "back", &net);
     assert_eq!(r.name, "demo_back");

@@ -33,6 +33,9 @@ macro_rules! string_serde {
     };
 }
 
+mod options;
+pub use options::*;
+
 /// A whole compose project, normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
@@ -162,6 +165,63 @@ pub struct Service {
     pub profiles: Vec<String>,
     /// Number of containers (`scale`, `deploy.replicas`); 1 by default.
     pub replicas: u32,
+    /// `attach: false`: `turtle logs` leaves the service out unless named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
+    /// When to pull (or build) the image; `None` is compose's `missing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// OCI runtime (`runc`, `runsc`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Legacy links, `service[:alias]` (a dependency on the service too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// Links to containers outside the project, `container[:alias]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<String>,
+    /// `service[:ro|rw]` or `container:NAME[:ro|rw]` (a dependency on the
+    /// service too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    /// `gpus:` and `deploy.resources.reservations.devices`, in that order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// Supplementary groups, names or ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// Cgroup namespace: `host` or `private`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub storage_opt: IndexMap<String, String>,
+    /// OCI annotations (engine API 1.43 and newer).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub annotations: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub oom_kill_disable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    /// Commands run in the container once it has started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// Commands run in the container before it is stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -176,10 +236,36 @@ pub struct Build {
     pub args: IndexMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A Dockerfile given inline (`dockerfile_inline:`), instead of a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// Images to use as cache sources.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Network for `RUN` steps (`host`, `none`, a network name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<ByteSize>,
+    /// `host:ip` entries for the build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_cache: bool,
+    /// Always try to pull a newer base image.
+    #[serde(skip_serializing_if = "is_false")]
+    pub pull: bool,
+    /// More tags for the built image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 /// A published port, long form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     pub target: u16,
     /// Host port or range (`"8080"`, `"8000-8010"`); `None` lets the engine pick.
@@ -189,18 +275,29 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// `tcp` or `udp`.
     pub protocol: String,
+    /// A name for the port (metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the port speaks, e.g. `http` (metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
+    #[default]
     Volume,
     Bind,
     Tmpfs,
+    /// An image's file system, read-only (engine API 1.47 and newer).
+    Image,
+    /// A Windows named pipe (Windows engines only).
+    Npipe,
 }
 
 /// A mount, long form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mount {
     #[serde(rename = "type")]
     pub kind: MountKind,
@@ -214,6 +311,13 @@ pub struct Mount {
     /// tmpfs size limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs_size: Option<ByteSize>,
+    /// tmpfs file mode (e.g. `0o1777`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptions>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,6 +329,21 @@ pub struct ServiceNetwork {
     pub ipv4_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
+    /// Connection order: higher first (compose's `priority`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Which network gives the default gateway (engine API 1.48 and newer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gw_priority: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub driver_opts: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Interface name in the container (engine API 1.49 and newer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
 }
 
 /// `network_mode:`.
@@ -386,6 +505,24 @@ pub struct Resources {
     pub cpuset: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<i64>,
+    /// CFS period and quota, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// Real-time period and runtime, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_swappiness: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blkio: Option<Blkio>,
 }
 
 impl Resources {
@@ -410,7 +547,7 @@ pub struct Logging {
 }
 
 /// A service's use of a top-level secret or config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileRef {
     /// Key in the project's `secrets:` / `configs:`.
     pub source: String,
@@ -419,13 +556,26 @@ pub struct FileRef {
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+    /// Owner of the file in the container (numeric ids, as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
-/// A top-level secret or config backed by a file (the only kind supported).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A top-level secret or config: exactly one of `file` and `content` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileObject {
-    /// Absolute path of the file on the host.
-    pub file: PathBuf,
+    /// Absolute path of the file on the host (`file:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The text itself: `content:` (configs), or the value of the
+    /// `environment:` variable at load time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The variable `content` was read from (`environment:`), for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -443,6 +593,11 @@ pub struct Network {
     pub external: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub enable_ipv6: bool,
+    /// `enable_ipv4: false` (engine API 1.47 and newer); `None` is true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_ipv4: Option<bool>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub attachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
@@ -456,6 +611,8 @@ pub struct Ipam {
     pub driver: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<IpamPool>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub options: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -467,6 +624,9 @@ pub struct IpamPool {
     pub gateway: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// Addresses the IPAM driver must not hand out, by host name.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub aux_addresses: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -484,7 +644,7 @@ pub struct Volume {
     pub labels: IndexMap<String, String>,
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde_norway::{Mapping, Value};
+use serde_norway::Value;
 
 use crate::dotenv;
 use crate::error::LoadError;
@@ -96,7 +96,12 @@ impl Ctx {
             }
         })?;
         if value.is_null() {
-            value = Value::Mapping(Mapping::new());
+            return Err(LoadError::Yaml {
+                file: shown,
+                line: None,
+                column: None,
+                message: "empty compose file (write at least `services:`)".into(),
+            });
         }
         if !value.is_mapping() {
             return Err(LoadError::Yaml {
@@ -106,11 +111,11 @@ impl Ctx {
                 message: "the top level must be a mapping (services:, networks:, ...)".into(),
             });
         }
-        value.apply_merge().map_err(|e| LoadError::Yaml {
+        crate::yaml::resolve_merge_keys(&mut value).map_err(|message| LoadError::Yaml {
             file: shown.clone(),
             line: None,
             column: None,
-            message: format!("bad merge key (<<): {e}"),
+            message,
         })?;
         let mut env = Env::new(&self.env);
         if let Err((p, e)) = interpolate_value(&mut value, &mut Vec::new(), &mut env) {
@@ -122,31 +127,38 @@ impl Ctx {
             });
         }
         for var in &env.unset {
-            let w = format!("{shown}: the {var} variable is not set, defaulting to a blank string");
-            if !self.warnings.contains(&w) {
-                self.warnings.push(w);
-            }
+            self.warn(format!(
+                "{shown}: the {var} variable is not set, defaulting to a blank string"
+            ));
         }
+        let mut errors = Vec::new();
         for issue in keys::check(&mut value, &keys::TOP) {
-            let line = locate::find_line(&text, &issue.path);
-            let place = match line {
-                Some(l) => format!("{shown}:{l}"),
-                None => shown.clone(),
-            };
-            if self.allow_unknown_keys {
-                self.warnings.push(format!(
-                    "{place}: {}: {}",
-                    display_path(&issue.path),
-                    issue.warning_message()
-                ));
-            } else {
-                return Err(LoadError::Invalid {
-                    file: shown,
+            let found = locate::find_nearest_line(&text, &issue.path);
+            let line = found.map(|(l, _)| l);
+            let mut message = issue.message(self.allow_unknown_keys);
+            if let Some((_, false)) = found {
+                message
+                    .push_str(" (merged in from an anchor or merge key; the line is its parent's)");
+            }
+            if issue.is_error(self.allow_unknown_keys) {
+                errors.push(LoadError::Invalid {
+                    file: shown.clone(),
                     line,
                     path: display_path(&issue.path),
-                    message: issue.error_message(),
+                    message,
                 });
+            } else {
+                let place = match line {
+                    Some(l) => format!("{shown}:{l}"),
+                    None => shown.clone(),
+                };
+                self.warn(format!("{place}: {}: {message}", display_path(&issue.path)));
             }
+        }
+        match errors.len() {
+            0 => {}
+            1 => return Err(errors.remove(0)),
+            _ => return Err(LoadError::Several(errors)),
         }
         self.files.insert(path.to_path_buf(), value.clone());
         Ok(value)

@@ -53,6 +53,19 @@ pub enum LoadError {
     /// A problem with the project as a whole (name, cycles, top-level entries).
     #[error("{message}")]
     Project { message: String },
+
+    /// Several problems, each on a line of its own (every refused key of a
+    /// file is reported at once).
+    #[error("{}", Lines(.0))]
+    Several(Vec<LoadError>),
+
+    /// The load failed after warnings that explain it (e.g. keys ignored with
+    /// `--allow-unknown-keys`); they are kept so that they are not lost.
+    #[error("{}{error}", Warned(.warnings))]
+    Warned {
+        warnings: Vec<String>,
+        error: Box<LoadError>,
+    },
 }
 
 impl LoadError {
@@ -67,6 +80,41 @@ impl LoadError {
         Self::Project {
             message: message.into(),
         }
+    }
+}
+
+impl LoadError {
+    /// The error without the warnings that came before it.
+    pub fn cause(&self) -> &LoadError {
+        match self {
+            Self::Warned { error, .. } => error.cause(),
+            other => other,
+        }
+    }
+}
+
+struct Lines<'a>(&'a [LoadError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Warned<'a>(&'a [String]);
+
+impl fmt::Display for Warned<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for w in self.0 {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
     }
 }
 

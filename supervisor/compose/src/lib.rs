@@ -3,14 +3,18 @@
 //! # Design
 //!
 //! Loading is a pipeline of pure stages (the only IO is reading the compose
-//! files, `.env` and `env_file`s). Each file goes: YAML value -> merge keys
-//! (`<<`) -> interpolation ([`interpolate`]) -> unknown-key check ([`keys`],
-//! reported as `file:line: key.path`, lines from [`locate`]) -> `extends`
-//! ([`extends`]) -> `include` (each included file loaded as a project of its
-//! own and its resources added, [`include`](mod@include)); then the `-f` files
-//! are merged ([`merge`]), keys that docker-compose-types lacks are lifted out
-//! and the rest is parsed with it ([`typed`]), and the result is normalized
-//! into [`model::Project`] ([`normalize`]), our model. The supervisor plans
+//! files, `.env`, `env_file`s and `label_file`s). Each file goes: YAML value
+//! -> merge keys (`<<`, innermost first, [`yaml`]) -> interpolation
+//! ([`interpolate`]) -> the key check ([`keys`]: values converted to the type
+//! their key wants, as compose-go casts after interpolation; every unknown,
+//! refused or mistyped key reported at once as `file:line: key.path`, lines
+//! from [`locate`]) -> `extends` ([`extends`]) -> `include` (each included
+//! file loaded as a project of its own and its resources added,
+//! [`include`](mod@include)); then the `-f` files are merged ([`merge`],
+//! honouring `!reset` and `!override`) and the merged value is normalized
+//! into [`model::Project`] ([`normalize`]), our model. There is no typed
+//! parse in between: the key check has made the value's shape right, and
+//! normalization reads it key by key. The supervisor plans
 //! from [`model::Project`] only. Entry point: [`load()`]; [`load_in_memory`]
 //! is the same load over files held in memory (it never reads the disk).
 //!
@@ -30,16 +34,18 @@
 //!   file, resolve its `extends`, load and import its `include:`s as projects
 //!   of their own, merge the files) and `include:` itself.
 //! - [`extends`]: `extends:`, per service, recursively, across files.
-//! - [`normalize`]: from the typed parse to [`model::Project`]. A directory:
+//! - [`normalize`]: from the merged value to [`model::Project`]. A directory:
 //!   `normalize/mod.rs` is the project flow (project name, profiles,
 //!   top-level objects, services, cross-service checks); `service.rs` reads
 //!   one service, with `env.rs` (`env_file`, `environment`), `ports.rs`,
 //!   `volumes.rs` (top-level volumes, mounts, `tmpfs`), `networks.rs`
 //!   (top-level networks, `network_mode`/`networks`, the `default` network),
 //!   `depends.rs` (`depends_on`, references between services, cycles),
-//!   `resources.rs` (memory/CPU/pids, `ulimits`), `secrets.rs` (secrets and
-//!   configs) and `values.rs` (the small readers they share).
-//! - [`typed`]: the parse with docker-compose-types, keys it lacks lifted out.
+//!   `resources.rs` (memory/CPU/pids, `cpu_*`, `blkio_config`, `ulimits`,
+//!   GPUs and other device requests), `options.rs` (the container's runtime
+//!   options: identity, hosts and DNS, namespaces, logging, hooks),
+//!   `secrets.rs` (secrets and configs) and `values.rs` (the small readers
+//!   they share).
 //! - [`merge`]: compose's merge rules, for `-f` files and `extends`.
 //! - `context` (private): what the stages share: `Ctx` (environment,
 //!   warnings, each file read once through YAML -> `<<` -> [`interpolate`] ->
@@ -48,7 +54,8 @@
 //! - `paths` (private): lexical path resolution (`~`, relative paths) and the
 //!   rebasing of a service's relative paths onto another file's directory.
 //! - `source` (private): where files are read from, the disk or memory.
-//! - Leaves: [`interpolate`], [`keys`], [`locate`], [`dotenv`], [`shell`],
+//! - Leaves: [`yaml`] (merge keys, `!reset`/`!override`), [`interpolate`],
+//!   [`keys`] (`keys/schema.rs`: every key and its type), [`locate`], [`dotenv`], [`shell`],
 //!   [`hash`], [`model`], [`name`] (the project and service names, parsed
 //!   once), [`error`].
 
@@ -69,7 +76,7 @@ pub mod normalize;
 mod paths;
 pub mod shell;
 mod source;
-pub mod typed;
+pub mod yaml;
 
 pub use error::LoadError;
 pub use hash::service_hash;

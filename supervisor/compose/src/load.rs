@@ -177,7 +177,24 @@ fn load_from(source: Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         source,
     );
     ctx.warnings = warnings;
-    let (merged, _) = include::load_model(&mut ctx, &files, &mut Vec::new())?;
+    match project(&mut ctx, opts, &files) {
+        Ok(project) => Ok(Loaded {
+            project,
+            warnings: ctx.warnings,
+        }),
+        // Warnings often explain the error (a key ignored with
+        // --allow-unknown-keys that a later stage missed): keep them.
+        Err(error) if !ctx.warnings.is_empty() => Err(LoadError::Warned {
+            warnings: ctx.warnings,
+            error: Box::new(error),
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+/// The files merged and normalized, within the loading context.
+fn project(ctx: &mut Ctx, opts: &LoadOptions, files: &[PathBuf]) -> Result<Project, LoadError> {
+    let (merged, _) = include::load_model(ctx, files, &mut Vec::new())?;
     let mut profiles = opts.profiles.clone();
     if profiles.is_empty()
         && let Some(p) = ctx.env.get("COMPOSE_PROFILES")
@@ -189,17 +206,7 @@ fn load_from(source: Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map(str::to_string)
             .collect();
     }
-    let project = normalize::project(
-        &mut ctx,
-        merged,
-        &files,
-        opts.project_name.as_ref(),
-        &profiles,
-    )?;
-    Ok(Loaded {
-        project,
-        warnings: ctx.warnings,
-    })
+    normalize::project(ctx, merged, files, opts.project_name.as_ref(), &profiles)
 }
 
 #[cfg(test)]

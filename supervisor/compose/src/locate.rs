@@ -75,6 +75,16 @@ pub fn find_line(text: &str, path: &[String]) -> Option<usize> {
     find(&all, path)
 }
 
+/// The line of `path`, else of its longest prefix that is in the text (a key
+/// merged in from an anchor is not written where it ends up), with whether
+/// the line is the key's own.
+pub fn find_nearest_line(text: &str, path: &[String]) -> Option<(usize, bool)> {
+    let all = lines(text);
+    (1..=path.len())
+        .rev()
+        .find_map(|n| find(&all, &path[..n]).map(|l| (l, n == path.len())))
+}
+
 fn find(lines: &[Line<'_>], path: &[String]) -> Option<usize> {
     let seg = path.first()?;
     let indent = lines.first()?.indent;
@@ -171,6 +181,20 @@ volumes:
         // `image` under db is not `image` under web's block.
         assert_eq!(find_line(DOC, &p("services.web.environment")), None);
         assert_eq!(find_line("", &p("a")), None);
+    }
+
+    #[test]
+    fn nearest_line_of_a_key_that_is_not_written_there() {
+        assert_eq!(
+            find_nearest_line(DOC, &p("services.web.ports.[1].target")),
+            Some((8, true))
+        );
+        // Merged in from an anchor: the service's line.
+        assert_eq!(
+            find_nearest_line(DOC, &p("services.web.restart")),
+            Some((4, false))
+        );
+        assert_eq!(find_nearest_line(DOC, &p("nowhere")), None);
     }
 
     #[test]

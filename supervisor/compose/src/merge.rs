@@ -14,11 +14,16 @@
 
 use serde_norway::{Mapping, Value};
 
+use crate::yaml::{Directive, directive};
+
 /// Merges two whole compose files; `over` wins.
 pub fn merge_files(base: Value, over: Value) -> Value {
     match (base, over) {
         (Value::Mapping(mut base), Value::Mapping(over)) => {
             for (k, ov) in over {
+                let Some(ov) = directed(&mut base, &k, ov) else {
+                    continue;
+                };
                 let merged = match (k.as_str(), base.remove(&k)) {
                     (Some("services"), Some(Value::Mapping(mut bs))) => match ov {
                         Value::Mapping(os) => {
@@ -44,11 +49,35 @@ pub fn merge_files(base: Value, over: Value) -> Value {
     }
 }
 
+/// Applies a `!reset` or `!override` on `over` (the value for `key`):
+/// `!reset` removes the key (`None`: nothing to merge); `!override` replaces
+/// the base value with the untagged one (`None` too). Anything else is
+/// returned to be merged.
+fn directed(base: &mut Mapping, key: &Value, over: Value) -> Option<Value> {
+    match directive(&over) {
+        Some(Directive::Reset) => {
+            base.remove(key);
+            None
+        }
+        Some(Directive::Override) => {
+            let Value::Tagged(t) = over else {
+                unreachable!("a directive is a tagged value")
+            };
+            base.insert(key.clone(), t.value);
+            None
+        }
+        None => Some(over),
+    }
+}
+
 /// Mappings merge key by key; anything else is replaced by `over`.
 pub fn merge_generic(base: Value, over: Value) -> Value {
     match (base, over) {
         (Value::Mapping(mut b), Value::Mapping(o)) => {
             for (k, ov) in o {
+                let Some(ov) = directed(&mut b, &k, ov) else {
+                    continue;
+                };
                 let m = match b.remove(&k) {
                     Some(bv) => merge_generic(bv, ov),
                     None => ov,
@@ -105,12 +134,23 @@ fn to_mapping(v: Value, form: ListForm) -> Value {
 /// Merges two mapping-or-list values by key. With `null_keeps_base`, an
 /// `over` entry without a value (list form) keeps the base entry's settings.
 fn merge_by_key(base: Value, over: Value, form: ListForm, null_keeps_base: bool) -> Value {
+    merge_by_key_with(base, over, form, null_keeps_base, merge_generic)
+}
+
+/// [`merge_by_key`], each entry present on both sides merged with `entry`.
+fn merge_by_key_with(
+    base: Value,
+    over: Value,
+    form: ListForm,
+    null_keeps_base: bool,
+    entry: fn(Value, Value) -> Value,
+) -> Value {
     match (to_mapping(base, form), to_mapping(over, form)) {
         (Value::Mapping(mut b), Value::Mapping(o)) => {
             for (k, ov) in o {
                 let m = match b.remove(&k) {
                     Some(bv) if null_keeps_base && ov.is_null() => bv,
-                    Some(bv) => merge_generic(bv, ov),
+                    Some(bv) => entry(bv, ov),
                     None => ov,
                 };
                 b.insert(k, m);
@@ -193,6 +233,25 @@ fn build_mapping(v: Value) -> Value {
     }
 }
 
+/// One network of a service: its aliases and link-local addresses add up
+/// (compose-go merges them as sets); the rest merges key by key.
+fn merge_attachment(base: Value, over: Value) -> Value {
+    match (base, over) {
+        (Value::Mapping(mut b), Value::Mapping(o)) => {
+            for (k, ov) in o {
+                let m = match (k.as_str(), b.remove(&k)) {
+                    (Some("aliases" | "link_local_ips"), Some(bv)) => append_unique(bv, ov),
+                    (_, Some(bv)) => merge_generic(bv, ov),
+                    (_, None) => ov,
+                };
+                b.insert(k, m);
+            }
+            Value::Mapping(b)
+        }
+        (_, over) => over,
+    }
+}
+
 /// Merges two service definitions; `over` wins.
 pub fn merge_service(base: Value, over: Value) -> Value {
     let (mut b, o) = match (base, over) {
@@ -200,6 +259,9 @@ pub fn merge_service(base: Value, over: Value) -> Value {
         (_, over) => return over,
     };
     for (k, ov) in o {
+        let Some(ov) = directed(&mut b, &k, ov) else {
+            continue;
+        };
         let Some(bv) = b.remove(&k) else {
             b.insert(k, ov);
             continue;
@@ -209,7 +271,8 @@ pub fn merge_service(base: Value, over: Value) -> Value {
             "command" | "entrypoint" | "extends" => ov,
             "environment" | "labels" | "sysctls" => merge_by_key(bv, ov, ListForm::Equals, false),
             "extra_hosts" => merge_by_key(bv, ov, ListForm::Hosts, false),
-            "depends_on" | "networks" => merge_by_key(bv, ov, ListForm::Names, true),
+            "depends_on" => merge_by_key(bv, ov, ListForm::Names, true),
+            "networks" => merge_by_key_with(bv, ov, ListForm::Names, true, merge_attachment),
             "volumes" | "devices" => merge_unique_by(bv, ov, mount_target),
             "secrets" | "configs" => merge_unique_by(bv, ov, file_ref_target),
             "ports" | "expose" | "external_links" | "dns" | "dns_search" | "dns_opt" | "tmpfs"

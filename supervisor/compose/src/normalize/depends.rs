@@ -6,42 +6,48 @@
 
 use std::collections::BTreeSet;
 
-use docker_compose_types as dct;
 use indexmap::IndexMap;
+use serde_norway::{Mapping, Value};
 
+use super::values::{get, string, strings};
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::{Condition, Dependency, NetworkMode, Service};
 use crate::name::ServiceName;
 
 /// A service's `depends_on:`: a list of names (started, required), or a
-/// mapping of names to `{condition, restart, required}`.
+/// mapping of names to `{condition, restart, required}`; then the
+/// dependencies other keys imply, as compose adds them: `links`,
+/// `volumes_from: SERVICE`, and `network_mode`, `ipc` or `pid` set to
+/// `service:NAME`.
 pub(super) fn depends_on(
     service: &str,
-    d: &dct::DependsOnOptions,
+    svc: &Mapping,
 ) -> Result<IndexMap<String, Dependency>, LoadError> {
-    Ok(match d {
-        dct::DependsOnOptions::Simple(l) => l
-            .iter()
-            .map(|d| {
-                (
-                    d.clone(),
-                    Dependency {
-                        condition: Condition::ServiceStarted,
-                        restart: false,
-                        required: true,
-                    },
-                )
-            })
-            .collect(),
-        dct::DependsOnOptions::Conditional(m) => {
-            let mut out = IndexMap::new();
+    let started = Dependency {
+        condition: Condition::ServiceStarted,
+        restart: false,
+        required: true,
+    };
+    let mut out = IndexMap::new();
+    match get(svc, "depends_on") {
+        Some(Value::Sequence(_)) => {
+            for d in strings(svc, "depends_on") {
+                out.insert(d, started.clone());
+            }
+        }
+        Some(Value::Mapping(m)) => {
             for (k, c) in m {
-                let condition = match c.condition.as_str() {
-                    "service_started" => Condition::ServiceStarted,
-                    "service_healthy" => Condition::ServiceHealthy,
-                    "service_completed_successfully" => Condition::ServiceCompletedSuccessfully,
-                    other => {
+                let k = crate::keys::key_string(k);
+                let empty = Mapping::new();
+                let c = c.as_mapping().unwrap_or(&empty);
+                let condition = match string(c, "condition").as_deref() {
+                    None | Some("service_started") => Condition::ServiceStarted,
+                    Some("service_healthy") => Condition::ServiceHealthy,
+                    Some("service_completed_successfully") => {
+                        Condition::ServiceCompletedSuccessfully
+                    }
+                    Some(other) => {
                         return Err(LoadError::service(
                             service,
                             format!(
@@ -51,17 +57,38 @@ pub(super) fn depends_on(
                     }
                 };
                 out.insert(
-                    k.clone(),
+                    k,
                     Dependency {
                         condition,
-                        restart: c.restart.unwrap_or(false),
-                        required: c.required.unwrap_or(true),
+                        restart: super::values::boolean(c, "restart"),
+                        required: super::values::opt_bool(c, "required").unwrap_or(true),
                     },
                 );
             }
-            out
         }
-    })
+        _ => {}
+    }
+    let implied = strings(svc, "links")
+        .into_iter()
+        .map(|l| l.split(':').next().unwrap_or_default().to_string())
+        .chain(
+            strings(svc, "volumes_from")
+                .into_iter()
+                .filter(|v| !v.starts_with("container:"))
+                .map(|v| v.split(':').next().unwrap_or_default().to_string()),
+        )
+        .chain(
+            ["network_mode", "ipc", "pid"]
+                .iter()
+                .filter_map(|k| string(svc, k))
+                .filter_map(|v| v.strip_prefix("service:").map(str::to_string)),
+        );
+    for dep in implied {
+        if dep != service {
+            out.entry(dep).or_insert_with(|| started.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Checks the references between the enabled `services` (`disabled`: the
@@ -74,6 +101,14 @@ pub(super) fn check(
 ) -> Result<(), LoadError> {
     let names: BTreeSet<String> = services.keys().map(|k| k.to_string()).collect();
     for (sname, s) in services.iter_mut() {
+        if let Some(NetworkMode::Service(other)) = &s.network_mode
+            && !names.contains(other)
+        {
+            return Err(LoadError::service(
+                sname,
+                format!("network_mode: service:{other} names no enabled service"),
+            ));
+        }
         let mut dropped = Vec::new();
         for (dep, d) in &s.depends_on {
             if names.contains(dep) {
@@ -101,14 +136,6 @@ pub(super) fn check(
                 "service {sname:?}: optional dependency {d:?} is not enabled, ignoring it"
             ));
             s.depends_on.shift_remove(&d);
-        }
-        if let Some(NetworkMode::Service(other)) = &s.network_mode
-            && !names.contains(other)
-        {
-            return Err(LoadError::service(
-                sname,
-                format!("network_mode: service:{other} names no enabled service"),
-            ));
         }
     }
     check_cycles(services)

@@ -2,11 +2,12 @@
 //! directory, later files over earlier ones), then `environment:` over them;
 //! a bare `KEY` takes its value from the project environment.
 
-use docker_compose_types as dct;
 use indexmap::IndexMap;
 use serde_norway::Value;
 
-use super::values::{raw_string, single, split_kv};
+use serde_norway::Mapping;
+
+use super::values::{get, key_values as pairs, scalar as raw_string};
 use crate::context::Ctx;
 use crate::dotenv;
 use crate::error::LoadError;
@@ -90,26 +91,42 @@ pub fn env_file_entries(v: &Value) -> Result<Vec<EnvFileEntry>, String> {
 pub(super) fn environment(
     ctx: &mut Ctx,
     service: &str,
-    env_file: Option<&Value>,
-    environment: &dct::Environment,
+    svc: &Mapping,
 ) -> Result<IndexMap<String, String>, LoadError> {
     let mut out = IndexMap::new();
-    if let Some(f) = env_file {
+    if let Some(f) = get(svc, "env_file") {
         out = env_files(ctx, service, f)?;
     }
-    match environment {
-        dct::Environment::List(l) => key_values(ctx, l.iter().map(|e| split_kv(e)), &mut out),
-        dct::Environment::KvPair(m) => key_values(
-            ctx,
-            m.iter().map(|(k, v)| (k.clone(), v.as_ref().map(single))),
-            &mut out,
-        ),
+    key_values(ctx, pairs(svc, "environment").into_iter(), &mut out);
+    Ok(out)
+}
+
+/// `label_file:`: labels from files in `.env` syntax (values are not looked
+/// up in the environment); `labels:` win over them.
+pub(super) fn label_files(
+    ctx: &mut Ctx,
+    service: &str,
+    svc: &Mapping,
+) -> Result<IndexMap<String, String>, LoadError> {
+    let mut out = IndexMap::new();
+    for file in super::values::strings(svc, "label_file") {
+        let path = resolve_path(&ctx.project_dir, &file, &ctx.env);
+        let shown = ctx.show(&path);
+        let text = ctx.source.read(&path).map_err(|e| {
+            LoadError::service(service, format!("label_file {shown}: cannot read it: {e}"))
+        })?;
+        let found = dotenv::parse(&text).map_err(|e| LoadError::EnvFile {
+            file: shown.clone(),
+            line: Some(e.line),
+            message: e.message,
+        })?;
+        for (k, v) in found {
+            out.insert(k, v.unwrap_or_default());
+        }
     }
     Ok(out)
 }
 
-/// Reads `env_file:` entries (relative to the project directory), later
-/// files over earlier ones.
 fn env_files(
     ctx: &mut Ctx,
     service: &str,

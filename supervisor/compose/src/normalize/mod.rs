@@ -15,6 +15,7 @@
 mod depends;
 mod env;
 mod networks;
+mod options;
 mod ports;
 mod resources;
 mod secrets;
@@ -26,13 +27,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde_norway::Value;
+use serde_norway::{Mapping, Value};
 
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::Project;
 use crate::name::{ProjectName, ServiceName};
-use crate::typed;
 pub use env::{EnvFileEntry, EnvFileFormat, env_file_entries};
 pub use ports::parse_port;
 use service::Top;
@@ -82,18 +82,31 @@ pub(crate) fn project(
     cli_name: Option<&ProjectName>,
     profiles: &[String],
 ) -> Result<Project, LoadError> {
-    let t = typed::parse(merged)?;
+    let mut merged = merged;
+    crate::yaml::strip_tags(&mut merged);
+    let Value::Mapping(top_level) = merged else {
+        return Err(LoadError::project("the compose file must be a mapping"));
+    };
+    let section = |key: &str| -> Result<Mapping, LoadError> {
+        match top_level.get(key) {
+            None | Some(Value::Null) => Ok(Mapping::new()),
+            Some(Value::Mapping(m)) => Ok(m.clone()),
+            Some(_) => Err(LoadError::project(format!(
+                "top-level {key}: must be a mapping of names to definitions"
+            ))),
+        }
+    };
     let name = project_name(
         cli_name,
         ctx.env.get("COMPOSE_PROJECT_NAME").map(String::as_str),
-        t.compose.name.as_deref(),
+        top_level.get("name").and_then(values::scalar).as_deref(),
         &ctx.project_dir,
     )?;
 
-    let mut networks = networks::top_level(&name, &t.compose.networks, &t.ipam);
-    let volumes = volumes::top_level(&name, &t.compose.volumes);
-    let secrets = secrets::file_objects(ctx, "secrets", &t.secrets)?;
-    let configs = secrets::file_objects(ctx, "configs", &t.configs)?;
+    let mut networks = networks::top_level(&name, &section("networks")?);
+    let volumes = volumes::top_level(&name, &section("volumes")?);
+    let secrets = secrets::file_objects(ctx, "secrets", &section("secrets")?)?;
+    let configs = secrets::file_objects(ctx, "configs", &section("configs")?)?;
 
     let top = Top {
         project: &name,
@@ -104,15 +117,23 @@ pub(crate) fn project(
     };
     let mut services = IndexMap::new();
     let mut disabled = BTreeSet::new();
-    for (sname, ts) in t.services {
-        let sname: ServiceName = sname
+    let empty = Mapping::new();
+    for (sname, svc) in &section("services")? {
+        let sname: ServiceName = crate::keys::key_string(sname)
             .try_into()
             .map_err(|e: crate::name::NameError| LoadError::project(e.to_string()))?;
-        if !profile_enabled(&ts.svc.profiles, profiles) {
+        let svc = match svc {
+            Value::Mapping(m) => m,
+            Value::Null => &empty,
+            _ => {
+                return Err(LoadError::service(&sname, "must be a mapping of settings"));
+            }
+        };
+        if !profile_enabled(&values::strings(svc, "profiles"), profiles) {
             disabled.insert(sname);
             continue;
         }
-        let s = service::service(ctx, &top, &sname, ts)?;
+        let s = service::service(ctx, &top, &sname, svc)?;
         services.insert(sname, s);
     }
     services.sort_keys();

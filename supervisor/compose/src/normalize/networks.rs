@@ -2,104 +2,97 @@
 //! `network_mode:` or `networks:` (which must be declared at the top level),
 //! and the implicit `default` network.
 
-use docker_compose_types as dct;
 use indexmap::IndexMap;
-use serde_norway::Value;
+use serde_norway::{Mapping, Value};
 
-use super::values::{labels, opts_map, raw_string};
+use super::values::{boolean, engine_name, get, int, opt_bool, string, string_map, strings, sub};
 use crate::error::LoadError;
 use crate::model::{Ipam, IpamPool, Network, NetworkMode, Service, ServiceNetwork};
 use crate::name::ServiceName;
 
-/// The top-level `networks:`, in file order. The engine name is `name:`,
-/// else the key for an external network (or its `external.name`), else
-/// `<project>_<key>`. `ipam` comes raw from the typed parse.
-pub(super) fn top_level(
-    project: &str,
-    networks: &dct::ComposeNetworks,
-    ipam: &IndexMap<String, Value>,
-) -> IndexMap<String, Network> {
+/// The top-level `networks:`, in file order.
+pub(super) fn top_level(project: &str, networks: &Mapping) -> IndexMap<String, Network> {
+    let empty = Mapping::new();
     let mut out = IndexMap::new();
-    for (key, entry) in &networks.0 {
-        let n: Option<dct::NetworkSettings> = entry.clone().into();
-        let n = n.unwrap_or_default();
-        let (external, ext_name) = match &n.external {
-            Some(dct::ComposeNetwork::Bool(b)) => (*b, None),
-            Some(dct::ComposeNetwork::Detailed(d)) => (true, Some(d.name.clone())),
-            None => (false, None),
-        };
-        let engine_name = match (external, n.name.clone()) {
-            (_, Some(given)) => given,
-            (true, None) => ext_name.unwrap_or_else(|| key.clone()),
-            (false, None) => format!("{project}_{key}"),
-        };
-        let ipam = ipam.get(key).map(|raw| Ipam {
-            driver: raw.get("driver").and_then(raw_string),
-            config: match raw.get("config") {
+    for (key, entry) in networks {
+        let key = crate::keys::key_string(key);
+        let n = entry.as_mapping().unwrap_or(&empty);
+        let (name, external) = engine_name(project, &key, n);
+        let ipam = sub(n, "ipam").map(|i| Ipam {
+            driver: string(i, "driver"),
+            config: match get(i, "config") {
                 Some(Value::Sequence(pools)) => pools
                     .iter()
+                    .filter_map(Value::as_mapping)
                     .map(|p| IpamPool {
-                        subnet: p.get("subnet").and_then(raw_string),
-                        gateway: p.get("gateway").and_then(raw_string),
-                        ip_range: p.get("ip_range").and_then(raw_string),
-                        ..Default::default()
+                        subnet: string(p, "subnet"),
+                        gateway: string(p, "gateway"),
+                        ip_range: string(p, "ip_range"),
+                        aux_addresses: string_map(p, "aux_addresses"),
                     })
                     .collect(),
                 _ => Vec::new(),
             },
-            ..Default::default()
+            options: string_map(i, "options"),
         });
         out.insert(
-            key.clone(),
+            key,
             Network {
-                name: engine_name,
-                driver: n.driver.clone(),
-                driver_opts: opts_map(&n.driver_opts),
-                internal: n.internal,
+                name,
+                driver: string(n, "driver"),
+                driver_opts: string_map(n, "driver_opts"),
+                internal: boolean(n, "internal"),
                 external,
-                enable_ipv6: n.enable_ipv6,
+                enable_ipv6: boolean(n, "enable_ipv6"),
+                enable_ipv4: opt_bool(n, "enable_ipv4").filter(|on| !on),
+                attachable: boolean(n, "attachable"),
                 ipam,
-                labels: labels(&n.labels),
-                ..Default::default()
+                labels: string_map(n, "labels"),
             },
         );
     }
     out
 }
 
+/// One entry of a service's `networks:` mapping.
+fn service_network(m: &Mapping) -> ServiceNetwork {
+    ServiceNetwork {
+        aliases: strings(m, "aliases"),
+        ipv4_address: string(m, "ipv4_address"),
+        ipv6_address: string(m, "ipv6_address"),
+        priority: int(m, "priority"),
+        gw_priority: int(m, "gw_priority"),
+        link_local_ips: strings(m, "link_local_ips"),
+        driver_opts: string_map(m, "driver_opts"),
+        mac_address: string(m, "mac_address"),
+        interface_name: string(m, "interface_name"),
+    }
+}
+
 /// A service's `network_mode:` and `networks:` (one or the other). Without
 /// either, the service is on the `default` network.
 pub(super) fn service_networks(
     service: &str,
-    network_mode: Option<&str>,
-    networks: &dct::Networks,
+    svc: &Mapping,
     declared: &IndexMap<String, Network>,
 ) -> Result<(Option<NetworkMode>, IndexMap<String, ServiceNetwork>), LoadError> {
     let err = |m: String| LoadError::service(service, m);
-    let mode = network_mode
+    let mode = string(svc, "network_mode")
         .map(|m| m.parse::<NetworkMode>().map_err(err))
         .transpose()?;
-    let nets: IndexMap<String, ServiceNetwork> = match networks {
-        dct::Networks::Simple(l) => l
-            .iter()
-            .map(|n| (n.clone(), ServiceNetwork::default()))
+    let nets: IndexMap<String, ServiceNetwork> = match get(svc, "networks") {
+        Some(Value::Sequence(_)) => strings(svc, "networks")
+            .into_iter()
+            .map(|n| (n, ServiceNetwork::default()))
             .collect(),
-        dct::Networks::Advanced(a) => {
-            a.0.iter()
-                .map(|(k, v)| {
-                    let sn = match v {
-                        dct::MapOrEmpty::Map(m) => ServiceNetwork {
-                            aliases: m.aliases.clone(),
-                            ipv4_address: m.ipv4_address.clone(),
-                            ipv6_address: m.ipv6_address.clone(),
-                            ..Default::default()
-                        },
-                        dct::MapOrEmpty::Empty => ServiceNetwork::default(),
-                    };
-                    (k.clone(), sn)
-                })
-                .collect()
-        }
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let sn = v.as_mapping().map(service_network).unwrap_or_default();
+                (crate::keys::key_string(k), sn)
+            })
+            .collect(),
+        _ => IndexMap::new(),
     };
     let mut out = IndexMap::new();
     if mode.is_some() {

@@ -3,7 +3,7 @@
 
 use serde_norway::Value;
 
-use super::values::raw_string;
+use super::values::scalar as raw_string;
 use crate::error::LoadError;
 use crate::model::Port;
 
@@ -113,7 +113,8 @@ pub(super) fn ports(service: &str, v: Option<&Value>) -> Result<Vec<Port>, LoadE
                         .get("protocol")
                         .and_then(raw_string)
                         .unwrap_or_else(|| "tcp".into()),
-                    ..Default::default()
+                    name: m.get("name").and_then(raw_string),
+                    app_protocol: m.get("app_protocol").and_then(raw_string),
                 });
             }
             other => {

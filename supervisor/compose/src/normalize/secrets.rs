@@ -1,11 +1,12 @@
 //! `secrets:` and `configs:` (they share their syntax): the top-level
-//! file-backed objects, and a service's references to them, short or long
-//! form, checked against the declared ones.
+//! objects (`file:`, `environment:`, or for configs `content:`), and a
+//! service's references to them, short or long form, checked against the
+//! declared ones.
 
 use indexmap::IndexMap;
 use serde_norway::{Mapping, Value};
 
-use super::values::raw_string;
+use super::values::{file_mode, scalar, string};
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::{FileObject, FileRef};
@@ -19,61 +20,40 @@ pub(super) fn file_refs(
     declared: &IndexMap<String, FileObject>,
 ) -> Result<Vec<FileRef>, LoadError> {
     let Some(Value::Sequence(items)) = v else {
-        return match v {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(_) => Err(LoadError::service(
-                service,
-                format!("{key}: expected a list"),
-            )),
-        };
+        return Ok(Vec::new());
     };
-    let default_target = |s: &str| {
-        if key == "secrets" {
-            format!("/run/secrets/{s}")
+    let in_dir = |t: &str| {
+        if t.starts_with('/') {
+            t.to_string()
+        } else if key == "secrets" {
+            format!("/run/secrets/{t}")
         } else {
-            format!("/{s}")
+            format!("/{t}")
         }
     };
     let mut out = Vec::new();
     for item in items {
         let r = match item {
-            Value::String(s) => FileRef {
-                source: s.clone(),
-                target: default_target(s),
-                mode: None,
-                ..Default::default()
-            },
             Value::Mapping(m) => {
-                let source = m.get("source").and_then(raw_string).ok_or_else(|| {
+                let source = string(m, "source").ok_or_else(|| {
                     LoadError::service(service, format!("{key}: every entry needs source:"))
                 })?;
-                let target = match m.get("target").and_then(raw_string) {
-                    Some(t) if t.starts_with('/') => t,
-                    Some(t) if key == "secrets" => format!("/run/secrets/{t}"),
-                    Some(t) => format!("/{t}"),
-                    None => default_target(&source),
-                };
-                let mode = match m.get("mode") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::Number(n)) => n.as_u64().map(|n| n as u32),
-                    Some(Value::String(s)) => Some(
-                        u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| {
-                            LoadError::service(
-                                service,
-                                format!("{key}: mode {s:?} must be octal, e.g. 0440"),
-                            )
-                        })?,
-                    ),
-                    Some(_) => None,
-                };
                 FileRef {
+                    target: in_dir(&string(m, "target").unwrap_or_else(|| source.clone())),
+                    mode: file_mode(service, &format!("{key}.{source}.mode"), m.get("mode"))?,
+                    uid: string(m, "uid"),
+                    gid: string(m, "gid"),
                     source,
-                    target,
-                    mode,
+                }
+            }
+            other => {
+                let source = scalar(other).unwrap_or_default();
+                FileRef {
+                    target: in_dir(&source),
+                    source,
                     ..Default::default()
                 }
             }
-            _ => return Err(LoadError::service(service, format!("{key}: invalid entry"))),
         };
         if !declared.contains_key(&r.source) {
             return Err(LoadError::service(
@@ -90,6 +70,9 @@ pub(super) fn file_refs(
     Ok(out)
 }
 
+/// The top-level `secrets:`/`configs:`: each needs exactly one of `file:`,
+/// `environment:` (read now, from the load's environment) and, for configs,
+/// `content:`.
 pub(super) fn file_objects(
     ctx: &Ctx,
     key: &str,
@@ -98,18 +81,55 @@ pub(super) fn file_objects(
     let mut out = IndexMap::new();
     for (k, v) in m {
         let name = crate::keys::key_string(k);
-        let file = v.get("file").and_then(raw_string).ok_or_else(|| {
-            LoadError::project(format!(
-                "{key}.{name}: only file-backed {key} are supported: set file: PATH"
-            ))
-        })?;
-        out.insert(
-            name,
-            FileObject {
+        let empty = Mapping::new();
+        let v = v.as_mapping().unwrap_or(&empty);
+        let err = |m: String| LoadError::project(format!("{key}.{name}: {m}"));
+        let file = string(v, "file");
+        let environment = string(v, "environment");
+        let content = string(v, "content");
+        if key == "secrets" && content.is_some() {
+            return Err(err(
+                "content: is for configs; a secret comes from file: or environment:".into(),
+            ));
+        }
+        let object = match (file, environment, content) {
+            (Some(file), None, None) => FileObject {
                 file: Some(resolve_path(&ctx.project_dir, &file, &ctx.env)),
                 ..Default::default()
             },
-        );
+            (None, Some(var), None) => {
+                let value = ctx.env.get(&var).cloned().ok_or_else(|| {
+                    err(format!(
+                        "environment: the variable {var} is not set (set it, or put it in .env)"
+                    ))
+                })?;
+                FileObject {
+                    content: Some(value),
+                    environment: Some(var),
+                    ..Default::default()
+                }
+            }
+            (None, None, Some(text)) => FileObject {
+                content: Some(text),
+                ..Default::default()
+            },
+            (None, None, None) => {
+                return Err(err(format!(
+                    "set one of file: PATH or environment: VARIABLE{}",
+                    if key == "configs" {
+                        " or content: TEXT"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            _ => {
+                return Err(err(
+                    "set only one of file:, environment: and content:".into()
+                ));
+            }
+        };
+        out.insert(name, object);
     }
     out.sort_keys();
     Ok(out)

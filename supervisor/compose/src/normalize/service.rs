@@ -1,27 +1,26 @@
-//! One service, from its typed parse to [`Service`]. The image and build,
-//! commands, healthcheck, restart policy, replicas and the container's runtime
-//! options are read here; the environment, ports, mounts, networks,
-//! dependencies, resources and secrets/configs by their own modules.
+//! One service, from its merged YAML mapping to [`Service`]. The image and
+//! build, commands, healthcheck, restart policy, replicas and images' pull
+//! policy are read here; the environment, ports, mounts, networks,
+//! dependencies, resources, secrets/configs and the container's runtime
+//! options by their own modules.
 //!
 //! [`service`] reads the keys in a fixed order, and the first error found is
 //! the one reported: keep that order when adding a key.
 
 use std::path::PathBuf;
 
-use docker_compose_types as dct;
 use indexmap::IndexMap;
-use serde_norway::Mapping;
+use serde_norway::{Mapping, Value};
 
 use super::values::{
-    duration, labels, opts_map, raw_int, raw_list, raw_string, single, size, split_kv,
+    boolean, duration, get, int, opt_bool, size, string, string_map, strings, sub,
 };
-use super::{depends, env, networks, ports, resources, secrets, volumes};
+use super::{depends, env, networks, options, ports, resources, secrets, volumes};
 use crate::context::Ctx;
 use crate::error::LoadError;
 use crate::model::*;
 use crate::paths::resolve_path;
 use crate::shell;
-use crate::typed::TypedService;
 
 /// The top-level objects of the project, which services refer to.
 pub(super) struct Top<'a> {
@@ -37,9 +36,8 @@ pub(super) fn service(
     ctx: &mut Ctx,
     top: &Top<'_>,
     name: &str,
-    ts: TypedService,
+    s: &Mapping,
 ) -> Result<Service, LoadError> {
-    let TypedService { svc: s, raw } = ts;
     let err = |m: String| LoadError::service(name, m);
     let mut out = Service {
         replicas: 1,
@@ -47,202 +45,211 @@ pub(super) fn service(
     };
 
     // Image and build.
-    out.build = build(ctx, s.build_.as_ref());
-    out.image = match (&s.image, &out.build) {
-        (Some(i), _) => Some(i.clone()),
+    out.build = build(ctx, name, s)?;
+    out.image = match (string(s, "image"), &out.build) {
+        (Some(i), _) => Some(i),
         (None, Some(_)) => Some(format!("{}-{name}", top.project)),
         (None, None) => return Err(err("needs image: or build:".into())),
     };
+    out.pull_policy = string(s, "pull_policy")
+        .map(|p| p.parse().map_err(err))
+        .transpose()?;
+    if out.pull_policy == Some(PullPolicy::Build) && out.build.is_none() {
+        return Err(err("pull_policy: build needs a build: section".into()));
+    }
 
-    out.command = match &s.command {
-        None => None,
-        Some(dct::Command::Simple(c)) => command(name, "command", Some(c), None)?,
-        Some(dct::Command::Args(a)) => command(name, "command", None, Some(a))?,
-    };
-    out.entrypoint = match &s.entrypoint {
-        None => None,
-        Some(dct::Entrypoint::Simple(c)) => command(name, "entrypoint", Some(c), None)?,
-        Some(dct::Entrypoint::List(a)) => command(name, "entrypoint", None, Some(a))?,
-    };
+    out.command = command(name, "command", get(s, "command"))?;
+    out.entrypoint = command(name, "entrypoint", get(s, "entrypoint"))?;
 
-    out.environment = env::environment(ctx, name, raw.get("env_file"), &s.environment)?;
-    out.labels = labels(&s.labels);
+    out.environment = env::environment(ctx, name, s)?;
+    out.labels = env::label_files(ctx, name, s)?;
+    out.labels.extend(string_map(s, "labels"));
+    out.annotations = string_map(s, "annotations");
 
-    out.ports = ports::ports(name, raw.get("ports"))?;
-    out.expose = s.expose.clone();
+    out.ports = ports::ports(name, get(s, "ports"))?;
+    out.expose = strings(s, "expose");
 
-    out.volumes = volumes::mounts(ctx, name, &s.volumes, top.volumes)?;
-    out.tmpfs = volumes::tmpfs(s.tmpfs.as_ref());
+    out.volumes = volumes::mounts(ctx, name, s, top.volumes)?;
+    out.tmpfs = volumes::tmpfs(s);
+    out.volumes_from = strings(s, "volumes_from");
 
-    (out.network_mode, out.networks) =
-        networks::service_networks(name, s.network_mode.as_deref(), &s.networks, top.networks)?;
+    (out.network_mode, out.networks) = networks::service_networks(name, s, top.networks)?;
+    out.links = strings(s, "links");
+    out.external_links = strings(s, "external_links");
 
-    out.depends_on = depends::depends_on(name, &s.depends_on)?;
+    out.depends_on = depends::depends_on(name, s)?;
 
-    out.healthcheck = s
-        .healthcheck
-        .as_ref()
+    out.healthcheck = sub(s, "healthcheck")
         .map(|h| healthcheck(name, h))
         .transpose()?;
-    out.restart = match &s.restart {
-        Some(r) => r.parse().map_err(err)?,
-        None => RestartPolicy::No,
-    };
+    out.restart = restart(name, s)?;
 
-    out.resources = resources::resources(name, &s, &raw)?;
-    runtime_options(&mut out, name, &s, &raw)?;
+    out.resources = resources::resources(name, s)?;
+    out.ulimits = resources::ulimits(name, s)?;
+    out.device_requests = resources::device_requests(name, s)?;
+    options::runtime_options(&mut out, name, s)?;
+    out.post_start = options::hooks(ctx, name, s, "post_start")?;
+    out.pre_stop = options::hooks(ctx, name, s, "pre_stop")?;
 
-    out.secrets = secrets::file_refs(name, "secrets", raw.get("secrets"), top.secrets)?;
-    out.configs = secrets::file_refs(name, "configs", raw.get("configs"), top.configs)?;
-    out.profiles = s.profiles.clone();
-    out.replicas = replicas(name, &s, &raw)?;
+    out.secrets = secrets::file_refs(name, "secrets", get(s, "secrets"), top.secrets)?;
+    out.configs = secrets::file_refs(name, "configs", get(s, "configs"), top.configs)?;
+    out.profiles = strings(s, "profiles");
+    out.replicas = replicas(name, s)?;
+    out.attach = opt_bool(s, "attach");
     Ok(out)
 }
 
-/// `build:`: a context, or `{context, dockerfile, args, target}`. A local
-/// context is made absolute; a git context is kept as written.
-fn build(ctx: &Ctx, b: Option<&dct::BuildStep>) -> Option<Build> {
-    match b {
-        None => None,
-        Some(dct::BuildStep::Simple(c)) => Some(Build {
-            context: resolve_path(&ctx.project_dir, c, &ctx.env),
-            ..Default::default()
-        }),
-        Some(dct::BuildStep::Advanced(b)) => {
-            let mut args = IndexMap::new();
-            match &b.args {
-                None => {}
-                Some(dct::BuildArgs::Simple(a)) => {
-                    env::key_values(ctx, std::iter::once(split_kv(a)), &mut args)
-                }
-                Some(dct::BuildArgs::List(l)) => {
-                    env::key_values(ctx, l.iter().map(|a| split_kv(a)), &mut args)
-                }
-                Some(dct::BuildArgs::KvPair(m)) => {
-                    args = m.clone();
-                }
-            }
-            let context = if b.context.contains("://") || b.context.starts_with("git@") {
-                PathBuf::from(&b.context)
-            } else {
-                resolve_path(&ctx.project_dir, &b.context, &ctx.env)
-            };
-            Some(Build {
-                context,
-                dockerfile: b.dockerfile.clone(),
-                args,
-                target: b.target.clone(),
-                ..Default::default()
-            })
+/// `build:`: a context, or the long form. A local context is made absolute;
+/// a git context is kept as written.
+fn build(ctx: &Ctx, name: &str, s: &Mapping) -> Result<Option<Build>, LoadError> {
+    let context = |c: &str| {
+        if c.contains("://") || c.starts_with("git@") {
+            PathBuf::from(c)
+        } else {
+            resolve_path(&ctx.project_dir, c, &ctx.env)
         }
+    };
+    let b = match get(s, "build") {
+        None => return Ok(None),
+        Some(Value::Mapping(b)) => b,
+        Some(other) => {
+            let c = super::values::scalar(other).unwrap_or_default();
+            return Ok(Some(Build {
+                context: context(&c),
+                ..Default::default()
+            }));
+        }
+    };
+    let mut args = IndexMap::new();
+    env::key_values(
+        ctx,
+        super::values::key_values(b, "args").into_iter(),
+        &mut args,
+    );
+    let dockerfile_inline = string(b, "dockerfile_inline");
+    if dockerfile_inline.is_some() && string(b, "dockerfile").is_some() {
+        return Err(LoadError::service(
+            name,
+            "build: dockerfile and dockerfile_inline cannot be used together",
+        ));
     }
+    Ok(Some(Build {
+        context: context(&string(b, "context").unwrap_or_else(|| ".".into())),
+        dockerfile: string(b, "dockerfile"),
+        args,
+        target: string(b, "target"),
+        dockerfile_inline,
+        cache_from: strings(b, "cache_from"),
+        labels: string_map(b, "labels"),
+        network: string(b, "network"),
+        shm_size: size(name, "build.shm_size", string(b, "shm_size"))?,
+        extra_hosts: options::extra_hosts(name, b)?,
+        no_cache: boolean(b, "no_cache"),
+        pull: boolean(b, "pull"),
+        tags: strings(b, "tags"),
+        isolation: string(b, "isolation"),
+    }))
 }
 
 /// `command:`/`entrypoint:`: a string is split into words as a shell would.
-fn command(
+pub(super) fn command(
     service: &str,
     key: &str,
-    simple: Option<&String>,
-    list: Option<&Vec<String>>,
+    v: Option<&Value>,
 ) -> Result<Option<Vec<String>>, LoadError> {
-    if let Some(s) = simple {
-        return shell::split(s)
+    match v {
+        None => Ok(None),
+        Some(Value::Sequence(items)) => Ok(Some(
+            items.iter().filter_map(super::values::scalar).collect(),
+        )),
+        Some(v) => shell::split(&super::values::scalar(v).unwrap_or_default())
             .map(Some)
-            .map_err(|e| LoadError::service(service, format!("{key}: {e}")));
+            .map_err(|e| LoadError::service(service, format!("{key}: {e}"))),
     }
-    Ok(list.cloned())
 }
 
 /// `healthcheck:`: a string test runs in a shell; `disable: true` or a `NONE`
 /// test turns the image's healthcheck off.
-fn healthcheck(name: &str, h: &dct::Healthcheck) -> Result<Healthcheck, LoadError> {
-    let mut test = match &h.test {
+fn healthcheck(name: &str, h: &Mapping) -> Result<Healthcheck, LoadError> {
+    let mut test = match get(h, "test") {
         None => Vec::new(),
-        Some(dct::HealthcheckTest::Single(t)) => vec!["CMD-SHELL".to_string(), t.clone()],
-        Some(dct::HealthcheckTest::Multiple(l)) => l.clone(),
+        Some(Value::Sequence(_)) => strings(h, "test"),
+        Some(_) => vec![
+            "CMD-SHELL".to_string(),
+            string(h, "test").unwrap_or_default(),
+        ],
     };
-    let disable = h.disable || test.first().is_some_and(|t| t == "NONE");
+    let disable = boolean(h, "disable") || test.first().is_some_and(|t| t == "NONE");
     if disable {
         test = vec!["NONE".into()];
     }
+    let retries = match int(h, "retries") {
+        None => None,
+        Some(r) => Some(u32::try_from(r).map_err(|_| {
+            LoadError::service(name, format!("healthcheck.retries: {r} must be 0 or more"))
+        })?),
+    };
+    let d = |key: &str| duration(name, &format!("healthcheck.{key}"), string(h, key));
     Ok(Healthcheck {
         test,
-        interval: duration(name, "healthcheck.interval", &h.interval)?,
-        timeout: duration(name, "healthcheck.timeout", &h.timeout)?,
-        retries: (h.retries > 0).then_some(h.retries as u32),
-        start_period: duration(name, "healthcheck.start_period", &h.start_period)?,
-        start_interval: duration(name, "healthcheck.start_interval", &h.start_interval)?,
+        interval: d("interval")?,
+        timeout: d("timeout")?,
+        retries: retries.filter(|r| *r > 0),
+        start_period: d("start_period")?,
+        start_interval: d("start_interval")?,
         disable,
     })
 }
 
-/// What the container runs with: capabilities and devices, user and
-/// identity, hosts and DNS, sysctls and ulimits, stopping, terminal, logging,
-/// namespaces, platform.
-fn runtime_options(
-    out: &mut Service,
-    name: &str,
-    s: &dct::Service,
-    raw: &Mapping,
-) -> Result<(), LoadError> {
-    out.cap_add = s.cap_add.clone();
-    out.cap_drop = s.cap_drop.clone();
-    out.devices = s.devices.clone();
-    out.privileged = s.privileged;
-    out.user = s.user.clone();
-    out.working_dir = s.working_dir.clone();
-    out.hostname = s.hostname.clone();
-    out.domainname = s.domainname.clone();
-    out.extra_hosts = s
-        .extra_hosts
-        .iter()
-        .map(|h| match h.split_once('=') {
-            Some((k, v)) => format!("{k}:{v}"),
-            None => h.clone(),
-        })
-        .collect();
-    out.dns = s.dns.clone();
-    out.dns_search = raw_list(raw.get("dns_search"));
-    out.sysctls = match &s.sysctls {
-        dct::SysCtls::List(l) => l
-            .iter()
-            .map(|e| {
-                let (k, v) = split_kv(e);
-                (k, v.unwrap_or_default())
-            })
-            .collect(),
-        dct::SysCtls::Map(m) => opts_map(m),
+/// `restart:`, else `deploy.restart_policy` mapped to the engine's policy as
+/// docker compose v2 maps it (`none` -> `no`, `on-failure` with
+/// `max_attempts`, `any` -> `always`).
+fn restart(name: &str, s: &Mapping) -> Result<RestartPolicy, LoadError> {
+    let err = |m: String| LoadError::service(name, m);
+    if let Some(r) = string(s, "restart") {
+        return r.parse().map_err(err);
+    }
+    let Some(p) = sub(s, "deploy").and_then(|d| sub(d, "restart_policy")) else {
+        return Ok(RestartPolicy::No);
     };
-    out.ulimits = resources::ulimits(name, &s.ulimits)?;
-    out.stop_signal = s.stop_signal.clone();
-    out.stop_grace_period = duration(name, "stop_grace_period", &s.stop_grace_period)?;
-    out.init = s.init;
-    out.read_only = s.read_only;
-    out.tty = s.tty;
-    out.stdin_open = s.stdin_open;
-    out.shm_size = size(name, "shm_size", s.shm_size.clone())?;
-    out.logging = s.logging.as_ref().map(|l| Logging {
-        driver: l.driver.clone(),
-        options: l
-            .options
-            .as_ref()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), single(v))).collect())
-            .unwrap_or_default(),
-    });
-    out.security_opt = s.security_opt.clone();
-    out.pid = s.pid.clone();
-    out.ipc = s.ipc.clone();
-    out.container_name = s.container_name.clone();
-    out.platform = raw.get("platform").and_then(raw_string);
-    Ok(())
+    let attempts = int(p, "max_attempts").unwrap_or(0);
+    let attempts = u32::try_from(attempts).map_err(|_| {
+        err(format!(
+            "deploy.restart_policy.max_attempts: {attempts} must be 0 or more"
+        ))
+    })?;
+    match string(p, "condition").as_deref() {
+        None | Some("any") => Ok(RestartPolicy::Always),
+        Some("none") => Ok(RestartPolicy::No),
+        Some("on-failure") => Ok(RestartPolicy::OnFailure(attempts)),
+        Some(other) => Err(err(format!(
+            "deploy.restart_policy.condition: unknown condition {other:?}: expected none, on-failure or any"
+        ))),
+    }
 }
 
-/// `scale:`, else `deploy.replicas`, else 1.
-fn replicas(name: &str, s: &dct::Service, raw: &Mapping) -> Result<u32, LoadError> {
-    let replicas = match raw_int(name, "scale", raw.get("scale"))? {
-        Some(n) => Some(n),
-        None => s.deploy.as_ref().and_then(|d| d.replicas),
-    };
+/// `scale:`, else `deploy.replicas`, else 1. `deploy.mode: global` means one
+/// container on a single engine.
+fn replicas(name: &str, s: &Mapping) -> Result<u32, LoadError> {
+    let deploy = sub(s, "deploy");
+    let replicas = int(s, "scale").or_else(|| deploy.and_then(|d| int(d, "replicas")));
+    match deploy.and_then(|d| string(d, "mode")).as_deref() {
+        None | Some("replicated") => {}
+        Some("global") => {
+            if replicas.is_some_and(|r| r != 1) {
+                return Err(LoadError::service(
+                    name,
+                    "deploy.mode: global runs one container per engine; remove replicas",
+                ));
+            }
+        }
+        Some(other) => {
+            return Err(LoadError::service(
+                name,
+                format!("deploy.mode: unknown mode {other:?}: expected replicated or global"),
+            ));
+        }
+    }
     match replicas {
         None => Ok(1),
         Some(n) => u32::try_from(n)

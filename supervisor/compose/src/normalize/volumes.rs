@@ -5,53 +5,33 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use docker_compose_types as dct;
 use indexmap::IndexMap;
+use serde_norway::{Mapping, Value};
 
-use super::values::{labels, opts_map};
+use super::values::{
+    boolean, engine_name, file_mode, get, opt_bool, scalar, size, string, string_map, strings, sub,
+};
 use crate::context::Ctx;
 use crate::error::LoadError;
-use crate::model::{ByteSize, Mount, MountKind, Volume};
-use crate::paths::resolve_path;
+use crate::model::{BindOptions, Mount, MountKind, Volume, VolumeOptions};
+use crate::paths::{clean, resolve_path};
 
-/// The top-level `volumes:`, sorted by key. The engine name is `name:`, else
-/// the key for an external volume (or its `external.name`), else
-/// `<project>_<key>`.
-pub(super) fn top_level(project: &str, volumes: &dct::TopLevelVolumes) -> IndexMap<String, Volume> {
+/// The top-level `volumes:`, sorted by key.
+pub(super) fn top_level(project: &str, volumes: &Mapping) -> IndexMap<String, Volume> {
+    let empty = Mapping::new();
     let mut out = IndexMap::new();
-    for (key, entry) in &volumes.0 {
-        let v: Option<dct::ComposeVolume> = entry.clone().into();
-        let (external, ext_name, given, driver, driver_opts, vlabels) = match &v {
-            None => (false, None, None, None, IndexMap::new(), IndexMap::new()),
-            Some(v) => {
-                let (external, ext_name) = match &v.external {
-                    Some(dct::ExternalVolume::Bool(b)) => (*b, None),
-                    Some(dct::ExternalVolume::Name { name }) => (true, Some(name.clone())),
-                    None => (false, None),
-                };
-                (
-                    external,
-                    ext_name,
-                    v.name.clone(),
-                    v.driver.clone(),
-                    opts_map(&v.driver_opts),
-                    labels(&v.labels),
-                )
-            }
-        };
-        let engine_name = match (external, given) {
-            (_, Some(g)) => g,
-            (true, None) => ext_name.unwrap_or_else(|| key.clone()),
-            (false, None) => format!("{project}_{key}"),
-        };
+    for (key, entry) in volumes {
+        let key = crate::keys::key_string(key);
+        let v = entry.as_mapping().unwrap_or(&empty);
+        let (name, external) = engine_name(project, &key, v);
         out.insert(
-            key.clone(),
+            key,
             Volume {
-                name: engine_name,
-                driver,
-                driver_opts,
+                name,
+                driver: string(v, "driver"),
+                driver_opts: string_map(v, "driver_opts"),
                 external,
-                labels: vlabels,
+                labels: string_map(v, "labels"),
             },
         );
     }
@@ -63,17 +43,23 @@ pub(super) fn top_level(project: &str, volumes: &dct::TopLevelVolumes) -> IndexM
 pub(super) fn mounts(
     ctx: &Ctx,
     service: &str,
-    list: &[dct::Volumes],
+    svc: &Mapping,
     declared: &IndexMap<String, Volume>,
 ) -> Result<Vec<Mount>, LoadError> {
     let err = |m: String| LoadError::service(service, m);
+    let Some(Value::Sequence(list)) = get(svc, "volumes") else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for v in list {
         let m = match v {
-            dct::Volumes::Simple(spec) => {
-                parse_volume(spec, &ctx.project_dir, &ctx.env).map_err(err)?
-            }
-            dct::Volumes::Advanced(a) => long_mount(ctx, a).map_err(err)?,
+            Value::Mapping(long) => long_mount(ctx, service, long)?,
+            other => parse_volume(
+                &scalar(other).unwrap_or_default(),
+                &ctx.project_dir,
+                &ctx.env,
+            )
+            .map_err(err)?,
         };
         if m.kind == MountKind::Volume
             && let Some(src) = &m.source
@@ -88,48 +74,89 @@ pub(super) fn mounts(
     Ok(out)
 }
 
-/// A long `volumes:` entry: `{type: volume|bind|tmpfs, source, target, ...}`.
-fn long_mount(ctx: &Ctx, a: &dct::AdvancedVolumes) -> Result<Mount, String> {
-    let kind = match a._type.as_str() {
+/// A container path as compose writes it: cleaned lexically (`/data/` and
+/// `/data/./` are `/data`).
+pub(super) fn container_path(p: &str) -> String {
+    clean(Path::new(p)).display().to_string()
+}
+
+/// A long `volumes:` entry: `{type, source, target, read_only, bind, volume,
+/// tmpfs, image}`.
+fn long_mount(ctx: &Ctx, service: &str, a: &Mapping) -> Result<Mount, LoadError> {
+    let err = |m: String| LoadError::service(service, m);
+    let target = string(a, "target")
+        .map(|t| container_path(&t))
+        .ok_or_else(|| err("volumes: every long entry needs target: PATH".into()))?;
+    let kind = match string(a, "type").as_deref().unwrap_or("volume") {
         "volume" => MountKind::Volume,
         "bind" => MountKind::Bind,
         "tmpfs" => MountKind::Tmpfs,
+        "image" => MountKind::Image,
+        "npipe" => MountKind::Npipe,
+        "cluster" => {
+            return Err(err(format!(
+                "volumes: {target}: cluster volumes need swarm: use volume, bind, tmpfs or image"
+            )));
+        }
         other => {
-            return Err(format!(
-                "volume type {other:?} is not supported: use volume, bind or tmpfs"
-            ));
+            return Err(err(format!(
+                "volumes: {target}: type {other:?} is unknown: use volume, bind, tmpfs, image or npipe"
+            )));
         }
     };
-    let source = match (kind, &a.source) {
+    let source = string(a, "source").filter(|s| !s.is_empty());
+    let source = match (kind, source) {
         (MountKind::Bind, Some(src)) => Some(
-            resolve_path(&ctx.project_dir, src, &ctx.env)
+            resolve_path(&ctx.project_dir, &src, &ctx.env)
                 .display()
                 .to_string(),
         ),
-        (MountKind::Bind, None) => {
-            return Err(format!("bind mount to {} needs source:", a.target));
+        (MountKind::Bind | MountKind::Image | MountKind::Npipe, None) => {
+            return Err(err(format!("volumes: {target}: this mount needs source:")));
         }
-        (MountKind::Volume, src) => src.clone().filter(|s| !s.is_empty()),
         (MountKind::Tmpfs, _) => None,
-        (MountKind::Image | MountKind::Npipe, src) => src.clone(),
+        (_, src) => src,
     };
+    let tmpfs = sub(a, "tmpfs");
+    let bind = sub(a, "bind").map(|b| BindOptions {
+        propagation: string(b, "propagation"),
+        create_host_path: opt_bool(b, "create_host_path"),
+        selinux: string(b, "selinux"),
+    });
+    let volume = sub(a, "volume").map(|v| VolumeOptions {
+        nocopy: boolean(v, "nocopy"),
+        subpath: string(v, "subpath"),
+    });
+    let image_subpath = sub(a, "image").and_then(|i| string(i, "subpath"));
     Ok(Mount {
         kind,
         source,
-        target: a.target.clone(),
-        read_only: a.read_only,
-        tmpfs_size: a.tmpfs.as_ref().map(|t| ByteSize(t.size)),
-        ..Default::default()
+        read_only: boolean(a, "read_only"),
+        tmpfs_size: size(
+            service,
+            &format!("volumes.{target}.tmpfs.size"),
+            tmpfs.and_then(|t| string(t, "size")),
+        )?,
+        tmpfs_mode: file_mode(
+            service,
+            &format!("volumes.{target}.tmpfs.mode"),
+            tmpfs.and_then(|t| get(t, "mode")),
+        )?,
+        bind: bind.filter(|b| *b != BindOptions::default()),
+        volume: match (volume, image_subpath) {
+            (v, Some(subpath)) => Some(VolumeOptions {
+                subpath: Some(subpath),
+                ..v.unwrap_or_default()
+            }),
+            (v, None) => v.filter(|v| *v != VolumeOptions::default()),
+        },
+        target,
     })
 }
 
 /// `tmpfs:`: one path or a list.
-pub(super) fn tmpfs(t: Option<&dct::Tmpfs>) -> Vec<String> {
-    match t {
-        None => Vec::new(),
-        Some(dct::Tmpfs::Simple(t)) => vec![t.clone()],
-        Some(dct::Tmpfs::List(l)) => l.clone(),
-    }
+pub(super) fn tmpfs(svc: &Mapping) -> Vec<String> {
+    strings(svc, "tmpfs")
 }
 
 /// Parses a short volume (`[SOURCE:]TARGET[:MODE]`). Sources starting with
@@ -156,7 +183,25 @@ pub fn parse_volume(
             "invalid volume {spec:?}: the container path {target:?} must be absolute"
         ));
     }
-    let read_only = mode.split(',').any(|m| m == "ro");
+    let mut read_only = false;
+    let mut bind = BindOptions::default();
+    let mut volume = VolumeOptions::default();
+    for opt in mode.split(',').filter(|o| !o.is_empty()) {
+        match opt {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "z" | "Z" => bind.selinux = Some(opt.to_string()),
+            "nocopy" => volume.nocopy = true,
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                bind.propagation = Some(opt.to_string())
+            }
+            other => {
+                return Err(format!(
+                    "invalid volume {spec:?}: unknown option {other:?} (ro, rw, z, Z, nocopy or a propagation)"
+                ));
+            }
+        }
+    }
     let (kind, source) = match source {
         None => (MountKind::Volume, None),
         Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => (
@@ -165,12 +210,16 @@ pub fn parse_volume(
         ),
         Some(s) => (MountKind::Volume, Some(s.to_string())),
     };
+    // Compose creates a missing bind source for the short syntax.
+    let bind = (kind == MountKind::Bind && bind != BindOptions::default()).then_some(bind);
+    let volume = (kind == MountKind::Volume && volume.nocopy).then_some(volume);
     Ok(Mount {
         kind,
         source,
-        target: target.to_string(),
+        target: container_path(target),
         read_only,
-        tmpfs_size: None,
+        bind,
+        volume,
         ..Default::default()
     })
 }

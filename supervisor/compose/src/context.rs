@@ -155,6 +155,10 @@ impl Ctx {
                 self.warn(format!("{place}: {}: {message}", display_path(&issue.path)));
             }
         }
+        errors.sort_by_key(|e| match e {
+            LoadError::Invalid { line, .. } => line.unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        });
         match errors.len() {
             0 => {}
             1 => return Err(errors.remove(0)),

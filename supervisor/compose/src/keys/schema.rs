@@ -276,6 +276,7 @@ pub const SERVICE: Schema = Keys(&[
     ("dns", StrOrList),
     ("dns_search", StrOrList),
     ("dns_opt", STR_LIST),
+    ("group_add", STR_LIST),
     ("sysctls", KeyValues),
     ("ulimits", Dict(&ULIMIT)),
     ("stop_signal", Str),

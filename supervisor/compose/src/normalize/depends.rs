@@ -18,8 +18,8 @@ use crate::name::ServiceName;
 /// A service's `depends_on:`: a list of names (started, required), or a
 /// mapping of names to `{condition, restart, required}`; then the
 /// dependencies other keys imply, as compose adds them: `links`,
-/// `volumes_from: SERVICE`, and `network_mode`, `ipc` or `pid` set to
-/// `service:NAME`.
+/// `volumes_from: SERVICE`, and `network_mode`, `ipc`, `pid`, `uts` or
+/// `cgroup` set to `service:NAME`.
 pub(super) fn depends_on(
     service: &str,
     svc: &Mapping,
@@ -68,24 +68,28 @@ pub(super) fn depends_on(
         }
         _ => {}
     }
-    let implied = strings(svc, "links")
+    // As compose-go adds them: links and shared namespaces restart with
+    // the service they name, volumes_from does not.
+    let named = |v: String| v.split(':').next().unwrap_or_default().to_string();
+    let restarting = strings(svc, "links").into_iter().map(named).chain(
+        ["network_mode", "ipc", "pid", "uts", "cgroup"]
+            .iter()
+            .filter_map(|k| string(svc, k))
+            .filter_map(|v| v.strip_prefix("service:").map(str::to_string)),
+    );
+    let mounting = strings(svc, "volumes_from")
         .into_iter()
-        .map(|l| l.split(':').next().unwrap_or_default().to_string())
-        .chain(
-            strings(svc, "volumes_from")
-                .into_iter()
-                .filter(|v| !v.starts_with("container:"))
-                .map(|v| v.split(':').next().unwrap_or_default().to_string()),
-        )
-        .chain(
-            ["network_mode", "ipc", "pid"]
-                .iter()
-                .filter_map(|k| string(svc, k))
-                .filter_map(|v| v.strip_prefix("service:").map(str::to_string)),
-        );
-    for dep in implied {
+        .filter(|v| !v.starts_with("container:"))
+        .map(named);
+    let implied = restarting
+        .map(|d| (d, true))
+        .chain(mounting.map(|d| (d, false)));
+    for (dep, restart) in implied {
         if dep != service {
-            out.entry(dep).or_insert_with(|| started.clone());
+            out.entry(dep).or_insert_with(|| Dependency {
+                restart,
+                ..started.clone()
+            });
         }
     }
     Ok(out)

@@ -375,10 +375,7 @@ const FILE_OBJECT: Schema = Keys(&[
     ("environment", Str),
     ("content", Str),
     ("labels", Ignored(SWARM)),
-    (
-        "external",
-        Unsupported("external secrets and configs need swarm; use file:, environment: or content:"),
-    ),
+    ("external", EXTERNAL),
     (
         "driver",
         Unsupported("secret drivers need swarm; use file:, environment: or content:"),

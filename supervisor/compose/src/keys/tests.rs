@@ -24,7 +24,7 @@ fn accepts_supported_and_extensions() {
 #[test]
 fn every_refused_key_is_reported_and_removed() {
     let (found, v) = checked(
-        "include: [{path: a.yaml, envfile: x}]\nservices:\n  web:\n    image: a\n    linkz: [b]\n    ports: [{target: 1, bogus: 2}]\nsecrets:\n  s: {external: true}\nfoo: 1\n",
+        "include: [{path: a.yaml, envfile: x}]\nservices:\n  web:\n    image: a\n    linkz: [b]\n    ports: [{target: 1, bogus: 2}]\nsecrets:\n  s: {driver: vault}\nfoo: 1\n",
     );
     assert_eq!(
         paths(&found),
@@ -32,7 +32,7 @@ fn every_refused_key_is_reported_and_removed() {
             "include[0].envfile",
             "services.web.linkz",
             "services.web.ports[0].bogus",
-            "secrets.s.external",
+            "secrets.s.driver",
             "foo"
         ]
     );

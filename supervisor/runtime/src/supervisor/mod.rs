@@ -21,6 +21,8 @@ mod heal;
 mod hooks;
 mod inject;
 mod keepalive;
+#[cfg(test)]
+mod keys_tests;
 mod status;
 
 use std::collections::{HashMap, VecDeque};

@@ -14,7 +14,8 @@ use futures_util::stream;
 
 use crate::{
     BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeSummary,
+    EngineEvent, ExecOutcome, ExecSpec, FileUpload, Health, LogChunk, NetworkSummary, Progress,
+    Result, State, VolumeSummary,
 };
 
 /// The service label the fake reads to tell replicas of a service apart
@@ -34,6 +35,9 @@ pub const MUTATING: &[&str] = &[
     "remove_volume",
     "pull_image",
     "build_image",
+    "tag_image",
+    "upload_files",
+    "exec",
 ];
 
 #[derive(Debug, Clone)]
@@ -56,6 +60,14 @@ struct Inner {
     exits: HashMap<String, i64>,
     /// Services whose healthcheck never passes (health stays `starting`).
     never_healthy: std::collections::HashSet<String>,
+    /// When each image was last pulled, built or tagged.
+    refreshed: HashMap<String, std::time::SystemTime>,
+    /// Files written into containers, by container ID.
+    uploads: Vec<(String, FileUpload)>,
+    /// Execs run, by container ID.
+    execs: Vec<(String, ExecSpec)>,
+    /// Exit code and output of an exec whose command line contains the key.
+    exec_results: Vec<(String, ExecOutcome)>,
 }
 
 #[derive(Default)]
@@ -73,6 +85,37 @@ impl FakeEngine {
         let mut i = self.inner.lock().unwrap();
         let id = format!("sha256:{:064x}", i.images.len() + 1);
         i.images.insert(reference.to_string(), id);
+        i.refreshed
+            .insert(reference.to_string(), std::time::SystemTime::now());
+    }
+
+    /// Says the image was last pulled, built or tagged at `at`.
+    pub fn set_image_refreshed(&self, reference: &str, at: std::time::SystemTime) {
+        self.inner
+            .lock()
+            .unwrap()
+            .refreshed
+            .insert(reference.to_string(), at);
+    }
+
+    /// An exec whose command line (words joined by spaces) contains `key`
+    /// ends with this outcome; others exit 0.
+    pub fn exec_result(&self, key: &str, outcome: ExecOutcome) {
+        self.inner
+            .lock()
+            .unwrap()
+            .exec_results
+            .push((key.to_string(), outcome));
+    }
+
+    /// Files written into containers: (container ID, file).
+    pub fn uploads(&self) -> Vec<(String, FileUpload)> {
+        self.inner.lock().unwrap().uploads.clone()
+    }
+
+    /// Execs run: (container ID, what).
+    pub fn execs(&self) -> Vec<(String, ExecSpec)> {
+        self.inner.lock().unwrap().execs.clone()
     }
 
     /// Containers of `service` exit with `code` as soon as they start.
@@ -325,6 +368,35 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn upload_files(&self, id: &str, files: &[FileUpload]) -> Result<()> {
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        self.record(format!("upload_files {id} {}", paths.join(",")));
+        self.with_container(id, |_| ())?;
+        let mut i = self.inner.lock().unwrap();
+        i.uploads
+            .extend(files.iter().map(|f| (id.to_string(), f.clone())));
+        Ok(())
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutcome> {
+        let line = spec.command.join(" ");
+        self.record(format!("exec {id} {line}"));
+        let running = self.with_container(id, |c| c.summary.state == State::Running)?;
+        if !running {
+            return Err(EngineError::Conflict {
+                what: format!("container {id}"),
+                message: "is not running".into(),
+            });
+        }
+        let mut i = self.inner.lock().unwrap();
+        i.execs.push((id.to_string(), spec.clone()));
+        Ok(i.exec_results
+            .iter()
+            .find(|(k, _)| line.contains(k.as_str()))
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default())
+    }
+
     async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
         self.record("list_networks".into());
         let i = self.inner.lock().unwrap();
@@ -409,8 +481,29 @@ impl Engine for FakeEngine {
 
     async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
         self.record(format!("tag_image {source} {target}"));
-        self.add_image(target);
+        let mut i = self.inner.lock().unwrap();
+        match i.images.get(source).cloned() {
+            // A tag names the same image.
+            Some(id) => {
+                i.images.insert(target.to_string(), id);
+                i.refreshed
+                    .insert(target.to_string(), std::time::SystemTime::now());
+            }
+            None => {
+                drop(i);
+                self.add_image(target);
+            }
+        }
         Ok(())
+    }
+
+    async fn image_refreshed_at(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {
+        self.record(format!("image_refreshed_at {reference}"));
+        let i = self.inner.lock().unwrap();
+        Ok(i.images
+            .contains_key(reference)
+            .then(|| i.refreshed.get(reference).copied())
+            .flatten())
     }
 
     async fn import_rootfs(
@@ -433,7 +526,8 @@ impl Engine for FakeEngine {
         Box::pin(stream::pending())
     }
 
-    fn logs(&self, _id: &str, _follow: bool, _tail: Option<u64>) -> BoxStream<Result<LogChunk>> {
+    fn logs(&self, id: &str, _follow: bool, _tail: Option<u64>) -> BoxStream<Result<LogChunk>> {
+        self.record(format!("logs {id}"));
         Box::pin(stream::empty())
     }
 }

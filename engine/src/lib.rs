@@ -106,6 +106,16 @@ pub trait Engine: Send + Sync + 'static {
     fn kill_container(&self, id: &str, signal: &str) -> impl Future<Output = Result<()>> + Send;
     /// Force-removes the container (and its anonymous volumes when `volumes`).
     fn remove_container(&self, id: &str, volumes: bool) -> impl Future<Output = Result<()>> + Send;
+    /// Writes files into a container (created or running), with their mode
+    /// and owner as given; missing parent directories are made (root, 0755).
+    /// The engine refuses a container whose root file system is read-only.
+    fn upload_files(
+        &self,
+        id: &str,
+        files: &[FileUpload],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Runs a command in a running container and waits for it to end.
+    fn exec(&self, id: &str, spec: &ExecSpec) -> impl Future<Output = Result<ExecOutcome>> + Send;
 
     fn list_networks(
         &self,
@@ -132,6 +142,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The image ID for a reference, `None` when the engine does not have it.
     fn image_id(&self, reference: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// When the image `reference` was last tagged on this engine (a build,
+    /// a `docker tag`, Turtle's stamp after a pull), else when it was built;
+    /// `None` when the engine does not have it.
+    fn image_refreshed_at(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<std::time::SystemTime>>> + Send;
     /// Pulls an image; the stream ends when the pull is done or failed.
     fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>>;
     /// Builds an image; the stream ends when the build is done or failed.

@@ -174,3 +174,33 @@ pub struct LogChunk {
     pub stderr: bool,
     pub bytes: Vec<u8>,
 }
+
+/// A file written into a container's file system (compose's content-backed
+/// secrets and configs): its absolute path, bytes, mode and owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileUpload {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// A command run inside a running container (`docker exec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub privileged: bool,
+    pub working_dir: Option<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+}
+
+/// How an exec ended: its exit code and the end of its output (stderr
+/// preferred, as the reason of a failure is usually there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub exit_code: i64,
+    pub output_tail: String,
+}

@@ -2,7 +2,7 @@
 //! [`super::context`]), tag, import a root filesystem, load an archive.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
@@ -17,6 +17,23 @@ use crate::errors::{error_chain, is_connection_error};
 use crate::{BoxStream, BuildSpec, EngineError, Progress, Result};
 
 impl Docker {
+    /// The image's `LastTagTime` when the engine recorded one (a build, a
+    /// tag), else its `Created` time.
+    pub(super) async fn refreshed_at(&self, reference: &str) -> Result<Option<SystemTime>> {
+        match self.client.inspect_image(reference).await {
+            Ok(i) => Ok(i
+                .metadata
+                .and_then(|m| m.last_tag_time)
+                .and_then(|t| rfc3339(&t))
+                .or_else(|| i.created.and_then(|t| rfc3339(&t)))
+                .or(Some(SystemTime::UNIX_EPOCH))),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(map_error(&self.socket, format!("image {reference}"), e)),
+        }
+    }
+
     pub(super) fn pull(&self, reference: &str) -> BoxStream<Result<Progress>> {
         let (from_image, tag) = split_reference(reference);
         let opts = CreateImageOptionsBuilder::new()
@@ -283,4 +300,12 @@ fn build_error(socket: &str, image: &str, e: BollardError) -> EngineError {
         BollardError::DockerResponseServerError { message, .. } => fail(message),
         e => fail(error_chain(&e)),
     }
+}
+
+/// An RFC 3339 time as the engine writes it; the zero time it writes for
+/// "never" (`0001-01-01T00:00:00Z`) and anything before 1970 are `None`.
+fn rfc3339(s: &str) -> Option<SystemTime> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    let secs = u64::try_from(t.unix_timestamp()).ok().filter(|s| *s > 0)?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, t.nanosecond()))
 }

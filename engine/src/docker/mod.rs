@@ -62,6 +62,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 pub mod context;
+mod exec;
 mod images;
 
 pub use context::{BuildContext, ContextError};
@@ -543,6 +544,14 @@ impl Engine for Docker {
         }
     }
 
+    async fn upload_files(&self, id: &str, files: &[crate::FileUpload]) -> Result<()> {
+        self.upload(id, files).await
+    }
+
+    async fn exec(&self, id: &str, spec: &crate::ExecSpec) -> Result<crate::ExecOutcome> {
+        self.exec_in(id, spec).await
+    }
+
     async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {
         let opts = ListNetworksOptionsBuilder::new()
             .filters(&label_filters(labels, &[]))
@@ -664,6 +673,10 @@ impl Engine for Docker {
             }) => Ok(None),
             Err(e) => Err(self.err(format!("image {reference}"), e)),
         }
+    }
+
+    async fn image_refreshed_at(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {
+        self.refreshed_at(reference).await
     }
 
     fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>> {

@@ -134,15 +134,9 @@ impl<E: Engine> Control for Supervisor<E> {
         query: &'a LogsQuery,
     ) -> BoxFuture<'a, Result<BoxStream<Result<String>>>> {
         Box::pin(async move {
-            let lines = turtle_runtime::logs::lines(
-                self.engine(),
-                project,
-                &query.services,
-                query.follow,
-                query.tail,
-            )
-            .await
-            .map_err(Error::from)?;
+            let lines = self
+                .log_lines(project, &query.services, query.follow, query.tail)
+                .await?;
             let lines: BoxStream<Result<String>> =
                 Box::pin(lines.map(|l| l.map_err(|e| Error::from(e).into())));
             Ok(lines)

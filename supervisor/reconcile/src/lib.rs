@@ -8,6 +8,8 @@
 //! - [`observe`]: what the engine has for one project (reads through the
 //!   [`turtle_engine::Engine`] trait; no client of its own).
 //! - [`plan`]: `plan(project, observed, options) -> Plan`.
+//! - [`refresh`]: the pulls and builds `up` runs before planning (`--build`,
+//!   `pull_policy`).
 //!
 //! # Design
 //!
@@ -22,6 +24,7 @@
 pub mod names;
 pub mod observe;
 pub mod plan;
+pub mod refresh;
 pub mod spec;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

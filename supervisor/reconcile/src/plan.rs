@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
-use turtle_compose::{Condition, NetworkMode, Project, RestartPolicy, Service};
+use turtle_compose::{Condition, NetworkMode, Project, PullPolicy, RestartPolicy, Service};
 
 use crate::names;
 use crate::observe::{Observed, number_of};
@@ -158,7 +158,7 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    fn push(&mut self, action: Action, mut after: Vec<usize>) -> usize {
+    pub(crate) fn push(&mut self, action: Action, mut after: Vec<usize>) -> usize {
         after.sort_unstable();
         after.dedup();
         self.steps.push(Step { action, after });
@@ -190,6 +190,14 @@ pub enum PlanError {
     ExternalMissing { kind: &'static str, name: String },
     #[error("service {service} has neither image nor build")]
     NoImage { service: String },
+    #[error(
+        "service {service} has pull_policy: never and the engine has no image {image}: load or build it first (docker load, docker build -t {image}), or change pull_policy"
+    )]
+    NeverPull { service: String, image: String },
+    #[error(
+        "service {service} has pull_policy: build but no build: section: add one, or use another pull_policy"
+    )]
+    BuildWithoutBuild { service: String },
     #[error("depends_on cycle: {0}")]
     Cycle(String),
     #[error(
@@ -266,9 +274,10 @@ pub fn dependency_order(project: &Project) -> Result<Vec<String>, PlanError> {
 
 /// The hash a container is labelled with: the service's own config hash plus
 /// what the service refers to by key, resolved — the engine names of its
-/// networks and volumes, the host files of its secrets and configs, and the
-/// container whose network it shares. Renaming a network with `name:` or
-/// pointing a secret at another file recreates the container.
+/// networks and volumes, the host files of its secrets and configs (a digest
+/// of the content of content-backed ones), and the container whose network
+/// it shares. Renaming a network with `name:`, pointing a secret at another
+/// file or changing a secret's content recreates the container.
 pub fn config_hash(project: &Project, service: &Service) -> String {
     use sha2::{Digest, Sha256};
     let networks: Vec<(&str, Option<&str>)> = service
@@ -283,27 +292,17 @@ pub fn config_hash(project: &Project, service: &Service) -> String {
         .filter(|s| project.volumes.contains_key(*s))
         .map(|k| (k, project.volumes.get(k).map(|v| v.name.as_str())))
         .collect();
-    let files: Vec<(&str, Option<&std::path::Path>)> = service
+    let files: Vec<serde_json::Value> = service
         .secrets
         .iter()
-        .map(|f| {
-            (
-                f.source.as_str(),
-                project
-                    .secrets
-                    .get(&f.source)
-                    .and_then(|o| o.file.as_deref()),
-            )
-        })
-        .chain(service.configs.iter().map(|f| {
-            (
-                f.source.as_str(),
-                project
-                    .configs
-                    .get(&f.source)
-                    .and_then(|o| o.file.as_deref()),
-            )
-        }))
+        .map(|f| (f, project.secrets.get(&f.source)))
+        .chain(
+            service
+                .configs
+                .iter()
+                .map(|f| (f, project.configs.get(&f.source))),
+        )
+        .map(|(f, o)| file_entry(&f.source, o))
         .collect();
     let shared = match &service.network_mode {
         Some(NetworkMode::Service(s)) => Some(
@@ -323,6 +322,21 @@ pub fn config_hash(project: &Project, service: &Service) -> String {
         "shares_network_of": shared,
     });
     hex::encode(Sha256::digest(resolved.to_string()))
+}
+
+/// A secret's or config's part of the hash: its host file, or a digest of
+/// its content (never the content itself: the hash is a label anyone with
+/// the engine can read). A `file:` object's entry is what it was before
+/// content-backed objects existed, so existing containers keep their hash.
+fn file_entry(source: &str, object: Option<&turtle_compose::FileObject>) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    match object {
+        Some(o) if o.content.is_some() => {
+            let digest = hex::encode(Sha256::digest(o.content.as_deref().unwrap_or_default()));
+            serde_json::json!([source, null, format!("sha256:{digest}")])
+        }
+        o => serde_json::json!([source, o.and_then(|o| o.file.as_deref())]),
+    }
 }
 
 /// Services that others wait on to complete successfully: one-shots (a
@@ -372,30 +386,6 @@ fn create_missing<'a>(
         );
     }
     Ok(steps)
-}
-
-/// A plan that builds the image of every service with a build section (once
-/// per image), for `up --build`.
-pub fn build_plan(project: &Project) -> Plan {
-    let mut p = Plan {
-        project: project.name.to_string(),
-        steps: Vec::new(),
-    };
-    let mut seen = HashSet::new();
-    for (name, service) in &project.services {
-        if let (Some(_), Some(image)) = (&service.build, &service.image)
-            && seen.insert(image.clone())
-        {
-            p.push(
-                Action::BuildImage {
-                    service: name.to_string(),
-                    image: image.clone(),
-                },
-                vec![],
-            );
-        }
-    }
-    p
 }
 
 /// Computes the steps that take the engine from `observed` to `project`.
@@ -518,6 +508,17 @@ fn images(
         }
         if opts.mode == Mode::Repair && !observed.service_containers(name).is_empty() {
             continue;
+        }
+        if service.build.is_none() && service.pull_policy == Some(PullPolicy::Never) {
+            return Err(PlanError::NeverPull {
+                service: name.clone(),
+                image: image.clone(),
+            });
+        }
+        if service.build.is_none() && service.pull_policy == Some(PullPolicy::Build) {
+            return Err(PlanError::BuildWithoutBuild {
+                service: name.clone(),
+            });
         }
         let action = if service.build.is_some() {
             Action::BuildImage {
@@ -746,5 +747,74 @@ mod tests {
             .filter(|s| matches!(s.action, Action::CreateContainer { .. }))
             .count();
         assert_eq!(creates, MAX_REPLICAS as usize);
+    }
+
+    #[test]
+    fn a_secrets_content_is_in_the_hash_as_a_digest_only() {
+        use turtle_compose::{FileObject, FileRef};
+        let with_content = |content: &str| {
+            let mut s = service("app:1");
+            s.secrets = vec![FileRef {
+                source: "token".into(),
+                target: "/run/secrets/token".into(),
+                ..Default::default()
+            }];
+            let mut p = project(vec![("web", s)]);
+            p.secrets.insert(
+                "token".into(),
+                FileObject {
+                    content: Some(content.into()),
+                    environment: Some("TOKEN".into()),
+                    ..Default::default()
+                },
+            );
+            p
+        };
+        let hash = |p: &Project| config_hash(p, &p.services["web"]);
+        let (a, b) = (with_content("hunter2"), with_content("hunter3"));
+        assert_ne!(hash(&a), hash(&b), "a new content must recreate");
+        assert_eq!(hash(&a), hash(&with_content("hunter2")));
+        // The hash is a digest of JSON holding a digest: neither it nor the
+        // JSON it is made of holds the content.
+        let entry = file_entry("token", a.secrets.get("token")).to_string();
+        assert!(!entry.contains("hunter2"), "{entry}");
+        assert!(entry.contains("sha256:"), "{entry}");
+        assert!(!hash(&a).contains("hunter2"));
+        // A file: object's entry is what it always was (no recreate on upgrade).
+        let file = FileObject {
+            file: Some("/srv/token".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            file_entry("token", Some(&file)),
+            serde_json::json!(["token", "/srv/token"])
+        );
+    }
+
+    #[test]
+    fn pull_policy_never_refuses_a_missing_image_and_pulls_nothing() {
+        let mut s = service("app:1");
+        s.pull_policy = Some(PullPolicy::Never);
+        let p = project(vec![("web", s)]);
+        let err = plan(&p, &Observed::default(), &Options::default()).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::NeverPull {
+                service: "web".into(),
+                image: "app:1".into()
+            }
+        );
+        assert!(err.to_string().contains("docker load"), "{err}");
+        let mut observed = Observed::default();
+        observed
+            .images
+            .insert("app:1".into(), Some("sha256:1".into()));
+        let ok = plan(&p, &observed, &Options::default()).unwrap();
+        assert!(
+            !ok.steps
+                .iter()
+                .any(|s| matches!(s.action, Action::PullImage { .. })),
+            "{ok}"
+        );
     }
 }

@@ -5,7 +5,11 @@
 //! [`Options::parallelism`] run at once (all in one task: the engine calls are
 //! async, so no thread is needed). Creating or starting a container first waits
 //! for the `depends_on` conditions of its service (polling the engine with a
-//! deadline). On the first failure no new step starts; the ones running finish,
+//! deadline). A created container gets its copied secrets and configs
+//! before it starts ([`crate::objects`]); a started one runs its
+//! `post_start` hooks, one about to stop its `pre_stop` hooks
+//! ([`crate::hooks`]). A pulled image is tagged again in place, which
+//! stamps when it was pulled (for `pull_policy: every_<d>`). On the first failure no new step starts; the ones running finish,
 //! and the error names the step and its cause.
 
 use std::collections::HashSet;
@@ -21,7 +25,7 @@ use turtle_compose::{Condition, Project};
 use bollard_stubs::models::{Mount, MountType};
 
 use turtle_engine::{
-    BuildSpec, ContainerSpec, Engine, EngineError, Health, Progress, State, VolumeMount,
+    BuildSpec, ContainerSpec, Engine, EngineError, FileUpload, Health, Progress, State, VolumeMount,
 };
 use turtle_reconcile::names;
 use turtle_reconcile::plan::{Action, Plan, dependencies};
@@ -87,6 +91,12 @@ pub enum ApplyError {
         what: String,
         #[source]
         source: spec::SpecError,
+    },
+    #[error("{what}: {source}")]
+    Hook {
+        what: String,
+        #[source]
+        source: Box<crate::hooks::HookError>,
     },
     #[error("{service} waits for {dependency}: {reason}")]
     Dependency {
@@ -224,12 +234,19 @@ async fn run_step<E: Engine>(
             while let Some(p) = s.next().await {
                 report_progress(step, p.map_err(engine_err(&what))?, sink);
             }
-            Ok(())
+            // Stamps the image's LastTagTime with the time of this pull, so
+            // `pull_policy: every_<d>` counts from it (see
+            // turtle_reconcile::refresh).
+            engine
+                .tag_image(image, image)
+                .await
+                .map_err(engine_err(what))
         }
         Action::BuildImage { service, image } => {
             build(engine, project, step, service, image, opts, sink).await
         }
-        Action::RemoveContainer { id, .. } => {
+        Action::RemoveContainer { id, service, .. } => {
+            pre_stop(engine, project, service, id, step, sink).await;
             // No timeout: the engine uses the container's own stop timeout
             // (set from stop_grace_period at create).
             match engine.stop_container(id, None).await {
@@ -249,12 +266,12 @@ async fn run_step<E: Engine>(
             ..
         } => {
             wait_dependencies(engine, project, service, opts).await?;
-            let spec = prepared_spec(project, service, *number, hash, &what)?;
+            let (spec, files) = prepared_spec(project, service, *number, hash, &what)?;
             let id = engine
                 .create_container(&spec)
                 .await
                 .map_err(engine_err(&what))?;
-            engine.start_container(&id).await.map_err(engine_err(what))
+            create_then_start(engine, project, service, &id, &files, &what).await
         }
         Action::RecreateContainer {
             service,
@@ -262,15 +279,87 @@ async fn run_step<E: Engine>(
             hash,
             old_id,
             ..
-        } => recreate(engine, project, service, *number, hash, old_id, opts, &what).await,
+        } => {
+            let old = (old_id.as_str(), step, sink);
+            recreate(engine, project, service, *number, hash, old, opts, &what).await
+        }
         Action::StartContainer { service, id, .. } => {
             wait_dependencies(engine, project, service, opts).await?;
-            engine.start_container(id).await.map_err(engine_err(what))
+            engine
+                .start_container(id)
+                .await
+                .map_err(engine_err(&what))?;
+            post_start(engine, project, service, id, &what).await
         }
-        Action::RestartContainer { id, .. } => engine
-            .restart_container(id, None)
+        Action::RestartContainer { service, id, .. } => {
+            pre_stop(engine, project, service, id, step, sink).await;
+            engine
+                .restart_container(id, None)
+                .await
+                .map_err(engine_err(&what))?;
+            post_start(engine, project, service, id, &what).await
+        }
+    }
+}
+
+/// Writes the copied secrets and configs into a just-created container,
+/// starts it and runs its `post_start` hooks.
+async fn create_then_start<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    id: &str,
+    files: &[FileUpload],
+    what: &str,
+) -> Result<(), ApplyError> {
+    if !files.is_empty() {
+        engine
+            .upload_files(id, files)
             .await
-            .map_err(engine_err(what)),
+            .map_err(engine_err(what))?;
+    }
+    engine.start_container(id).await.map_err(engine_err(what))?;
+    post_start(engine, project, service, id, what).await
+}
+
+/// Runs a service's `post_start` hooks; a failure fails the step (the
+/// container stays running, as compose leaves it).
+async fn post_start<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    id: &str,
+    what: &str,
+) -> Result<(), ApplyError> {
+    let Some(s) = project.services.get(service) else {
+        return Ok(());
+    };
+    crate::hooks::post_start(engine, s, id)
+        .await
+        .map_err(|source| ApplyError::Hook {
+            what: what.to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// Runs a service's `pre_stop` hooks; a failure is reported on the step's
+/// progress and the stop goes on.
+async fn pre_stop<E: Engine>(
+    engine: &E,
+    project: &Project,
+    service: &str,
+    id: &str,
+    step: usize,
+    sink: Sink<'_>,
+) {
+    let Some(s) = project.services.get(service) else {
+        return;
+    };
+    for e in crate::hooks::pre_stop(engine, s, id).await {
+        sink(Event::Progress {
+            step,
+            line: format!("{e} (stopped anyway)"),
+        });
     }
 }
 
@@ -357,17 +446,18 @@ async fn recreate<E: Engine>(
     service: &str,
     number: u32,
     hash: &str,
-    old_id: &str,
+    (old_id, step, sink): (&str, usize, Sink<'_>),
     opts: &Options,
     what: &str,
 ) -> Result<(), ApplyError> {
     wait_dependencies(engine, project, service, opts).await?;
-    let mut spec = prepared_spec(project, service, number, hash, what)?;
+    let (mut spec, files) = prepared_spec(project, service, number, hash, what)?;
     match engine.inspect_container(old_id).await {
         Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(engine_err(what)(e)),
     }
+    pre_stop(engine, project, service, old_id, step, sink).await;
     match engine.stop_container(old_id, None).await {
         Err(e) if !e.is_not_found() => return Err(engine_err(what)(e)),
         _ => {}
@@ -380,24 +470,27 @@ async fn recreate<E: Engine>(
         .create_container(&spec)
         .await
         .map_err(engine_err(what))?;
-    engine.start_container(&id).await.map_err(engine_err(what))
+    create_then_start(engine, project, service, &id, &files, what).await
 }
 
-/// The create request of a container, with its host paths ready.
+/// The create request of a container, with its host paths ready, and the
+/// files to copy into it before it starts (see [`crate::objects`]).
 fn prepared_spec(
     project: &Project,
     service: &str,
     number: u32,
     hash: &str,
     what: &str,
-) -> Result<ContainerSpec, ApplyError> {
+) -> Result<(ContainerSpec, Vec<FileUpload>), ApplyError> {
     let s = &project.services[service];
     let spec_err = |source| ApplyError::Spec {
         what: what.to_string(),
         source,
     };
     crate::host_paths::prepare_host_paths(project, service, s).map_err(spec_err)?;
-    spec::container_spec(project, service, s, number, hash, None).map_err(spec_err)
+    let files = crate::objects::uploads(project, service, s).map_err(spec_err)?;
+    let spec = spec::container_spec(project, service, s, number, hash, None).map_err(spec_err)?;
+    Ok((spec, files))
 }
 
 /// Gives the new container the anonymous volumes of the one it replaces (those

@@ -7,6 +7,7 @@
 //! - [`config`]: the supervisor's own config file.
 //! - [`host_paths`]: the host side of a service's mounts, readied before create.
 //! - [`apply`]: runs a plan with bounded parallelism and depends_on conditions.
+//! - [`objects`]: secrets and configs copied into containers; [`hooks`]: `post_start` and `pre_stop`.
 //! - [`supervisor`]: up/down/status/actions, heal and the keep-alive loop.
 //! - [`handle`]: the narrow handle the daemon's workers run on; [`error`]: what fails.
 //! - [`trust`]: the CA bundle, TLS leaves and public names injected into containers.
@@ -31,9 +32,11 @@ pub mod device;
 pub mod engine_trust;
 pub mod error;
 pub mod handle;
+pub mod hooks;
 pub mod host_paths;
 pub mod images;
 pub mod logs;
+pub mod objects;
 #[cfg(test)]
 mod roundtrip;
 pub mod secrets;

@@ -25,10 +25,13 @@
 //!   syntax, and the model no longer tells short from long syntax, so the
 //!   runtime creates every missing bind source as a directory before create
 //!   and checks that secret and config files exist.
-//! - Secrets and configs (file-backed only) are read-only bind mounts of the
-//!   file at the target path. A `mode` cannot be applied to a bind mount and is
-//!   ignored.
+//! - Secrets and configs: a `file:` object without `mode`, `uid` or `gid` is a
+//!   read-only bind mount of the file at the target path; the others
+//!   (content-backed, or asking for a mode or owner) are copied into the
+//!   container by the runtime after create ([`copied_files`] says which and
+//!   how; see [`files`]).
 
+pub mod files;
 mod host;
 mod labels;
 mod mounts;
@@ -37,6 +40,7 @@ mod ports;
 #[cfg(test)]
 mod tests;
 
+pub use files::{CopiedFile, CopiedSource, copied_files};
 pub use host::nano_cpus;
 pub use labels::container_labels;
 pub use networks::{network_request, volume_request};

@@ -1,5 +1,6 @@
-//! Mounts: named and anonymous volumes, binds, tmpfs, and the files behind
-//! secrets and configs (read-only binds; a `mode` cannot apply to a bind).
+//! Mounts: named and anonymous volumes, binds, tmpfs, and the host files of
+//! the secrets and configs that are bound rather than copied (see
+//! [`super::files`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,33 +76,8 @@ pub(super) fn mounts(
             };
         mounts.push(mount);
     }
-    for s in &service.secrets {
-        let obj = project
-            .secrets
-            .get(&s.source)
-            .ok_or_else(|| SpecError::UnknownSecret {
-                service: service_name.to_string(),
-                key: s.source.clone(),
-            })?;
-        let file = obj.file.as_deref().ok_or_else(|| SpecError::Invalid {
-            service: service_name.to_string(),
-            message: format!("{}: content-backed objects are not mounted yet", s.source),
-        })?;
-        mounts.push(file_mount(file, &s.target));
-    }
-    for c in &service.configs {
-        let obj = project
-            .configs
-            .get(&c.source)
-            .ok_or_else(|| SpecError::UnknownConfig {
-                service: service_name.to_string(),
-                key: c.source.clone(),
-            })?;
-        let file = obj.file.as_deref().ok_or_else(|| SpecError::Invalid {
-            service: service_name.to_string(),
-            message: format!("{}: content-backed objects are not mounted yet", c.source),
-        })?;
-        mounts.push(file_mount(file, &c.target));
+    for (file, target) in super::files::bound(project, service_name, service)? {
+        mounts.push(file_mount(file, &target));
     }
     Ok(mounts)
 }

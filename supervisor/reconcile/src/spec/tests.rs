@@ -265,7 +265,8 @@ fn mounts_tmpfs_secrets_configs() {
     s.secrets = vec![FileRef {
         source: "token".into(),
         target: "/run/secrets/token".into(),
-        mode: Some(0o400),
+        // A mode would copy the file instead (see spec/files.rs).
+        mode: None,
         ..Default::default()
     }];
     s.configs = vec![FileRef {
@@ -646,4 +647,81 @@ fn network_and_volume_requests() {
     assert_eq!(l[names::PROJECT], "demo");
     assert_eq!(l[names::COMPOSE_VOLUME], "data");
     assert_eq!(l[names::MANAGED], "true");
+}
+
+#[test]
+fn content_backed_and_owned_objects_are_copied_not_bound() {
+    use crate::spec::{CopiedSource, copied_files};
+    let mut s = Service {
+        image: Some("app".into()),
+        ..Default::default()
+    };
+    s.secrets = vec![
+        // file:, nothing asked: bound.
+        FileRef {
+            source: "token".into(),
+            target: "/run/secrets/token".into(),
+            ..Default::default()
+        },
+        // content:, owner and mode: copied.
+        FileRef {
+            source: "inline".into(),
+            target: "/run/secrets/inline".into(),
+            mode: Some(0o400),
+            uid: Some("1000".into()),
+            gid: Some("1001".into()),
+        },
+    ];
+    // file: with a mode: copied (compose would ignore the mode).
+    s.configs = vec![FileRef {
+        source: "app".into(),
+        target: "/app.conf".into(),
+        mode: Some(0o440),
+        ..Default::default()
+    }];
+    let mut p = project(vec![("web", s.clone())]);
+    p.secrets.insert(
+        "inline".into(),
+        FileObject {
+            content: Some("s3cret".into()),
+            ..Default::default()
+        },
+    );
+    let spec = container_spec(&p, "web", &s, 1, "h", None).unwrap();
+    let targets: Vec<_> = hc(&spec)
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.target)
+        .collect();
+    assert_eq!(targets, ["/run/secrets/token"]);
+    let copied = copied_files(&p, "web", &s).unwrap();
+    assert_eq!(copied.len(), 2);
+    assert_eq!(copied[0].target, "/run/secrets/inline");
+    assert_eq!(copied[0].source, CopiedSource::Content("s3cret"));
+    assert_eq!(
+        (copied[0].mode, copied[0].uid, copied[0].gid),
+        (0o400, 1000, 1001)
+    );
+    assert_eq!(
+        copied[1].source,
+        CopiedSource::File(std::path::Path::new("/srv/demo/app.conf"))
+    );
+    assert_eq!((copied[1].mode, copied[1].uid), (0o440, 0));
+
+    // A name where an id is needed, and a read-only service, are refused.
+    let mut named = s.clone();
+    named.secrets[1].uid = Some("postgres".into());
+    let e = copied_files(&p, "web", &named).unwrap_err().to_string();
+    assert!(e.contains("\"postgres\" is not a number"), "{e}");
+    let mut ro = s.clone();
+    ro.read_only = true;
+    let e = copied_files(&p, "web", &ro).unwrap_err().to_string();
+    assert!(e.contains("read_only"), "{e}");
+    // Read-only: a file: object with a mode stays bound.
+    ro.secrets.truncate(1);
+    assert!(copied_files(&p, "web", &ro).unwrap().is_empty());
+    let spec = container_spec(&p, "web", &ro, 1, "h", None).unwrap();
+    assert_eq!(hc(&spec).mounts.as_ref().unwrap().len(), 2);
 }

@@ -27,6 +27,7 @@ impl<E: Engine> Supervisor<E> {
         // Carry on past a failure, so one stuck object does not leave the
         // rest behind; report every failure at the end.
         let mut failures = Vec::new();
+        let project_ref = project.as_ref();
         let removals = containers.iter().map(|c| async move {
             // The volumes it mounts, for `--volumes`: an anonymous volume
             // carried over a recreate is mounted by name, so the engine no
@@ -35,6 +36,7 @@ impl<E: Engine> Supervisor<E> {
                 Ok(d) => d.volumes,
                 Err(_) => Vec::new(),
             };
+            self.pre_stop(project_ref, c).await;
             // No timeout: the engine uses the container's own stop timeout.
             match self.handle.engine.stop_container(&c.id, None).await {
                 Err(e) if !e.is_not_found() => return Err(e),

@@ -71,9 +71,12 @@ impl<E: Engine> Supervisor<E> {
             Ok(d) if d.health == Some(Health::Unhealthy) && d.state == State::Running => {}
             _ => return,
         }
+        self.pre_stop(Some(project), c).await;
         // No timeout: the engine uses the container's own stop timeout.
         match self.handle.engine.restart_container(&c.id, None).await {
             Ok(()) => {
+                // A failing hook is recorded; the container runs anyway.
+                let _ = self.post_start(Some(project), c).await;
                 let _ = self.handle.store.bump_restarts(&project.name, service_name);
                 self.record(
                     &project.name,
@@ -111,6 +114,7 @@ impl<E: Engine> Supervisor<E> {
                 continue;
             };
             for c in containers.iter().filter(|c| c.state == State::Running) {
+                self.pre_stop(Some(project), c).await;
                 if self
                     .handle
                     .engine
@@ -118,6 +122,7 @@ impl<E: Engine> Supervisor<E> {
                     .await
                     .is_ok()
                 {
+                    let _ = self.post_start(Some(project), c).await;
                     self.record(
                         &project.name,
                         Some(name),

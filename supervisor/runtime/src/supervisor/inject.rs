@@ -151,7 +151,15 @@ impl<E: Engine> Supervisor<E> {
             for c in of_service.iter().filter(|c| c.state == State::Running) {
                 let result = match signal {
                     Some(sig) => self.handle.engine.kill_container(&c.id, sig).await,
-                    None => self.handle.engine.restart_container(&c.id, None).await,
+                    None => {
+                        self.pre_stop(Some(project), c).await;
+                        let r = self.handle.engine.restart_container(&c.id, None).await;
+                        if r.is_ok() {
+                            // A failing hook is recorded; the container runs anyway.
+                            let _ = self.post_start(Some(project), c).await;
+                        }
+                        r
+                    }
                 };
                 let how = signal.map_or("restarted".to_string(), |s| format!("sent {s}"));
                 match result {

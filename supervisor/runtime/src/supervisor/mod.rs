@@ -18,8 +18,11 @@
 
 mod down;
 mod heal;
+mod hooks;
 mod inject;
 mod keepalive;
+#[cfg(test)]
+mod keys_tests;
 mod status;
 
 use std::collections::{HashMap, VecDeque};
@@ -250,6 +253,22 @@ impl<E: Engine> Supervisor<E> {
         )?)
     }
 
+    /// The pulls and builds `up` runs before planning (see
+    /// [`turtle_reconcile::refresh`]).
+    async fn refresh_plan(&self, project: &Project, build: bool) -> Result<Plan, Error> {
+        let mut refreshed = std::collections::HashMap::new();
+        for image in turtle_reconcile::refresh::images_to_date(project) {
+            let at = self.handle.engine.image_refreshed_at(&image).await?;
+            refreshed.insert(image, at);
+        }
+        Ok(turtle_reconcile::refresh::refresh_plan(
+            project,
+            &refreshed,
+            std::time::SystemTime::now(),
+            build,
+        )?)
+    }
+
     /// Applies `project` and records it as the desired state.
     pub async fn up(
         &self,
@@ -261,14 +280,16 @@ impl<E: Engine> Supervisor<E> {
         let _guard = lock.lock().await;
         let written = project;
         let project = &self.deployed(written)?;
-        if opts.build {
-            // Build first, then plan: a service is recreated only when its
-            // image ID really changed (an unchanged source hits the cache).
-            let builds = plan::build_plan(project);
+        // Builds (`--build`, `pull_policy: build`) and pulls (`always`,
+        // `every_<d>`) first, then plan: a service is recreated only when its
+        // image ID really changed (an unchanged source hits the cache, a pull
+        // may find nothing new).
+        let refresh = self.refresh_plan(project, opts.build).await?;
+        if !refresh.steps.is_empty() {
             apply::apply(
                 &*self.handle.engine,
                 project,
-                &builds,
+                &refresh,
                 &self.config.apply,
                 sink,
             )

@@ -120,6 +120,31 @@ impl<E: Engine> Supervisor<E> {
         })
     }
 
+    /// Output of the project's containers (see [`crate::logs::lines`]): of
+    /// `services`, else of every service the applied project does not mark
+    /// `attach: false`.
+    pub async fn log_lines(
+        &self,
+        name: &ProjectName,
+        services: &[String],
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<turtle_engine::BoxStream<Result<String, turtle_engine::EngineError>>, Error> {
+        let unattached = match self.handle.store.project(name)? {
+            Some(p) => crate::logs::unattached(&p),
+            None => Vec::new(),
+        };
+        Ok(crate::logs::lines(
+            &*self.handle.engine,
+            name,
+            services,
+            &unattached,
+            follow,
+            tail,
+        )
+        .await?)
+    }
+
     /// Starts, stops or restarts every container of a service.
     pub async fn service_action(
         &self,
@@ -155,11 +180,22 @@ impl<E: Engine> Supervisor<E> {
         }
         let mut done = Vec::new();
         for c in &containers {
+            let p = project.as_ref();
             match action {
-                ServiceAction::Start => self.handle.engine.start_container(&c.id).await?,
+                ServiceAction::Start => {
+                    self.handle.engine.start_container(&c.id).await?;
+                    self.post_start(p, c).await?;
+                }
                 // No timeout: the engine uses the container's own stop timeout.
-                ServiceAction::Stop => self.handle.engine.stop_container(&c.id, None).await?,
-                ServiceAction::Restart => self.handle.engine.restart_container(&c.id, None).await?,
+                ServiceAction::Stop => {
+                    self.pre_stop(p, c).await;
+                    self.handle.engine.stop_container(&c.id, None).await?
+                }
+                ServiceAction::Restart => {
+                    self.pre_stop(p, c).await;
+                    self.handle.engine.restart_container(&c.id, None).await?;
+                    self.post_start(p, c).await?;
+                }
             }
             done.push(c.name.clone());
         }

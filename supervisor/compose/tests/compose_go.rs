@@ -45,7 +45,9 @@ use turtle_compose::{LoadError, LoadOptions, Loaded, ProjectName, load};
 pub fn reference_root() -> PathBuf {
     let root = match std::env::var_os("TURTLE_COMPOSE_REFERENCE") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/compose-reference"),
+        None => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/compose-reference")
+        }
     };
     assert!(
         root.join("compose-go-unit").is_dir(),
@@ -53,7 +55,7 @@ pub fn reference_root() -> PathBuf {
          compose-reference directory (its README.md says what it holds)",
         root.display()
     );
-    root
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `COMPOSE_GO_ONLY`: run only the fixtures whose name contains it.

@@ -23,18 +23,62 @@ use super::{Load, reference_root, report, selected};
 /// The keys of a compose-go service our model has under the same name and
 /// with the same meaning.
 const SAME: &[&str] = &[
-    "annotations", "cap_add", "cap_drop", "cgroup_parent", "command", "container_name",
-    "depends_on", "device_cgroup_rules", "dns", "dns_search", "domainname", "entrypoint",
-    "environment", "expose", "external_links", "healthcheck", "hostname", "image", "ipc",
-    "labels", "links", "logging", "mac_address", "network_mode", "pid", "privileged",
-    "read_only", "security_opt", "stdin_open", "stop_grace_period", "stop_signal",
-    "storage_opt", "sysctls", "tmpfs", "tty", "user", "uts", "working_dir",
+    "annotations",
+    "cap_add",
+    "cap_drop",
+    "cgroup_parent",
+    "command",
+    "container_name",
+    "depends_on",
+    "device_cgroup_rules",
+    "dns",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "environment",
+    "expose",
+    "external_links",
+    "healthcheck",
+    "hostname",
+    "image",
+    "ipc",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "network_mode",
+    "pid",
+    "privileged",
+    "read_only",
+    "security_opt",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "user",
+    "uts",
+    "working_dir",
 ];
 
 /// The build keys our model has.
 const BUILD: &[&str] = &[
-    "context", "dockerfile", "args", "target", "dockerfile_inline", "cache_from", "labels",
-    "network", "shm_size", "extra_hosts", "no_cache", "pull", "tags", "isolation",
+    "context",
+    "dockerfile",
+    "args",
+    "target",
+    "dockerfile_inline",
+    "cache_from",
+    "labels",
+    "network",
+    "shm_size",
+    "extra_hosts",
+    "no_cache",
+    "pull",
+    "tags",
+    "isolation",
 ];
 
 #[test]
@@ -45,9 +89,10 @@ fn compose_go_full_example() {
     let dir = reference_root().join("compose-go/full-example");
     let home = "/home/turtle";
     let fixture = dir.display().to_string();
-    let mut want: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.compose-go.json")).unwrap())
-            .unwrap();
+    let mut want: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected.compose-go.json")).unwrap(),
+    )
+    .unwrap();
     substitute(&mut want, &[("FIXTURE_DIR", &fixture), ("HOME", home)]);
     let expected = translate(&want);
 
@@ -55,7 +100,11 @@ fn compose_go_full_example() {
     let load = Load {
         cwd: dir.clone(),
         files: vec![dir.join("full-example.yml")],
-        env: &[("HOME", home), ("BAR", "this is a secret"), ("QUX", "qux_from_environment")],
+        env: &[
+            ("HOME", home),
+            ("BAR", "this is a secret"),
+            ("QUX", "qux_from_environment"),
+        ],
         ..Load::default()
     };
     let mut failures = Vec::new();
@@ -68,7 +117,11 @@ fn compose_go_full_example() {
             if !diffs.is_empty() {
                 failures.push(format!(
                     "full-example:\n{}",
-                    diffs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+                    diffs
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ));
             }
         }
@@ -123,7 +176,11 @@ fn service(svc: &Value) -> Value {
         out.insert("replicas".into(), deploy["replicas"].clone());
         let res = &deploy["resources"];
         let cpus = res["limits"]["cpus"].as_f64().map(|c| c.to_string());
-        let size = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok()).map(|b| turtle_compose::ByteSize(b).compact());
+        let size = |v: &Value| {
+            v.as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|b| turtle_compose::ByteSize(b).compact())
+        };
         out.insert(
             "resources".into(),
             json!({
@@ -136,7 +193,14 @@ fn service(svc: &Value) -> Value {
     if let Some(devices) = svc.get("devices").and_then(Value::as_array) {
         let list: Vec<String> = devices
             .iter()
-            .map(|d| format!("{}:{}:{}", s(&d["source"]), s(&d["target"]), s(&d["permissions"])))
+            .map(|d| {
+                format!(
+                    "{}:{}:{}",
+                    s(&d["source"]),
+                    s(&d["target"]),
+                    s(&d["permissions"])
+                )
+            })
             .collect();
         out.insert("devices".into(), json!(list));
     }
@@ -195,7 +259,10 @@ fn mount(v: &Value) -> Value {
         "target": v["target"],
         "read_only": v.get("read_only").cloned().unwrap_or(json!(false)),
     });
-    if let Some(size) = v["tmpfs"]["size"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(size) = v["tmpfs"]["size"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         m["tmpfs_size"] = json!(turtle_compose::ByteSize(size).compact());
     }
     m

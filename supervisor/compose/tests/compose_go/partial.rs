@@ -37,7 +37,11 @@ impl std::fmt::Display for Diff {
 pub fn compare(expected: &Value, got: Option<&Value>, path: &str, diffs: &mut Vec<Diff>) {
     let mut diff = |expected: &Value, got: Option<&Value>| {
         diffs.push(Diff {
-            path: if path.is_empty() { "(root)".into() } else { path.to_string() },
+            path: if path.is_empty() {
+                "(root)".into()
+            } else {
+                path.to_string()
+            },
             expected: show(Some(expected)),
             got: show(got),
         })

@@ -31,23 +31,65 @@ use super::{Load, reference_root, report, selected};
 /// the key in backquotes: the loader must either load the file and warn about
 /// that key, or refuse it with an error naming it (the README says which).
 pub const NOT_APPLICABLE: &[(&str, &str)] = &[
-    ("TestCredentialSpec", "`credential_spec`: Windows gMSA credentials, Windows engines only"),
-    ("TestDevelopWatch", "`develop`: compose watch, a development loop, not a deployment"),
-    ("TestModels", "`models`: Docker Model Runner, not part of the engine"),
-    ("TestProvider", "`provider`: a service run by a compose plugin, not a container"),
-    ("TestDeployPlacement", "`placement`: swarm scheduling across nodes"),
-    ("TestDeployUpdateRollbackConfig", "`update_config`: swarm rolling updates"),
-    ("TestUseAPISocket", "`use_api_socket`: Docker Desktop hands the engine and the CLI's credentials to the service"),
-    ("TestTopLevelConfigs", "`external`: external and named configs are swarm objects"),
-    ("TestTopLevelSecrets", "`external`: external and named secrets are swarm objects"),
-    ("TestTemplateDriver", "`template_driver`: swarm secrets and configs"),
+    (
+        "TestCredentialSpec",
+        "`credential_spec`: Windows gMSA credentials, Windows engines only",
+    ),
+    (
+        "TestDevelopWatch",
+        "`develop`: compose watch, a development loop, not a deployment",
+    ),
+    (
+        "TestModels",
+        "`models`: Docker Model Runner, not part of the engine",
+    ),
+    (
+        "TestProvider",
+        "`provider`: a service run by a compose plugin, not a container",
+    ),
+    (
+        "TestDeployPlacement",
+        "`placement`: swarm scheduling across nodes",
+    ),
+    (
+        "TestDeployUpdateRollbackConfig",
+        "`update_config`: swarm rolling updates",
+    ),
+    (
+        "TestUseAPISocket",
+        "`use_api_socket`: Docker Desktop hands the engine and the CLI's credentials to the service",
+    ),
+    (
+        "TestTopLevelConfigs",
+        "`external`: external and named configs are swarm objects",
+    ),
+    (
+        "TestTopLevelSecrets",
+        "`external`: external and named secrets are swarm objects",
+    ),
+    (
+        "TestTemplateDriver",
+        "`template_driver`: swarm secrets and configs",
+    ),
     ("TestSecretDriver", "`driver`: swarm secret drivers"),
-    ("TestBuildCacheTo", "`cache_to`: BuildKit only; the engine's /build (API 1.41 classic builder) has no cache export"),
-    ("TestBuildSSH", "`ssh`: BuildKit only (SSH agent forwarding into the build)"),
-    ("TestBuildSecrets", "`secrets`: BuildKit only (build secrets)"),
+    (
+        "TestBuildCacheTo",
+        "`cache_to`: BuildKit only; the engine's /build (API 1.41 classic builder) has no cache export",
+    ),
+    (
+        "TestBuildSSH",
+        "`ssh`: BuildKit only (SSH agent forwarding into the build)",
+    ),
+    (
+        "TestBuildSecrets",
+        "`secrets`: BuildKit only (build secrets)",
+    ),
     ("TestBuildPrivileged", "`privileged`: BuildKit entitlement"),
     ("TestBuildEntitlements", "`entitlements`: BuildKit only"),
-    ("TestBuildAttestations", "`provenance`: BuildKit attestations"),
+    (
+        "TestBuildAttestations",
+        "`provenance`: BuildKit attestations",
+    ),
     ("TestBuildNoCacheFilter", "`no_cache_filter`: BuildKit only"),
 ];
 
@@ -112,7 +154,9 @@ fn compose_go_unit_fixtures() {
         NOT_APPLICABLE.iter().map(|(n, _)| n.to_string()).collect();
     for name in expected.iter().chain(&not_applicable_names) {
         if !fixtures.contains(name) {
-            failures.push(format!("{name}: expected or NOT_APPLICABLE, but no such fixture"));
+            failures.push(format!(
+                "{name}: expected or NOT_APPLICABLE, but no such fixture"
+            ));
         }
     }
 
@@ -143,7 +187,10 @@ fn compose_go_unit_fixtures() {
 /// A fixture that does not apply: a warning naming the key, or an error
 /// naming it (never a typing error from deep inside the parser).
 fn not_applicable(name: &str, dir: &Path, env: &[(&str, &str)], reason: &str) -> Option<String> {
-    let key = reason.split('`').nth(1).expect("the reason starts with the key in backquotes");
+    let key = reason
+        .split('`')
+        .nth(1)
+        .expect("the reason starts with the key in backquotes");
     let load = Load {
         cwd: dir.to_path_buf(),
         files: vec![PathBuf::from("compose.yaml")],
@@ -193,10 +240,13 @@ fn check(name: &str, dir: &Path, env: &[(&str, &str)]) -> Option<String> {
             )),
             Err(e) => {
                 let msg = e.to_string();
-                let missing: Vec<&String> = want.error.iter().filter(|t| !msg.contains(t.as_str())).collect();
-                (!missing.is_empty()).then(|| {
-                    format!("{name}: the error does not name {missing:?}: {msg}")
-                })
+                let missing: Vec<&String> = want
+                    .error
+                    .iter()
+                    .filter(|t| !msg.contains(t.as_str()))
+                    .collect();
+                (!missing.is_empty())
+                    .then(|| format!("{name}: the error does not name {missing:?}: {msg}"))
             }
         };
     }

@@ -100,8 +100,24 @@ fn find_files(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = opts.files.clone();
+    // COMPOSE_FILE from the environment, else from the `.env` of the
+    // working directory (compose v2 reads it there before it knows a file).
+    let from_dotenv = || -> Result<Option<String>, LoadError> {
+        let dotenv = opts.cwd.join(".env");
+        if !source.is_file(&dotenv) {
+            return Ok(None);
+        }
+        let mut env = HashMap::new();
+        read_env_file(source, &dotenv, &opts.env, &opts.cwd, &mut env)?;
+        Ok(env.remove("COMPOSE_FILE"))
+    };
+    let listed = match opts.env.get("COMPOSE_FILE") {
+        Some(list) => Some(list.clone()),
+        None if files.is_empty() => from_dotenv()?,
+        None => None,
+    };
     if files.is_empty()
-        && let Some(list) = opts.env.get("COMPOSE_FILE").filter(|s| !s.is_empty())
+        && let Some(list) = listed.filter(|s| !s.is_empty())
     {
         files = list.split(':').map(PathBuf::from).collect();
     }
@@ -169,6 +185,11 @@ fn load_from(source: Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .unwrap_or_else(|| opts.cwd.clone());
     let mut env = read_dotenv(&source, &project_dir, &opts.env, &opts.cwd)?;
     env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if !env.contains_key("COMPOSE_PROJECT_NAME")
+        && let Some(name) = early_project_name(&source, opts, &files, &project_dir, &env)
+    {
+        env.insert("COMPOSE_PROJECT_NAME".into(), name.to_string());
+    }
     let mut ctx = Ctx::new(
         opts.cwd.clone(),
         project_dir,
@@ -190,6 +211,39 @@ fn load_from(source: Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         }),
         Err(error) => Err(error),
     }
+}
+
+/// The project name as compose-go sets it for interpolation
+/// (`${COMPOSE_PROJECT_NAME}` in a file means the project's name): `-p`, else
+/// the last `name:` of the files, else the project directory's name. The
+/// files are only peeked at: their errors are reported by the load itself.
+fn early_project_name(
+    source: &Source,
+    opts: &LoadOptions,
+    files: &[PathBuf],
+    project_dir: &Path,
+    env: &HashMap<String, String>,
+) -> Option<ProjectName> {
+    if let Some(name) = &opts.project_name {
+        return Some(name.clone());
+    }
+    let written = files
+        .iter()
+        .filter_map(|f| source.read(f).ok())
+        .filter_map(|text| serde_norway::from_str::<serde_norway::Value>(&text).ok())
+        .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        .next_back();
+    let interpolated = written.and_then(|n| {
+        crate::interpolate::interpolate_str(&n, &mut crate::interpolate::Env::new(env)).ok()
+    });
+    interpolated
+        .as_deref()
+        .and_then(ProjectName::normalize)
+        .or_else(|| {
+            project_dir
+                .file_name()
+                .and_then(|n| ProjectName::normalize(&n.to_string_lossy()))
+        })
 }
 
 /// The files merged and normalized, within the loading context.

@@ -74,6 +74,7 @@ pub struct Load<'a> {
     pub env: &'a [(&'a str, &'a str)],
     pub project_name: Option<&'a str>,
     pub profiles: Vec<String>,
+    pub allow_unknown_keys: bool,
 }
 
 impl Load<'_> {
@@ -91,7 +92,7 @@ impl Load<'_> {
             profiles: self.profiles.clone(),
             env,
             cwd: self.cwd.clone(),
-            allow_unknown_keys: false,
+            allow_unknown_keys: self.allow_unknown_keys,
         })
     }
 }

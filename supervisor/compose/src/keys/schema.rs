@@ -306,6 +306,12 @@ pub const SERVICE: Schema = Keys(&[
     ("attach", Bool),
     ("pull_policy", Str),
     ("post_start", List(&HOOK)),
+    (
+        "pre_start",
+        Unsupported(
+            "pre_start hooks run in a container of their own before the service starts, which Turtle does not do yet; make the step a one-shot service and depend on it with condition: service_completed_successfully",
+        ),
+    ),
     ("pre_stop", List(&HOOK)),
     ("credential_spec", Ignored("Windows containers only")),
     (

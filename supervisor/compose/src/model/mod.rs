@@ -563,7 +563,9 @@ pub struct FileRef {
     pub gid: Option<String>,
 }
 
-/// A top-level secret or config: exactly one of `file` and `content` is set.
+/// A top-level secret or config: exactly one of `file` and `content` is set,
+/// unless it is `external` (swarm's; declared, but a container that uses it
+/// is refused).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileObject {
     /// Absolute path of the file on the host (`file:`).
@@ -576,6 +578,8 @@ pub struct FileObject {
     /// The variable `content` was read from (`environment:`), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

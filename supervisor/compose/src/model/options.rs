@@ -38,8 +38,7 @@ impl FromStr for PullPolicy {
             "daily" => Ok(Self::Every(Duration(DAY))),
             "weekly" => Ok(Self::Every(Duration(7 * DAY))),
             _ => match s.strip_prefix("every_") {
-                Some(d) => d
-                    .parse()
+                Some(d) => every(d)
                     .map(Self::Every)
                     .map_err(|e| format!("invalid pull_policy {s:?}: {e}")),
                 None => Err(format!(
@@ -48,6 +47,19 @@ impl FromStr for PullPolicy {
             },
         }
     }
+}
+
+/// The period of `every_<duration>`: a duration, where compose also takes
+/// days and weeks (`2d`, `1w`).
+fn every(d: &str) -> Result<Duration, String> {
+    const DAY: u64 = 24 * 3600 * 1000;
+    let days = |n: &str, per: u64| n.parse::<u64>().ok().map(|n| Duration(n * per * DAY));
+    match (d.strip_suffix('d'), d.strip_suffix('w')) {
+        (Some(n), _) => days(n, 1),
+        (_, Some(n)) => days(n, 7),
+        _ => None,
+    }
+    .map_or_else(|| d.parse::<Duration>().map_err(|e| e.to_string()), Ok)
 }
 
 impl fmt::Display for PullPolicy {

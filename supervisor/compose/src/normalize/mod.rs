@@ -105,8 +105,8 @@ pub(crate) fn project(
 
     let mut networks = networks::top_level(&name, &section("networks")?);
     let volumes = volumes::top_level(&name, &section("volumes")?);
-    let (secrets, external_secrets) = secrets::file_objects(ctx, "secrets", &section("secrets")?)?;
-    let (configs, external_configs) = secrets::file_objects(ctx, "configs", &section("configs")?)?;
+    let secrets = secrets::file_objects(ctx, "secrets", &section("secrets")?)?;
+    let configs = secrets::file_objects(ctx, "configs", &section("configs")?)?;
 
     let top = Top {
         project: &name,
@@ -114,8 +114,6 @@ pub(crate) fn project(
         volumes: &volumes,
         secrets: &secrets,
         configs: &configs,
-        external_secrets: &external_secrets,
-        external_configs: &external_configs,
     };
     let mut services = IndexMap::new();
     let mut disabled = BTreeSet::new();

@@ -119,7 +119,8 @@ pub(super) fn extra_hosts(name: &str, m: &Mapping) -> Result<Vec<String>, LoadEr
     Ok(out)
 }
 
-/// `devices:` as `host[:container[:permissions]]`, from the short form or
+/// `devices:` as `host:container:permissions`, from the short form (a lone
+/// path maps to itself; permissions default to `rwm`, as in compose-go) or
 /// the long `{source, target, permissions}`.
 fn devices(name: &str, s: &Mapping) -> Result<Vec<String>, LoadError> {
     let Some(Value::Sequence(items)) = get(s, "devices") else {
@@ -127,18 +128,32 @@ fn devices(name: &str, s: &Mapping) -> Result<Vec<String>, LoadError> {
     };
     items
         .iter()
-        .map(|item| match item {
-            Value::Mapping(d) => {
-                let source = string(d, "source").ok_or_else(|| {
-                    LoadError::service(name, "devices: every long entry needs source:")
-                })?;
-                let target = string(d, "target").unwrap_or_else(|| source.clone());
-                Ok(match string(d, "permissions") {
-                    Some(p) => format!("{source}:{target}:{p}"),
-                    None => format!("{source}:{target}"),
-                })
+        .map(|item| {
+            let (source, target, permissions) = match item {
+                Value::Mapping(d) => {
+                    let source = string(d, "source").ok_or_else(|| {
+                        LoadError::service(name, "devices: every long entry needs source:")
+                    })?;
+                    (source, string(d, "target"), string(d, "permissions"))
+                }
+                other => {
+                    let short = scalar(other).unwrap_or_default();
+                    let mut parts = short.splitn(3, ':').map(str::to_string);
+                    let source = parts.next().unwrap_or_default();
+                    (source, parts.next(), parts.next())
+                }
+            };
+            if source.is_empty() {
+                return Err(LoadError::service(
+                    name,
+                    "devices: an entry has no host path",
+                ));
             }
-            other => Ok(scalar(other).unwrap_or_default()),
+            let target = target
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| source.clone());
+            let permissions = permissions.unwrap_or_else(|| "rwm".into());
+            Ok(format!("{source}:{target}:{permissions}"))
         })
         .collect()
 }

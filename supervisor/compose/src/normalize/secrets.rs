@@ -3,8 +3,6 @@
 //! service's references to them, short or long form, checked against the
 //! declared ones.
 
-use std::collections::BTreeSet;
-
 use indexmap::IndexMap;
 use serde_norway::{Mapping, Value};
 
@@ -20,7 +18,6 @@ pub(super) fn file_refs(
     key: &str,
     v: Option<&Value>,
     declared: &IndexMap<String, FileObject>,
-    external: &BTreeSet<String>,
 ) -> Result<Vec<FileRef>, LoadError> {
     let Some(Value::Sequence(items)) = v else {
         return Ok(Vec::new());
@@ -58,16 +55,6 @@ pub(super) fn file_refs(
                 }
             }
         };
-        if external.contains(&r.source) {
-            return Err(LoadError::service(
-                service,
-                format!(
-                    "uses {} {:?}, which is external: external {key} need swarm (compose v2 refuses them too); declare it with file:, environment: or content:",
-                    key.trim_end_matches('s'),
-                    r.source
-                ),
-            ));
-        }
         if !declared.contains_key(&r.source) {
             return Err(LoadError::service(
                 service,
@@ -87,21 +74,29 @@ pub(super) fn file_refs(
 /// `environment:` (read now, from the load's environment) and, for configs,
 /// `content:`.
 ///
-/// External objects (swarm's) are left out and returned by name: a service
-/// that uses one is refused, as docker compose v2 refuses it.
+/// External objects (swarm's) are kept, marked, with a warning: a container
+/// that uses one is refused at `up`, as docker compose v2 refuses it.
 pub(super) fn file_objects(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     key: &str,
     m: &Mapping,
-) -> Result<(IndexMap<String, FileObject>, BTreeSet<String>), LoadError> {
+) -> Result<IndexMap<String, FileObject>, LoadError> {
     let mut out = IndexMap::new();
-    let mut external = BTreeSet::new();
     for (k, v) in m {
         let name = crate::keys::key_string(k);
         let empty = Mapping::new();
         let v = v.as_mapping().unwrap_or(&empty);
         if super::values::external(v).0 {
-            external.insert(name);
+            ctx.warn(format!(
+                "{key}.{name}: `external` objects belong to swarm: a service that uses it is refused at up"
+            ));
+            out.insert(
+                name,
+                FileObject {
+                    external: true,
+                    ..Default::default()
+                },
+            );
             continue;
         }
         let err = |m: String| LoadError::project(format!("{key}.{name}: {m}"));
@@ -153,5 +148,5 @@ pub(super) fn file_objects(
         out.insert(name, object);
     }
     out.sort_keys();
-    Ok((out, external))
+    Ok(out)
 }

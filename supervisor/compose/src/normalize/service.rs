@@ -7,7 +7,6 @@
 //! [`service`] reads the keys in a fixed order, and the first error found is
 //! the one reported: keep that order when adding a key.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
@@ -30,9 +29,6 @@ pub(super) struct Top<'a> {
     pub(super) volumes: &'a IndexMap<String, Volume>,
     pub(super) secrets: &'a IndexMap<String, FileObject>,
     pub(super) configs: &'a IndexMap<String, FileObject>,
-    /// External (swarm) secrets and configs: declared, but not usable.
-    pub(super) external_secrets: &'a BTreeSet<String>,
-    pub(super) external_configs: &'a BTreeSet<String>,
 }
 
 /// Normalizes one (enabled) service.
@@ -95,20 +91,8 @@ pub(super) fn service(
     out.post_start = options::hooks(ctx, name, s, "post_start")?;
     out.pre_stop = options::hooks(ctx, name, s, "pre_stop")?;
 
-    out.secrets = secrets::file_refs(
-        name,
-        "secrets",
-        get(s, "secrets"),
-        top.secrets,
-        top.external_secrets,
-    )?;
-    out.configs = secrets::file_refs(
-        name,
-        "configs",
-        get(s, "configs"),
-        top.configs,
-        top.external_configs,
-    )?;
+    out.secrets = secrets::file_refs(name, "secrets", get(s, "secrets"), top.secrets)?;
+    out.configs = secrets::file_refs(name, "configs", get(s, "configs"), top.configs)?;
     out.profiles = strings(s, "profiles");
     out.replicas = replicas(name, s)?;
     out.attach = opt_bool(s, "attach");

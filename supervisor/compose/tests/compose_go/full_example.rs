@@ -13,7 +13,9 @@
 //!   `build.platforms`: BuildKit only;
 //! - `ports[].mode`: ingress is swarm's; `volumes[].consistency`: macOS only;
 //! - `labels`, `name`, `external` of secrets and configs: swarm objects;
-//! - `x-*` extensions: our model keeps none.
+//! - `x-*` extensions: our model keeps none;
+//! - `network_mode` of foo: set together with `networks`, which the compose
+//!   CLI refuses; reset by our overlay (see below).
 
 use serde_json::{Map, Value, json};
 
@@ -46,7 +48,6 @@ const SAME: &[&str] = &[
     "links",
     "logging",
     "mac_address",
-    "network_mode",
     "pid",
     "privileged",
     "read_only",
@@ -96,10 +97,21 @@ fn compose_go_full_example() {
     substitute(&mut want, &[("FIXTURE_DIR", &fixture), ("HOME", home)]);
     let expected = translate(&want);
 
+    // TestFullExample loads with SkipConsistencyCheck: the file mounts a
+    // volume and uses a network it never declares (`datavolume`,
+    // `other-other-network`), depends on services it never
+    // defines (`db`, `redis`), and sets both `network_mode`
+    // and `networks` on foo. Turtle, like the compose CLI, always checks, so
+    // a second file of ours declares them (the two services are not
+    // compared) and resets `network_mode`
+    // (not compared).
+    let overlay = tempfile::tempdir().unwrap();
+    let declared = overlay.path().join("declare-datavolume.yaml");
+    std::fs::write(&declared, "volumes:\n  datavolume: {}\nnetworks:\n  other-other-network: {}\nservices:\n  db: {image: busybox}\n  redis: {image: busybox}\n  foo:\n    network_mode: !reset null\n").unwrap();
     // TestFullExample's environment (HOME is the user's home directory).
     let load = Load {
         cwd: dir.clone(),
-        files: vec![dir.join("full-example.yml")],
+        files: vec![dir.join("full-example.yml"), declared],
         env: &[
             ("HOME", home),
             ("BAR", "this is a secret"),

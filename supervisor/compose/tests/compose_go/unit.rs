@@ -12,6 +12,7 @@
 //! overlay: |      # a second -f file (ours), for what the Go test skips
 //!   secrets: {s: {file: ./s}}
 //! profiles: [debug]
+//! allow_unknown_keys: true   # load as with --allow-unknown-keys
 //! ```
 //!
 //! `${FIXTURE_DIR}` in an expected string is the fixture's directory.
@@ -101,6 +102,7 @@ struct Expectation {
     error: Vec<String>,
     overlay: Option<String>,
     profiles: Vec<String>,
+    allow_unknown_keys: bool,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +231,7 @@ fn check(name: &str, dir: &Path, env: &[(&str, &str)]) -> Option<String> {
         files,
         env,
         profiles: want.profiles.clone(),
+        allow_unknown_keys: want.allow_unknown_keys,
         ..Load::default()
     };
     let result = load.run();

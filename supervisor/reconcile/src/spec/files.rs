@@ -84,6 +84,15 @@ fn uses<'a>(
             object,
         });
     }
+    if let Some(u) = out.iter().find(|u| u.object.external) {
+        return Err(SpecError::Invalid {
+            service: service_name.to_string(),
+            message: format!(
+                "{} {:?} is external, a swarm object one engine cannot provide (docker compose v2 refuses it too): declare it with file:, environment: or content:",
+                u.kind, u.reference.source
+            ),
+        });
+    }
     Ok(out)
 }
 

@@ -725,3 +725,31 @@ fn content_backed_and_owned_objects_are_copied_not_bound() {
     let spec = container_spec(&p, "web", &ro, 1, "h", None).unwrap();
     assert_eq!(hc(&spec).mounts.as_ref().unwrap().len(), 2);
 }
+
+#[test]
+fn an_external_secret_is_refused_where_a_container_uses_it() {
+    let mut p = project(vec![]);
+    p.secrets.insert(
+        "vault".into(),
+        FileObject {
+            external: true,
+            ..Default::default()
+        },
+    );
+    let mut s = svc();
+    s.secrets = vec![FileRef {
+        source: "vault".into(),
+        target: "/run/secrets/vault".into(),
+        // With a mode it would be copied: refused all the same.
+        mode: Some(0o400),
+        ..Default::default()
+    }];
+    let e = container_spec(&p, "web", &s, 1, "h", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("secret \"vault\" is external") && e.contains("file:"),
+        "{e}"
+    );
+    assert!(copied_files(&p, "web", &s).is_err());
+}

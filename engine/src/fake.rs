@@ -14,8 +14,8 @@ use futures_util::stream;
 
 use crate::{
     BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineEvent, ExecOutcome, ExecSpec, FileUpload, Health, LogChunk, NetworkSummary, Progress,
-    Result, State, VolumeSummary,
+    EngineEvent, ExecOutcome, ExecSpec, FileUpload, Health, HealthTest, LogChunk, NetworkSummary,
+    Progress, Result, State, VolumeSummary,
 };
 
 /// The service label the fake reads to tell replicas of a service apart
@@ -243,6 +243,7 @@ impl Engine for FakeEngine {
             pid: None,
             oom_killed: false,
             volumes: vec![],
+            healthcheck: c.spec.body.healthcheck.as_ref().and_then(HealthTest::of),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
+use bollard_stubs::models::{ContainerCreateBody, EndpointSettings, HealthConfig};
 use serde::{Deserialize, Serialize};
 
 /// A container's lifecycle state as the engine reports it.
@@ -90,6 +90,36 @@ pub struct ContainerDetails {
     /// Volumes mounted (named or anonymous), with where.
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// The healthcheck the engine runs: the container's own, else its
+    /// image's. `None` without one (or with `NONE`).
+    #[serde(default)]
+    pub healthcheck: Option<HealthTest>,
+}
+
+/// A healthcheck as the engine runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthTest {
+    /// `["CMD", arg...]` or `["CMD-SHELL", "command"]`.
+    pub test: Vec<String>,
+    /// How long one check may run; `None` is the engine's default (30 s).
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl HealthTest {
+    /// From a container's (merged) config; `None` for no test or `NONE`.
+    pub fn of(config: &HealthConfig) -> Option<Self> {
+        let test = config.test.clone()?;
+        match test.first().map(String::as_str) {
+            Some("CMD" | "CMD-SHELL") if test.len() > 1 => Some(Self {
+                test,
+                timeout: config
+                    .timeout
+                    .filter(|t| *t > 0)
+                    .map(|t| std::time::Duration::from_nanos(t as u64)),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A volume mounted in a container.

@@ -70,8 +70,8 @@ pub use context::{BuildContext, ContextError};
 use crate::errors::{error_chain, is_connection_error};
 use crate::{
     BoxStream, BuildSpec, ContainerDetails, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineEvent, Health, LogChunk, NetworkSummary, Progress, Result, State, VolumeMount,
-    VolumeSummary,
+    EngineEvent, Health, HealthTest, LogChunk, NetworkSummary, Progress, Result, State,
+    VolumeMount, VolumeSummary,
 };
 
 /// The engine's socket when neither the caller nor `DOCKER_HOST` names one.
@@ -379,7 +379,11 @@ impl Engine for Docker {
                 .name
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default(),
-            labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+            labels: c
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
             state: state
                 .status
@@ -396,6 +400,11 @@ impl Engine for Docker {
             restart_count: c.restart_count.unwrap_or(0),
             pid: state.pid.filter(|p| *p > 0),
             oom_killed: state.oom_killed.unwrap_or(false),
+            healthcheck: c
+                .config
+                .as_ref()
+                .and_then(|c| c.healthcheck.as_ref())
+                .and_then(HealthTest::of),
             volumes: c
                 .mounts
                 .unwrap_or_default()

@@ -585,6 +585,7 @@ async fn build_image_from_context_with_dockerignore() {
         target: None,
         labels: HashMap::from([("io.turtle.test".to_string(), "yes".to_string())]),
         files: vec![("bin/added".to_string(), added.clone())],
+        ..Default::default()
     };
     let progress: Vec<_> = tokio::time::timeout(
         Duration::from_secs(120),

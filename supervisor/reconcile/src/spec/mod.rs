@@ -41,6 +41,7 @@
 //!   file at the target path. A `mode` cannot be applied to a bind mount and is
 //!   ignored.
 
+mod build;
 mod host;
 mod labels;
 mod mounts;
@@ -53,6 +54,7 @@ mod tests;
 #[cfg(test)]
 mod tests_options;
 
+pub use build::build_spec;
 pub use host::nano_cpus;
 pub use labels::container_labels;
 pub use networks::{network_request, volume_request};

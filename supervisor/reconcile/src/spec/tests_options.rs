@@ -566,3 +566,45 @@ fn tmpfs_size_and_mode_together() {
         .unwrap();
     assert_eq!((o.size_bytes, o.mode), (Some(1 << 20), Some(0o700)));
 }
+
+#[test]
+fn build_options_reach_the_build_request() {
+    let p = project(vec![]);
+    let build = turtle_compose::Build {
+        context: "/srv/demo/web".into(),
+        dockerfile_inline: Some("FROM scratch\n".into()),
+        cache_from: vec!["web:cache".into()],
+        labels: IndexMap::from([
+            ("org.example".into(), "yes".into()),
+            (names::PROJECT.into(), "spoofed".into()),
+        ]),
+        network: Some("host".into()),
+        shm_size: Some(ByteSize(64 << 20)),
+        extra_hosts: vec!["mirror:10.0.0.5".into()],
+        no_cache: true,
+        pull: true,
+        tags: vec!["web:1".into(), "web:stable".into()],
+        isolation: Some("default".into()),
+        ..Default::default()
+    };
+    let b = build_spec(&p, "web", &build, "web:1").unwrap();
+    assert_eq!(b.tag, "web:1");
+    assert_eq!(b.dockerfile, "Dockerfile");
+    assert_eq!(b.dockerfile_inline.as_deref(), Some("FROM scratch\n"));
+    assert_eq!(b.cache_from, ["web:cache"]);
+    assert_eq!(b.labels["org.example"], "yes");
+    assert_eq!(b.labels[names::PROJECT], "demo", "the project's label wins");
+    assert_eq!(b.network.as_deref(), Some("host"));
+    assert_eq!(b.shm_size, Some(64 << 20));
+    assert_eq!(b.extra_hosts, ["mirror:10.0.0.5"]);
+    assert!(b.no_cache && b.pull);
+    // The image's own reference is the build's tag, not an extra one.
+    assert_eq!(b.extra_tags, ["web:stable"]);
+
+    let windows = turtle_compose::Build {
+        isolation: Some("hyperv".into()),
+        ..build
+    };
+    let err = build_spec(&p, "web", &windows, "web:1").unwrap_err();
+    assert!(invalid_message(err).contains("Windows"));
+}

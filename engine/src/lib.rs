@@ -55,6 +55,18 @@ pub enum EngineError {
     },
     #[error("image build failed for {image}: {message}")]
     Build { image: String, message: String },
+    /// The request needs a newer engine API than the server speaks, and has
+    /// no older form (sending it would silently lose the setting).
+    #[error(
+        "{what}: {feature} needs docker engine API {needs} or newer, and this engine speaks {api}: upgrade docker, or remove the setting"
+    )]
+    TooOld {
+        what: String,
+        /// The setting, as the compose file names it.
+        feature: String,
+        needs: String,
+        api: String,
+    },
     #[error("{what}: {message}")]
     Other { what: String, message: String },
 }

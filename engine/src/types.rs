@@ -154,8 +154,8 @@ pub struct ContainerSpec {
     pub extra_networks: Vec<(String, EndpointSettings)>,
 }
 
-/// An image build.
-#[derive(Debug, Clone)]
+/// An image build (the classic builder's options, API 1.41).
+#[derive(Debug, Clone, Default)]
 pub struct BuildSpec {
     /// Tag to give the result.
     pub tag: String,
@@ -169,6 +169,22 @@ pub struct BuildSpec {
     /// Files from outside the context added to it: (path in the context,
     /// file on the host), e.g. the running `turtle` executable.
     pub files: Vec<(String, std::path::PathBuf)>,
+    /// A Dockerfile given as text: used instead of `dockerfile`.
+    pub dockerfile_inline: Option<String>,
+    /// More references given to the result once built.
+    pub extra_tags: Vec<String>,
+    /// Images whose layers the build may reuse.
+    pub cache_from: Vec<String>,
+    /// `host:ip` entries for the `RUN` steps (at most one: bollard's build
+    /// options take a single `extrahosts`).
+    pub extra_hosts: Vec<String>,
+    /// Network of the `RUN` steps (`host`, `none`, a network name).
+    pub network: Option<String>,
+    /// `/dev/shm` size of the `RUN` steps, in bytes.
+    pub shm_size: Option<u64>,
+    pub no_cache: bool,
+    /// Pull a newer base image even when one is present.
+    pub pull: bool,
 }
 
 /// Progress of a pull or a build.

@@ -81,6 +81,7 @@ fn spec(tag: &str, context: &Path, files: Vec<(String, std::path::PathBuf)>) -> 
         target: None,
         labels: HashMap::new(),
         files,
+        ..Default::default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! A build context as a tar stream: the context directory less what
 //! `.dockerignore` excludes, plus files from outside it (an outside
-//! Dockerfile, the running `turtle` executable).
+//! Dockerfile, the running `turtle` executable) and a Dockerfile given as
+//! text (`dockerfile_inline:`, added as [`INLINE_DOCKERFILE`]).
 //!
 //! [`BuildContext::new`] checks what can be checked before the engine is
 //! called (the directory, `.dockerignore`, names added twice);
@@ -29,6 +30,9 @@ pub const CHUNK: usize = 64 * 1024;
 /// Chunks buffered between the tar thread and the request.
 pub const CHUNKS: usize = 4;
 
+/// The name in the tar of a Dockerfile given as text.
+pub const INLINE_DOCKERFILE: &str = ".turtle.inline.Dockerfile";
+
 /// Why a build context cannot be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -40,6 +44,10 @@ pub enum ContextError {
     Socket(PathBuf),
     #[error("{name} is in the build context and also to be added from {host}")]
     Twice { name: String, host: PathBuf },
+    #[error(
+        "{0} is in the build context, where the inline Dockerfile is to be added: rename or .dockerignore it"
+    )]
+    InlineTwice(PathBuf),
     #[error("sending the build context to the engine failed: {0}")]
     Send(io::Error),
 }
@@ -133,6 +141,8 @@ pub struct BuildContext {
     dockerfile: String,
     /// A Dockerfile outside the context, added as `.turtle.Dockerfile`.
     outside_dockerfile: Option<PathBuf>,
+    /// A Dockerfile given as text, added as [`INLINE_DOCKERFILE`].
+    inline_dockerfile: Option<String>,
     files: Vec<(String, PathBuf)>,
 }
 
@@ -175,8 +185,24 @@ impl BuildContext {
             rules,
             dockerfile: df_rel,
             outside_dockerfile,
+            inline_dockerfile: None,
             files: files.to_vec(),
         })
+    }
+
+    /// Builds from `text` instead of a Dockerfile file: it is added to the
+    /// tar as [`INLINE_DOCKERFILE`], which must not be in the context (a
+    /// context never silently differs from its directory) unless
+    /// `.dockerignore` leaves it out.
+    pub fn with_inline_dockerfile(mut self, text: String) -> Result<BuildContext, ContextError> {
+        let there = self.dir.join(INLINE_DOCKERFILE);
+        if there.exists() && !is_ignored(&self.rules, INLINE_DOCKERFILE) {
+            return Err(ContextError::InlineTwice(there));
+        }
+        self.dockerfile = INLINE_DOCKERFILE.to_string();
+        self.outside_dockerfile = None;
+        self.inline_dockerfile = Some(text);
+        Ok(self)
     }
 
     /// The Dockerfile's path in the tar, to pass to the engine.
@@ -207,6 +233,10 @@ impl BuildContext {
             for entry in entries {
                 let rel = dir.join(entry.file_name());
                 let rel_str = rel.to_string_lossy().replace('\\', "/");
+                if self.inline_dockerfile.is_some() && rel_str == INLINE_DOCKERFILE {
+                    // Ignored (checked in `with_inline_dockerfile`): the text replaces it.
+                    continue;
+                }
                 let always = rel_str == self.dockerfile || rel_str == ".dockerignore";
                 let ignored = !always && is_ignored(&self.rules, &rel_str);
                 let host = entry.path();
@@ -244,6 +274,15 @@ impl BuildContext {
                 path,
                 Meta::Mode(0o644),
             )?;
+        }
+        if let Some(text) = &self.inline_dockerfile {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(text.len() as u64);
+            builder
+                .append_data(&mut header, INLINE_DOCKERFILE, text.as_bytes())
+                .map_err(ContextError::Send)?;
         }
         // Files from outside (the turtle executable), with a plain header: the
         // mode and modification time of the file, owned by root.
@@ -575,5 +614,50 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
             .collect();
         assert_eq!(names, [".turtle.Dockerfile"]);
+    }
+
+    #[test]
+    fn tar_adds_an_inline_dockerfile_under_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM on-disk\n").unwrap();
+        let text = "FROM scratch\nCOPY a.txt /\n".to_string();
+        let c = BuildContext::new(dir.path(), "Dockerfile", &[])
+            .unwrap()
+            .with_inline_dockerfile(text.clone())
+            .unwrap();
+        assert_eq!(c.dockerfile(), INLINE_DOCKERFILE);
+        let tar = c.write_to(Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut found = None;
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy() == INLINE_DOCKERFILE {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                found = Some(s);
+            }
+        }
+        assert_eq!(found.as_deref(), Some(text.as_str()));
+
+        // A file of that name in the context is refused, unless ignored.
+        std::fs::write(dir.path().join(INLINE_DOCKERFILE), "mine").unwrap();
+        let e = BuildContext::new(dir.path(), "Dockerfile", &[])
+            .unwrap()
+            .with_inline_dockerfile(text.clone())
+            .unwrap_err();
+        assert!(matches!(e, ContextError::InlineTwice(_)), "{e}");
+        std::fs::write(dir.path().join(".dockerignore"), INLINE_DOCKERFILE).unwrap();
+        let c = BuildContext::new(dir.path(), "Dockerfile", &[])
+            .unwrap()
+            .with_inline_dockerfile(text)
+            .unwrap();
+        let tar = c.write_to(Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let n = archive
+            .entries()
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().unwrap().to_string_lossy() == INLINE_DOCKERFILE)
+            .count();
+        assert_eq!(n, 1, "the inline text only");
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    BuildImageOptions, BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder,
+    ImportImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -207,13 +207,20 @@ async fn run_build(
             spec.context.display()
         ))
     };
-    let (context, dockerfile, files) = (
+    let (context, dockerfile, files, inline) = (
         spec.context.clone(),
         spec.dockerfile.clone(),
         spec.files.clone(),
+        spec.dockerfile_inline.clone(),
     );
-    let checked =
-        tokio::task::spawn_blocking(move || BuildContext::new(&context, &dockerfile, &files)).await;
+    let checked = tokio::task::spawn_blocking(move || {
+        let c = BuildContext::new(&context, &dockerfile, &files)?;
+        match inline {
+            Some(text) => c.with_inline_dockerfile(text),
+            None => Ok(c),
+        }
+    })
+    .await;
     let build_context = match checked {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -225,20 +232,15 @@ async fn run_build(
             return;
         }
     };
-    let mut opts = BuildImageOptionsBuilder::new()
-        .t(&spec.tag)
-        .dockerfile(build_context.dockerfile())
-        .buildargs(&spec.args)
-        .labels(&spec.labels)
-        .rm(true)
-        .forcerm(true)
-        // The classic builder: the target machines have no BuildKit.
-        .version(BuilderVersion::BuilderV1);
-    if let Some(t) = &spec.target {
-        opts = opts.target(t);
-    }
+    let opts = match options(&spec, build_context.dockerfile()) {
+        Ok(o) => o,
+        Err(message) => {
+            let _ = tx.send(Err(fail(message))).await;
+            return;
+        }
+    };
     let (body, tarring) = context::stream(build_context);
-    let mut stream = client.build_image(opts.build(), None, Some(bollard::body_try_stream(body)));
+    let mut stream = client.build_image(opts, None, Some(bollard::body_try_stream(body)));
     let mut failed = None;
     while let Some(item) = stream.next().await {
         match item {
@@ -269,9 +271,68 @@ async fn run_build(
     let error = match (tar_failure(tarring).await, failed) {
         (Some(cause), _) => unreadable(&cause),
         (None, Some(e)) => build_error(&socket, &image, e),
-        (None, None) => return,
+        (None, None) => match tag_more(&client, &socket, &spec).await {
+            Ok(()) => return,
+            Err(e) => e,
+        },
     };
     let _ = tx.send(Err(error)).await;
+}
+
+/// The query of the build request (the classic builder's options).
+fn options(spec: &BuildSpec, dockerfile: &str) -> std::result::Result<BuildImageOptions, String> {
+    let mut opts = BuildImageOptionsBuilder::new()
+        .t(&spec.tag)
+        .dockerfile(dockerfile)
+        .buildargs(&spec.args)
+        .labels(&spec.labels)
+        .rm(true)
+        .forcerm(true)
+        .nocache(spec.no_cache)
+        // The classic builder: the target machines have no BuildKit.
+        .version(BuilderVersion::BuilderV1);
+    if let Some(t) = &spec.target {
+        opts = opts.target(t);
+    }
+    if !spec.cache_from.is_empty() {
+        opts = opts.cachefrom(&spec.cache_from);
+    }
+    match spec.extra_hosts.as_slice() {
+        [] => {}
+        [one] => opts = opts.extrahosts(one),
+        more => {
+            return Err(format!(
+                "build extra_hosts has {} entries, and turtle can send the engine only one (bollard's build options take a single extrahosts): keep one, or add the others with RUN echo >> /etc/hosts",
+                more.len()
+            ));
+        }
+    }
+    if let Some(n) = &spec.network {
+        opts = opts.networkmode(n);
+    }
+    if let Some(size) = spec.shm_size {
+        let size = i32::try_from(size).map_err(|_| {
+            format!("build shm_size {size} is too large: the engine's build takes at most 2 GiB - 1 byte")
+        })?;
+        opts = opts.shmsize(size);
+    }
+    if spec.pull {
+        opts = opts.pull("1");
+    }
+    Ok(opts.build())
+}
+
+/// Gives the built image its extra tags.
+async fn tag_more(client: &bollard::Docker, socket: &str, spec: &BuildSpec) -> Result<()> {
+    for extra in &spec.extra_tags {
+        let (repo, tag) = split_reference(extra);
+        let opts = TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build();
+        client
+            .tag_image(&spec.tag, Some(opts))
+            .await
+            .map_err(|e| map_error(socket, format!("tag {} as {extra}", spec.tag), e))?;
+    }
+    Ok(())
 }
 
 /// What the tar thread failed with, once it is done; `None` when it sent the
@@ -308,4 +369,53 @@ fn rfc3339(s: &str) -> Option<SystemTime> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     let secs = u64::try_from(t.unix_timestamp()).ok().filter(|s| *s > 0)?;
     Some(SystemTime::UNIX_EPOCH + Duration::new(secs, t.nanosecond()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_options_carry_the_spec() {
+        let spec = BuildSpec {
+            tag: "p-web:latest".into(),
+            cache_from: vec!["p-web:cache".into()],
+            extra_hosts: vec!["mirror:10.0.0.5".into()],
+            network: Some("host".into()),
+            shm_size: Some(64 << 20),
+            no_cache: true,
+            pull: true,
+            ..Default::default()
+        };
+        let o = options(&spec, "Dockerfile").unwrap();
+        assert_eq!(o.t.as_deref(), Some("p-web:latest"));
+        assert_eq!(o.cachefrom, Some(vec!["p-web:cache".to_string()]));
+        assert_eq!(o.extrahosts.as_deref(), Some("mirror:10.0.0.5"));
+        assert_eq!(o.networkmode.as_deref(), Some("host"));
+        assert_eq!(o.shmsize, Some(64 << 20));
+        assert!(o.nocache);
+        assert_eq!(o.pull.as_deref(), Some("1"));
+
+        let plain = options(&BuildSpec::default(), "Dockerfile").unwrap();
+        assert_eq!(
+            (plain.cachefrom, plain.extrahosts, plain.pull, plain.nocache),
+            (None, None, None, false)
+        );
+
+        let two = BuildSpec {
+            extra_hosts: vec!["a:10.0.0.1".into(), "b:10.0.0.2".into()],
+            ..Default::default()
+        };
+        let e = options(&two, "Dockerfile").unwrap_err();
+        assert!(e.contains("2 entries"), "{e}");
+        let huge = BuildSpec {
+            shm_size: Some(4 << 30),
+            ..Default::default()
+        };
+        assert!(
+            options(&huge, "Dockerfile")
+                .unwrap_err()
+                .contains("shm_size")
+        );
+    }
 }

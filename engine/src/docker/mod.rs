@@ -8,11 +8,14 @@
 //!   address, else `/var/run/docker.sock`.
 //! - bollard 0.21 sends requests without a `/vX.Y` prefix, so the daemon
 //!   answers in its own default API version (1.41 on Docker 20.10). The server's
-//!   API version is read once ([`Docker::api_version`]) and fields the server
-//!   does not know are stripped before create: healthcheck `StartInterval`
-//!   (1.44+), and every endpoint but the first at container create (several
-//!   networks at create need 1.44+; the rest are connected after create, before
-//!   `create_container` returns, on every API version).
+//!   API version is read once ([`Docker::api_version`]) and requests are
+//!   adapted to it ([`api_compat`]): a field with an older form is rewritten
+//!   or dropped when the engine works without it (healthcheck
+//!   `StartInterval`, 1.44+; every endpoint but the first at container
+//!   create, 1.44+, the rest connected after create, before
+//!   `create_container` returns), and one that would change what the
+//!   container is, with no older form, is refused with
+//!   [`EngineError::TooOld`], naming the setting and both API versions.
 //! - Errors: HTTP 404 becomes [`EngineError::NotFound`], 409
 //!   [`EngineError::Conflict`], other statuses [`EngineError::Api`], each with a
 //!   `what` naming the object (`container web-1`). A socket that is missing,
@@ -49,10 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkingConfig, VolumeCreateRequest,
-};
+use bollard::models::{NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
@@ -61,6 +61,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
+mod api_compat;
 pub mod context;
 mod exec;
 mod images;
@@ -270,48 +271,6 @@ pub fn split_reference(reference: &str) -> (String, String) {
     }
 }
 
-/// Drops what an engine of API `api` does not accept at create: healthcheck
-/// `StartInterval` (1.44+) and all endpoints but the first (several need
-/// 1.44+). Returns the endpoints taken out, to connect after create.
-fn adapt_create_body(
-    body: &mut ContainerCreateBody,
-    api: (u64, u64),
-) -> Vec<(String, EndpointSettings)> {
-    let mut moved = Vec::new();
-    if api < (1, 44) {
-        if let Some(hc) = body.healthcheck.as_mut() {
-            hc.start_interval = None;
-        }
-        if let Some(NetworkingConfig {
-            endpoints_config: Some(eps),
-        }) = body.networking_config.as_mut()
-            && eps.len() > 1
-        {
-            // Keep the one HostConfig.NetworkMode names, else any.
-            let primary = body
-                .host_config
-                .as_ref()
-                .and_then(|h| h.network_mode.clone())
-                .filter(|m| eps.contains_key(m))
-                .or_else(|| {
-                    let mut keys: Vec<&String> = eps.keys().collect();
-                    keys.sort();
-                    keys.first().map(|k| k.to_string())
-                });
-            let mut names: Vec<String> = eps.keys().cloned().collect();
-            names.sort();
-            for n in names {
-                if Some(&n) != primary.as_ref()
-                    && let Some(ep) = eps.remove(&n)
-                {
-                    moved.push((n, ep));
-                }
-            }
-        }
-    }
-    moved
-}
-
 impl Engine for Docker {
     async fn ping(&self) -> Result<()> {
         self.client
@@ -424,7 +383,8 @@ impl Engine for Docker {
         let what = format!("container {}", spec.name);
         let api = self.api_version().await?;
         let mut body = spec.body.clone();
-        let mut extra = adapt_create_body(&mut body, api);
+        let mut extra = api_compat::adapt_create_body(&mut body, api).map_err(|e| e.at(&what))?;
+        api_compat::check_endpoints(&spec.extra_networks, api).map_err(|e| e.at(&what))?;
         extra.extend(spec.extra_networks.iter().cloned());
         let image = body.image.clone().unwrap_or_default();
         let opts = CreateContainerOptionsBuilder::new()
@@ -598,6 +558,8 @@ impl Engine for Docker {
 
     async fn create_network(&self, req: &NetworkCreateRequest) -> Result<()> {
         let what = format!("network {}", req.name);
+        let api = self.api_version().await?;
+        api_compat::check_network(req, api).map_err(|e| e.at(&what))?;
         if self.find_network(&req.name).await?.is_some() {
             return Err(EngineError::Conflict {
                 what,
@@ -820,38 +782,6 @@ mod tests {
         assert_eq!(parse_api_version("1.41"), Some((1, 41)));
         assert_eq!(parse_api_version("1.44"), Some((1, 44)));
         assert_eq!(parse_api_version("x"), None);
-    }
-
-    #[test]
-    fn old_api_strips_start_interval_and_moves_extra_endpoints() {
-        let mut body = ContainerCreateBody {
-            healthcheck: Some(bollard::models::HealthConfig {
-                start_interval: Some(5),
-                ..Default::default()
-            }),
-            host_config: Some(bollard::models::HostConfig {
-                network_mode: Some("p_b".into()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([
-                    ("p_a".to_string(), EndpointSettings::default()),
-                    ("p_b".to_string(), EndpointSettings::default()),
-                    ("p_c".to_string(), EndpointSettings::default()),
-                ])),
-            }),
-            ..Default::default()
-        };
-        let new_api = adapt_create_body(&mut body.clone(), (1, 44));
-        assert!(new_api.is_empty());
-        let moved = adapt_create_body(&mut body, (1, 41));
-        assert_eq!(
-            moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
-            ["p_a", "p_c"]
-        );
-        let eps = body.networking_config.unwrap().endpoints_config.unwrap();
-        assert_eq!(eps.keys().collect::<Vec<_>>(), ["p_b"]);
-        assert_eq!(body.healthcheck.unwrap().start_interval, None);
     }
 
     #[test]

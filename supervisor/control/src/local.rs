@@ -28,7 +28,9 @@ impl From<Error> for ControlError {
             Error::Engine(EngineError::Api { .. } | EngineError::Other { .. }) => {
                 Self::Engine(message)
             }
-            Error::Engine(EngineError::Build { .. }) => Self::Invalid(message),
+            Error::Engine(EngineError::Build { .. } | EngineError::TooOld { .. }) => {
+                Self::Invalid(message)
+            }
             Error::Plan(_) => Self::Invalid(message),
             Error::Apply(_) => Self::Failed(message),
             Error::Store(

@@ -25,7 +25,7 @@ use turtle_compose::{Condition, Project};
 use bollard_stubs::models::{Mount, MountType};
 
 use turtle_engine::{
-    BuildSpec, ContainerSpec, Engine, EngineError, FileUpload, Health, Progress, State, VolumeMount,
+    ContainerSpec, Engine, EngineError, FileUpload, Health, Progress, State, VolumeMount,
 };
 use turtle_reconcile::names;
 use turtle_reconcile::plan::{Action, Plan, dependencies};
@@ -384,7 +384,11 @@ async fn build<E: Engine>(
     let dockerfile = build
         .context
         .join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
-    if let Ok(text) = std::fs::read_to_string(&dockerfile) {
+    let text = match &build.dockerfile_inline {
+        Some(text) => Ok(text.clone()),
+        None => std::fs::read_to_string(&dockerfile),
+    };
+    if let Ok(text) = text {
         for base in crate::base::bases_in(&text) {
             let log = |l: String| report_progress(step, Progress::Log(l), sink);
             let outcome = crate::base::ensure(engine, &base, &opts.base, false, &log)
@@ -400,36 +404,23 @@ async fn build<E: Engine>(
             }
         }
     }
-    let spec = BuildSpec {
-        tag: image.clone(),
-        context: build.context.clone(),
-        dockerfile: build
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| "Dockerfile".into()),
-        args: build
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        target: build.target.clone(),
-        labels: [(names::PROJECT.to_string(), project.name.to_string())].into(),
-        files: match project.services[service]
-            .labels
-            .get(crate::images::BUILD_SELF_LABEL)
-        {
-            Some(name) => vec![(
-                name.clone(),
-                crate::images::self_exe().map_err(|e| {
-                    engine_err(&what)(EngineError::Build {
-                        image: image.clone(),
-                        message: format!("cannot find the turtle executable: {e}"),
-                    })
-                })?,
-            )],
-            None => Vec::new(),
-        },
-    };
+    let mut spec =
+        spec::build_spec(project, service, build, &image).map_err(|source| ApplyError::Spec {
+            what: what.clone(),
+            source,
+        })?;
+    if let Some(name) = project.services[service]
+        .labels
+        .get(crate::images::BUILD_SELF_LABEL)
+    {
+        let exe = crate::images::self_exe().map_err(|e| {
+            engine_err(&what)(EngineError::Build {
+                image: image.clone(),
+                message: format!("cannot find the turtle executable: {e}"),
+            })
+        })?;
+        spec.files = vec![(name.clone(), exe)];
+    }
     let mut s = engine.build_image(&spec);
     while let Some(p) = s.next().await {
         report_progress(step, p.map_err(engine_err(&what))?, sink);

@@ -10,8 +10,9 @@ use turtle_reconcile::spec::SpecError;
 
 /// Readies the host side of a service's mounts: creates every missing bind
 /// source as a directory (compose does so for the short syntax; the engine's
-/// `Mounts` API would refuse a missing path), and checks that the files behind
-/// its secrets and configs exist.
+/// `Mounts` API would refuse a missing path) unless the bind says
+/// `create_host_path: false`, which refuses it, and checks that the files
+/// behind its secrets and configs exist.
 pub fn prepare_host_paths(
     project: &Project,
     service_name: &str,
@@ -30,6 +31,14 @@ pub fn prepare_host_paths(
         let path = Path::new(src);
         if !path.is_absolute() {
             return Err(host_err(path, "bind source is not absolute".to_string()));
+        }
+        let create = m.bind.as_ref().and_then(|b| b.create_host_path) != Some(false);
+        if !path.exists() && !create {
+            return Err(host_err(
+                path,
+                "bind source does not exist and create_host_path is false: create it, or drop create_host_path"
+                    .to_string(),
+            ));
         }
         if !path.exists() {
             std::fs::create_dir_all(path)
@@ -94,5 +103,18 @@ mod tests {
         std::fs::write(&secret, "s3cret").unwrap();
         prepare_host_paths(&p, "web", &s).unwrap();
         assert!(bind.is_dir());
+
+        // create_host_path: false refuses a missing source instead.
+        let kept = dir.path().join("not/made");
+        s.volumes[0].source = Some(kept.display().to_string());
+        s.volumes[0].bind = Some(turtle_compose::BindOptions {
+            create_host_path: Some(false),
+            ..Default::default()
+        });
+        let err = prepare_host_paths(&p, "web", &s).unwrap_err();
+        assert!(err.to_string().contains("create_host_path"), "{err}");
+        assert!(!kept.exists());
+        std::fs::create_dir_all(&kept).unwrap();
+        prepare_host_paths(&p, "web", &s).unwrap();
     }
 }

@@ -9,10 +9,7 @@
 //! cleans up too). Waits poll with deadlines; there are no fixed sleeps.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use indexmap::IndexMap;
@@ -26,74 +23,8 @@ use turtle_reconcile::names;
 use turtle_reconcile::spec::{container_spec, network_request, volume_request};
 use turtle_runtime::host_paths::prepare_host_paths;
 
-const IMAGE: &str = "turtle-test-busybox:latest";
-
-/// Builds the test image once per test binary.
-fn test_image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../images/test-busybox/build.sh");
-        let out = Command::new("sh")
-            .arg(&script)
-            .arg(IMAGE)
-            .output()
-            .expect("run images/test-busybox/build.sh");
-        assert!(
-            out.status.success(),
-            "building {IMAGE} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    IMAGE
-}
-
-/// A name no other test (or test run) uses.
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tt-{}-{}-{tag}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
-/// Removes everything a test created, even when the test panics.
-#[derive(Default)]
-struct Cleanup {
-    containers: Vec<String>,
-    networks: Vec<String>,
-    volumes: Vec<String>,
-    images: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let run = |args: &[&str], names: &[String]| {
-            if names.is_empty() {
-                return;
-            }
-            let _ = Command::new("docker")
-                .args(args)
-                .args(names)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        };
-        run(&["rm", "-f", "-v"], &self.containers);
-        run(&["network", "rm"], &self.networks);
-        run(&["volume", "rm", "-f"], &self.volumes);
-        run(&["rmi", "-f"], &self.images);
-    }
-}
-
-fn docker() -> Docker {
-    Docker::connect(None).expect("docker socket")
-}
+mod common;
+use common::{Cleanup, IMAGE, docker, test_image, unique};
 
 /// A project with networks `default` and `back`, volume `data`, and the
 /// given services.
@@ -585,6 +516,7 @@ async fn build_image_from_context_with_dockerignore() {
         target: None,
         labels: HashMap::from([("io.turtle.test".to_string(), "yes".to_string())]),
         files: vec![("bin/added".to_string(), added.clone())],
+        ..Default::default()
     };
     let progress: Vec<_> = tokio::time::timeout(
         Duration::from_secs(120),

@@ -9,7 +9,7 @@ use bollard_stubs::models::{
 };
 use turtle_compose::{RestartPolicy, Service};
 
-use super::SpecError;
+use super::{SpecError, resources};
 
 /// What the other parts of the spec contribute to `HostConfig`.
 pub(super) struct Wiring {
@@ -17,6 +17,10 @@ pub(super) struct Wiring {
     pub mounts: Vec<EngineMount>,
     pub tmpfs: HashMap<String, String>,
     pub network_mode: Option<String>,
+    /// Bind mounts the `Mounts` API cannot carry (SELinux labels).
+    pub binds: Vec<String>,
+    pub links: Vec<String>,
+    pub volumes_from: Vec<String>,
 }
 
 /// The service's healthcheck as the engine takes it.
@@ -75,6 +79,9 @@ pub(super) fn host_config(
         mounts,
         tmpfs,
         network_mode,
+        binds,
+        links,
+        volumes_from,
     } = wiring;
     let restart_policy = Some(restart_policy(service));
     let r = &service.resources;
@@ -90,10 +97,27 @@ pub(super) fn host_config(
         .map(|d| device_mapping(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
+    let device_requests = resources::device_requests(&service.device_requests);
+    let blkio = resources::blkio(r.blkio.as_ref()).map_err(invalid)?;
+    let cgroupns_mode = service
+        .cgroup
+        .as_deref()
+        .map(resources::cgroupns)
+        .transpose()
+        .map_err(invalid)?;
+    let isolation = service
+        .isolation
+        .as_deref()
+        .map(resources::isolation)
+        .transpose()
+        .map_err(invalid)?;
 
     Ok(HostConfig {
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         mounts: (!mounts.is_empty()).then_some(mounts),
+        binds: non_empty(&binds),
+        links: non_empty(&links),
+        volumes_from: non_empty(&volumes_from),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         network_mode,
         restart_policy,
@@ -104,6 +128,34 @@ pub(super) fn host_config(
         cpu_shares: r.cpu_shares,
         cpuset_cpus: r.cpuset.clone(),
         pids_limit: r.pids_limit,
+        cpu_count: r.cpu_count,
+        cpu_percent: r.cpu_percent,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpu_realtime_period: r.cpu_rt_period,
+        cpu_realtime_runtime: r.cpu_rt_runtime,
+        memory_swappiness: r.mem_swappiness,
+        blkio_weight: blkio.weight,
+        blkio_weight_device: blkio.weight_device,
+        blkio_device_read_bps: blkio.read_bps,
+        blkio_device_read_iops: blkio.read_iops,
+        blkio_device_write_bps: blkio.write_bps,
+        blkio_device_write_iops: blkio.write_iops,
+        device_requests: (!device_requests.is_empty()).then_some(device_requests),
+        device_cgroup_rules: non_empty(&service.device_cgroup_rules),
+        group_add: non_empty(&service.group_add),
+        dns_options: non_empty(&service.dns_opt),
+        userns_mode: service.userns_mode.clone(),
+        uts_mode: service.uts.clone(),
+        cgroupns_mode,
+        cgroup_parent: service.cgroup_parent.clone(),
+        isolation,
+        storage_opt: string_map(&service.storage_opt),
+        // API 1.43+: the engine adapter refuses them on older engines.
+        annotations: string_map(&service.annotations),
+        oom_kill_disable: service.oom_kill_disable.then_some(true),
+        oom_score_adj: service.oom_score_adj,
+        runtime: service.runtime.clone(),
         cap_add: non_empty(&service.cap_add),
         cap_drop: non_empty(&service.cap_drop),
         devices: (!devices.is_empty()).then_some(devices),
@@ -146,6 +198,15 @@ pub(super) fn host_config(
         ipc_mode: service.ipc.clone(),
         ..Default::default()
     })
+}
+
+/// A map of the model as the engine's, `None` when empty.
+fn string_map<'a, M>(m: &'a M) -> Option<HashMap<String, String>>
+where
+    &'a M: IntoIterator<Item = (&'a String, &'a String)>,
+{
+    let out: HashMap<String, String> = m.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    (!out.is_empty()).then_some(out)
 }
 
 fn non_empty(v: &[String]) -> Option<Vec<String>> {

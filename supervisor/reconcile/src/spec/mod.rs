@@ -20,26 +20,44 @@
 //!   (`container_name:` of x, else `<project>-x-1`); the engine accepts names.
 //! - Healthcheck `start_interval` is kept in the body; the engine adapter drops
 //!   it for servers older than API 1.44.
+//! - Networks are joined highest `priority` first (equal ones in the model's
+//!   order); the service-level `mac_address` is the first network's endpoint
+//!   MAC (compose's form from API 1.44). `links` and `volumes_from` name the
+//!   other service's first container ([`refs`]).
+//! - Fields newer than the engine are kept in the body; the engine adapter
+//!   drops or refuses them by API version (`turtle_engine::docker`):
+//!   annotations (1.43), endpoint MAC addresses (1.44), volume `subpath`
+//!   (1.45), image mounts and `enable_ipv4: false` (1.47), `gw_priority`
+//!   (1.48), `interface_name` (1.49).
 //! - Bind mounts use the engine's `Mounts` (not `Binds`), which refuses a
 //!   missing host path. Compose creates missing bind sources for the short
 //!   syntax, and the model no longer tells short from long syntax, so the
 //!   runtime creates every missing bind source as a directory before create
-//!   and checks that secret and config files exist.
+//!   and checks that secret and config files exist (a bind with
+//!   `create_host_path: false` must exist already). A bind with an SELinux
+//!   label (`z`, `Z`) goes to `Binds` as `SRC:DST:rw,z`, as compose does:
+//!   `Mounts` has no label.
 //! - Secrets and configs: a `file:` object without `mode`, `uid` or `gid` is a
 //!   read-only bind mount of the file at the target path; the others
 //!   (content-backed, or asking for a mode or owner) are copied into the
 //!   container by the runtime after create ([`copied_files`] says which and
 //!   how; see [`files`]).
 
+mod build;
 pub mod files;
 mod host;
 mod labels;
 mod mounts;
 mod networks;
 mod ports;
+mod refs;
+mod resources;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_options;
 
+pub use build::build_spec;
 pub use files::{CopiedFile, CopiedSource, copied_files};
 pub use host::nano_cpus;
 pub use labels::container_labels;
@@ -98,12 +116,16 @@ pub fn container_spec(
         .clone()
         .unwrap_or_else(|| names::container_name(&project.name, service_name, number));
     let (exposed, bindings) = ports::ports(service_name, service)?;
-    let net = networks::attachment(project, service_name, service)?;
+    let links = refs::links(project, service_name, service)?;
+    let net = networks::attachment(project, service_name, service, &links)?;
     let wiring = host::Wiring {
         bindings,
         mounts: mounts::mounts(project, service_name, service)?,
         tmpfs: mounts::tmpfs(service),
         network_mode: net.mode,
+        binds: mounts::binds(service_name, service)?,
+        links,
+        volumes_from: refs::volumes_from(project, service_name, service)?,
     };
     let host_config = host::host_config(service_name, service, wiring)?;
     let endpoints = net.endpoints;

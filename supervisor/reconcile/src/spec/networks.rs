@@ -7,9 +7,10 @@ use bollard_stubs::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkCreateRequest,
     VolumeCreateRequest,
 };
-use turtle_compose::{Network, NetworkMode, Project, Service, Volume};
+use turtle_compose::{Network, NetworkMode, Project, Service, ServiceNetwork, Volume};
 
 use super::SpecError;
+use super::refs::first_container;
 use crate::names;
 
 /// How a container joins its networks.
@@ -22,13 +23,26 @@ pub(super) struct Attachment {
     pub extra: Vec<(String, EndpointSettings)>,
 }
 
-/// The service's `network_mode:`, or its networks with their aliases and
-/// addresses.
+/// The endpoint driver option compose sets for `interface_name:`.
+const IFNAME_OPT: &str = "com.docker.network.endpoint.ifname";
+
+/// The service's `network_mode:`, or its networks with their aliases,
+/// addresses and endpoint options, highest `priority` first (the first is
+/// the one in the create body; equal priorities keep the model's order).
+/// `links` go on every endpoint, as compose does (on a user-defined network
+/// they are DNS aliases). The service-level `mac_address` is the first
+/// network's, as compose does from API 1.44 (the engine adapter refuses it
+/// on older engines: see `turtle_engine::docker`).
 pub(super) fn attachment(
     project: &Project,
     service_name: &str,
     service: &Service,
+    links: &[String],
 ) -> Result<Attachment, SpecError> {
+    let invalid = |message: String| SpecError::Invalid {
+        service: service_name.to_string(),
+        message,
+    };
     let mut network_mode = None;
     let mut endpoints = HashMap::new();
     let mut extra_networks = Vec::new();
@@ -36,18 +50,32 @@ pub(super) fn attachment(
         Some(mode) => {
             network_mode = Some(match mode {
                 NetworkMode::Service(other) => {
-                    let other_name = project
-                        .services
-                        .get(other.as_str())
-                        .and_then(|s| s.container_name.clone())
-                        .unwrap_or_else(|| names::container_name(&project.name, other, 1));
-                    format!("container:{other_name}")
+                    format!("container:{}", first_container(project, other))
                 }
                 m => m.to_string(),
             });
+            match (&service.mac_address, mode) {
+                (None, _) => {}
+                (Some(mac), NetworkMode::Bridge) => {
+                    let endpoint = EndpointSettings {
+                        mac_address: Some(mac.clone()),
+                        links: non_empty(links),
+                        ..Default::default()
+                    };
+                    endpoints.insert("bridge".to_string(), endpoint);
+                }
+                (Some(_), m) => {
+                    return Err(invalid(format!(
+                        "mac_address cannot apply with network_mode {m}: the container has no network of its own"
+                    )));
+                }
+            }
         }
         None => {
-            for (i, (key, sn)) in service.networks.iter().enumerate() {
+            let mut ordered: Vec<_> = service.networks.iter().collect();
+            // Stable: equal priorities keep the model's order.
+            ordered.sort_by_key(|(_, sn)| std::cmp::Reverse(sn.priority.unwrap_or(0)));
+            for (i, (key, sn)) in ordered.into_iter().enumerate() {
                 let net = project
                     .networks
                     .get(key)
@@ -55,24 +83,19 @@ pub(super) fn attachment(
                         service: service_name.to_string(),
                         key: key.clone(),
                     })?;
-                let mut aliases = vec![service_name.to_string()];
-                for a in &sn.aliases {
-                    if !aliases.contains(a) {
-                        aliases.push(a.clone());
+                let mut endpoint = endpoint(service_name, sn, links);
+                if i == 0
+                    && let Some(mac) = &service.mac_address
+                {
+                    match &endpoint.mac_address {
+                        Some(own) if own != mac => {
+                            return Err(invalid(format!(
+                                "mac_address {mac} differs from the mac_address {own} of network {key}, its first network: set one of them"
+                            )));
+                        }
+                        _ => endpoint.mac_address = Some(mac.clone()),
                     }
                 }
-                let ipam = (sn.ipv4_address.is_some() || sn.ipv6_address.is_some()).then(|| {
-                    EndpointIpamConfig {
-                        ipv4_address: sn.ipv4_address.clone(),
-                        ipv6_address: sn.ipv6_address.clone(),
-                        ..Default::default()
-                    }
-                });
-                let endpoint = EndpointSettings {
-                    aliases: Some(aliases),
-                    ipam_config: ipam,
-                    ..Default::default()
-                };
                 if i == 0 {
                     network_mode = Some(net.name.clone());
                     endpoints.insert(net.name.clone(), endpoint);
@@ -88,6 +111,47 @@ pub(super) fn attachment(
         endpoints,
         extra: extra_networks,
     })
+}
+
+/// One network's endpoint: aliases (the service name first), addresses,
+/// link-local addresses, driver options (with `interface_name` as compose
+/// passes it), MAC address, gateway priority, links.
+fn endpoint(service_name: &str, sn: &ServiceNetwork, links: &[String]) -> EndpointSettings {
+    let mut aliases = vec![service_name.to_string()];
+    for a in &sn.aliases {
+        if !aliases.contains(a) {
+            aliases.push(a.clone());
+        }
+    }
+    let ipam =
+        (sn.ipv4_address.is_some() || sn.ipv6_address.is_some() || !sn.link_local_ips.is_empty())
+            .then(|| EndpointIpamConfig {
+                ipv4_address: sn.ipv4_address.clone(),
+                ipv6_address: sn.ipv6_address.clone(),
+                link_local_ips: non_empty(&sn.link_local_ips),
+            });
+    let mut driver_opts: HashMap<String, String> = sn
+        .driver_opts
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Compose lets interface_name win over the same driver option.
+    if let Some(ifname) = &sn.interface_name {
+        driver_opts.insert(IFNAME_OPT.to_string(), ifname.clone());
+    }
+    EndpointSettings {
+        aliases: Some(aliases),
+        ipam_config: ipam,
+        links: non_empty(links),
+        mac_address: sn.mac_address.clone(),
+        driver_opts: (!driver_opts.is_empty()).then_some(driver_opts),
+        gw_priority: sn.gw_priority,
+        ..Default::default()
+    }
+}
+
+fn non_empty(v: &[String]) -> Option<Vec<String>> {
+    (!v.is_empty()).then(|| v.to_vec())
 }
 
 /// The create request of the project's network `key`. Meaningless for an
@@ -109,7 +173,11 @@ pub fn network_request(project: &Project, key: &str, net: &Network) -> NetworkCr
         name: net.name.clone(),
         driver: net.driver.clone(),
         internal: net.internal.then_some(true),
+        attachable: net.attachable.then_some(true),
         enable_ipv6: net.enable_ipv6.then_some(true),
+        // Sent only when false (API 1.47+; the adapter refuses it on older
+        // engines, which always enable IPv4).
+        enable_ipv4: net.enable_ipv4.filter(|on| !on),
         ipam: net.ipam.as_ref().map(|i| Ipam {
             driver: i.driver.clone(),
             config: (!i.config.is_empty()).then(|| {
@@ -119,11 +187,21 @@ pub fn network_request(project: &Project, key: &str, net: &Network) -> NetworkCr
                         subnet: p.subnet.clone(),
                         gateway: p.gateway.clone(),
                         ip_range: p.ip_range.clone(),
-                        ..Default::default()
+                        auxiliary_addresses: (!p.aux_addresses.is_empty()).then(|| {
+                            p.aux_addresses
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        }),
                     })
                     .collect()
             }),
-            options: None,
+            options: (!i.options.is_empty()).then(|| {
+                i.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
         }),
         options: (!net.driver_opts.is_empty()).then(|| {
             net.driver_opts

@@ -16,7 +16,7 @@ use turtle_compose::{Condition, MountKind, Network, NetworkMode, RestartPolicy, 
 use super::ports::expose_keys;
 use super::*;
 
-fn project(services: Vec<(&str, Service)>) -> Project {
+pub(super) fn project(services: Vec<(&str, Service)>) -> Project {
     let mut networks = IndexMap::new();
     for key in ["default", "back"] {
         networks.insert(
@@ -65,7 +65,7 @@ fn project(services: Vec<(&str, Service)>) -> Project {
     }
 }
 
-fn svc() -> Service {
+pub(super) fn svc() -> Service {
     Service {
         image: Some("web:1".to_string()),
         networks: IndexMap::from([("default".to_string(), ServiceNetwork::default())]),
@@ -74,12 +74,12 @@ fn svc() -> Service {
     }
 }
 
-fn spec_of(s: Service) -> ContainerSpec {
+pub(super) fn spec_of(s: Service) -> ContainerSpec {
     let p = project(vec![("web", s.clone())]);
     container_spec(&p, "web", &s, 2, "abc123", None).unwrap()
 }
 
-fn hc(spec: &ContainerSpec) -> &HostConfig {
+pub(super) fn hc(spec: &ContainerSpec) -> &HostConfig {
     spec.body.host_config.as_ref().unwrap()
 }
 

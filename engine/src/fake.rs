@@ -127,7 +127,9 @@ impl FakeEngine {
             .insert(service.to_string(), code);
     }
 
-    /// Containers of `service` start but never turn healthy.
+    /// Containers of `service` start but never turn healthy, and every exec
+    /// in them (a probe of their healthcheck) fails unless scripted with
+    /// [`Self::exec_result`].
     pub fn never_healthy(&self, service: &str) {
         self.inner
             .lock()
@@ -389,13 +391,28 @@ impl Engine for FakeEngine {
                 message: "is not running".into(),
             });
         }
+        let service = self.with_container(id, |c| {
+            c.summary
+                .labels
+                .get(SERVICE_LABEL)
+                .cloned()
+                .unwrap_or_default()
+        })?;
         let mut i = self.inner.lock().unwrap();
         i.execs.push((id.to_string(), spec.clone()));
+        // A never-healthy service's check fails when probed, too.
+        let default = match i.never_healthy.contains(&service) {
+            true => ExecOutcome {
+                exit_code: 1,
+                output_tail: "never healthy (fake)".into(),
+            },
+            false => ExecOutcome::default(),
+        };
         Ok(i.exec_results
             .iter()
             .find(|(k, _)| line.contains(k.as_str()))
             .map(|(_, o)| o.clone())
-            .unwrap_or_default())
+            .unwrap_or(default))
     }
 
     async fn list_networks(&self, labels: &[String]) -> Result<Vec<NetworkSummary>> {

@@ -4,13 +4,15 @@
 //! A step starts when every step it waits for has finished; at most
 //! [`Options::parallelism`] run at once (all in one task: the engine calls are
 //! async, so no thread is needed). Creating or starting a container first waits
-//! for the `depends_on` conditions of its service (polling the engine with a
-//! deadline). A created container gets its copied secrets and configs
-//! before it starts ([`crate::objects`]); a started one runs its
-//! `post_start` hooks, one about to stop its `pre_stop` hooks
-//! ([`crate::hooks`]). A pulled image is tagged again in place, which
-//! stamps when it was pulled (for `pull_policy: every_<d>`). On the first failure no new step starts; the ones running finish,
-//! and the error names the step and its cause.
+//! for the `depends_on` conditions of its service ([`crate::ready`]: polling
+//! the engine with a deadline, starting dependencies probed by the supervisor
+//! itself, [`crate::probe`], with one [`Probes`] shared by every step). A
+//! created container gets its copied secrets and configs before it starts
+//! ([`crate::objects`]); a started one runs its `post_start` hooks, one about
+//! to stop its `pre_stop` hooks ([`crate::hooks`]). A pulled image is tagged
+//! again in place, which stamps when it was pulled (for `pull_policy:
+//! every_<d>`). On the first failure no new step starts; the ones running
+//! finish, and the error names the step and its cause.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -20,15 +22,15 @@ use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
-use turtle_compose::{Condition, Project};
+use turtle_compose::Project;
 
 use bollard_stubs::models::{Mount, MountType};
 
-use turtle_engine::{
-    ContainerSpec, Engine, EngineError, FileUpload, Health, Progress, State, VolumeMount,
-};
-use turtle_reconcile::names;
-use turtle_reconcile::plan::{Action, Plan, dependencies};
+use turtle_engine::{ContainerSpec, Engine, EngineError, FileUpload, Progress, VolumeMount};
+use turtle_reconcile::plan::{Action, Plan};
+
+use crate::probe::Probes;
+use crate::ready;
 use turtle_reconcile::spec;
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Options {
     pub poll_interval: Duration,
     /// How to make the Debian base a build needs (see [`crate::base`]).
     pub base: crate::base::Settings,
+    /// Probe starting containers' healthchecks ([`crate::probe`]).
+    pub probe: bool,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             dependency_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(50),
             base: Default::default(),
+            probe: true,
         }
     }
 }
@@ -76,6 +81,44 @@ pub enum Event {
         step: usize,
         line: String,
     },
+    /// A dependency (or, for `up --wait`, any container) became ready, and
+    /// how: a probe of its healthcheck, or the engine's own check.
+    Ready {
+        step: usize,
+        service: String,
+        container: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probed_after_ms: Option<u64>,
+    },
+}
+
+impl Event {
+    /// The `Ready` event of a step.
+    pub fn ready(step: usize, became: ready::Became) -> Self {
+        Self::Ready {
+            step,
+            service: became.service,
+            container: became.container,
+            probed_after_ms: became.probed_after.map(|d| d.as_millis() as u64),
+        }
+    }
+
+    /// What a `Ready` event tells.
+    pub fn became(&self) -> Option<ready::Became> {
+        match self {
+            Self::Ready {
+                service,
+                container,
+                probed_after_ms,
+                ..
+            } => Some(ready::Became {
+                service: service.clone(),
+                container: container.clone(),
+                probed_after: probed_after_ms.map(Duration::from_millis),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +172,10 @@ pub async fn apply<E: Engine>(
     let n = plan.steps.len();
     let mut done = vec![false; n];
     let mut started = vec![false; n];
+    // Shared by every step's waits: a dependency is probed once, whoever
+    // waits for it.
+    let probes = Probes::new(opts.probe);
+    let probes = &probes;
     let mut running = FuturesUnordered::new();
     let mut first_error = None;
     let mut changed = HashSet::new();
@@ -146,8 +193,13 @@ pub async fn apply<E: Engine>(
                     sink(Event::Started { step: i, what });
                     running.push(async move {
                         let t = Instant::now();
-                        let r =
-                            run_step(engine, project, i, &plan.steps[i].action, opts, sink).await;
+                        let step = Step {
+                            index: i,
+                            opts,
+                            probes,
+                            sink,
+                        };
+                        let r = run_step(engine, project, &plan.steps[i].action, step).await;
                         (i, r, t.elapsed())
                     });
                 }
@@ -208,14 +260,40 @@ fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> ApplyError
     move |source| ApplyError::Engine { what, source }
 }
 
+/// What a running step shares with the others.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    index: usize,
+    opts: &'a Options,
+    probes: &'a Probes,
+    sink: Sink<'a>,
+}
+
+impl Step<'_> {
+    /// Waits for the service's dependencies, telling how each became ready.
+    async fn wait_dependencies<E: Engine>(
+        self,
+        engine: &E,
+        project: &Project,
+        service: &str,
+    ) -> Result<(), ApplyError> {
+        let report = |became| (self.sink)(Event::ready(self.index, became));
+        ready::wait_dependencies(engine, project, service, self.opts, self.probes, &report).await
+    }
+}
+
 async fn run_step<E: Engine>(
     engine: &E,
     project: &Project,
-    step: usize,
     action: &Action,
-    opts: &Options,
-    sink: Sink<'_>,
+    st: Step<'_>,
 ) -> Result<(), ApplyError> {
+    let Step {
+        index: step,
+        opts,
+        sink,
+        ..
+    } = st;
     let what = action.to_string();
     match action {
         Action::CreateNetwork { key, .. } => {
@@ -265,7 +343,7 @@ async fn run_step<E: Engine>(
             hash,
             ..
         } => {
-            wait_dependencies(engine, project, service, opts).await?;
+            st.wait_dependencies(engine, project, service).await?;
             let (spec, files) = prepared_spec(project, service, *number, hash, &what)?;
             let id = engine
                 .create_container(&spec)
@@ -280,11 +358,11 @@ async fn run_step<E: Engine>(
             old_id,
             ..
         } => {
-            let old = (old_id.as_str(), step, sink);
-            recreate(engine, project, service, *number, hash, old, opts, &what).await
+            let new = (service.as_str(), *number, hash.as_str());
+            recreate(engine, project, new, old_id, st, &what).await
         }
         Action::StartContainer { service, id, .. } => {
-            wait_dependencies(engine, project, service, opts).await?;
+            st.wait_dependencies(engine, project, service).await?;
             engine
                 .start_container(id)
                 .await
@@ -430,18 +508,16 @@ async fn build<E: Engine>(
 
 /// Replaces a container: the new spec is checked and its dependencies ready
 /// before the old container goes; its anonymous volumes carry over.
-#[allow(clippy::too_many_arguments)]
 async fn recreate<E: Engine>(
     engine: &E,
     project: &Project,
-    service: &str,
-    number: u32,
-    hash: &str,
-    (old_id, step, sink): (&str, usize, Sink<'_>),
-    opts: &Options,
+    (service, number, hash): (&str, u32, &str),
+    old_id: &str,
+    st: Step<'_>,
     what: &str,
 ) -> Result<(), ApplyError> {
-    wait_dependencies(engine, project, service, opts).await?;
+    let (step, sink) = (st.index, st.sink);
+    st.wait_dependencies(engine, project, service).await?;
     let (mut spec, files) = prepared_spec(project, service, number, hash, what)?;
     match engine.inspect_container(old_id).await {
         Ok(old) => carry_anonymous_volumes(&mut spec, project, &old.volumes),
@@ -525,167 +601,4 @@ fn report_progress(step: usize, p: Progress, sink: Sink<'_>) {
         },
     };
     sink(Event::Progress { step, line });
-}
-
-/// Waits until every container of the project is running, and healthy where
-/// it has a healthcheck (`up --wait`). Finished one-shots (exited 0) count as
-/// ready; a container that turned unhealthy or exited with an error fails the
-/// wait at once.
-pub async fn wait_ready<E: Engine>(
-    engine: &E,
-    project: &Project,
-    timeout: Duration,
-    poll: Duration,
-) -> Result<(), ApplyError> {
-    let fail = |service: &str, reason: String| ApplyError::Dependency {
-        service: "up --wait".into(),
-        dependency: service.to_string(),
-        reason,
-    };
-    let deadline = Instant::now() + timeout;
-    let filter = names::project_filter(&project.name);
-    loop {
-        let containers = engine
-            .list_containers(&filter)
-            .await
-            .map_err(engine_err("up --wait"))?;
-        let mut waiting = None;
-        for c in &containers {
-            let service = c
-                .labels
-                .get(names::SERVICE)
-                .map(String::as_str)
-                .unwrap_or("?");
-            match (c.state, c.health) {
-                (State::Running, None | Some(Health::Healthy)) => {}
-                (_, Some(Health::Unhealthy)) => {
-                    return Err(fail(service, format!("container {} is unhealthy", c.name)));
-                }
-                (State::Exited | State::Dead, _) => {
-                    let code = engine
-                        .inspect_container(&c.id)
-                        .await
-                        .map_err(engine_err("up --wait"))?
-                        .exit_code;
-                    if code != Some(0) {
-                        return Err(fail(
-                            service,
-                            format!(
-                                "container {} exited with code {}",
-                                c.name,
-                                code.unwrap_or(-1)
-                            ),
-                        ));
-                    }
-                }
-                _ => waiting = Some((service.to_string(), c.name.clone())),
-            }
-        }
-        let Some((service, name)) = waiting else {
-            return Ok(());
-        };
-        if Instant::now() >= deadline {
-            return Err(fail(
-                &service,
-                format!("container {name} not ready after {}s", timeout.as_secs()),
-            ));
-        }
-        tokio::time::sleep(poll).await;
-    }
-}
-
-/// Waits until every dependency of `service` meets its condition.
-pub async fn wait_dependencies<E: Engine>(
-    engine: &E,
-    project: &Project,
-    service: &str,
-    opts: &Options,
-) -> Result<(), ApplyError> {
-    let deps = dependencies(&project.services[service]);
-    let waits = deps
-        .iter()
-        .map(|(dep, cond, _)| wait_condition(engine, &project.name, service, dep, *cond, opts));
-    futures_util::future::try_join_all(waits).await?;
-    Ok(())
-}
-
-async fn wait_condition<E: Engine>(
-    engine: &E,
-    project: &str,
-    service: &str,
-    dep: &str,
-    cond: Condition,
-    opts: &Options,
-) -> Result<(), ApplyError> {
-    let fail = |reason: String| ApplyError::Dependency {
-        service: service.to_string(),
-        dependency: dep.to_string(),
-        reason,
-    };
-    let mut filter = names::project_filter(project);
-    filter.push(format!("{}={dep}", names::SERVICE));
-    let deadline = Instant::now() + opts.dependency_timeout;
-    loop {
-        let containers = engine
-            .list_containers(&filter)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let mut all_met = !containers.is_empty();
-        for c in &containers {
-            let met = match cond {
-                Condition::ServiceStarted => {
-                    matches!(c.state, State::Running | State::Restarting | State::Exited)
-                }
-                Condition::ServiceHealthy => match (c.state, c.health) {
-                    (_, Some(Health::Healthy)) => true,
-                    (State::Running, None) => {
-                        return Err(fail(format!(
-                            "container {} has no healthcheck (neither in the compose file nor in its image): add one or use condition service_started",
-                            c.name
-                        )));
-                    }
-                    (_, Some(Health::Unhealthy)) => {
-                        return Err(fail(format!("container {} is unhealthy", c.name)));
-                    }
-                    (State::Exited | State::Dead, _) => {
-                        return Err(fail(format!(
-                            "container {} exited before it was healthy",
-                            c.name
-                        )));
-                    }
-                    _ => false,
-                },
-                Condition::ServiceCompletedSuccessfully => match c.state {
-                    State::Exited | State::Dead => {
-                        let d = engine
-                            .inspect_container(&c.id)
-                            .await
-                            .map_err(|e| fail(e.to_string()))?;
-                        match d.exit_code {
-                            Some(0) => true,
-                            code => {
-                                return Err(fail(format!(
-                                    "container {} exited with code {} (service_completed_successfully needs 0)",
-                                    c.name,
-                                    code.unwrap_or(-1)
-                                )));
-                            }
-                        }
-                    }
-                    _ => false,
-                },
-            };
-            all_met &= met;
-        }
-        if all_met {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(fail(format!(
-                "condition {cond:?} not met after {}s",
-                opts.dependency_timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(opts.poll_interval).await;
-    }
 }

@@ -28,6 +28,8 @@
 //! engine:                      # the box's engine trusts and resolves the stack's registry
 //!   certs_dir: /etc/docker/certs.d   # null: do not write per-registry CAs
 //!   hosts_file: /etc/hosts           # null: do not add the stack's names
+//! health:
+//!   probe: true                # probe starting containers' healthchecks (crate::probe)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,6 +52,23 @@ pub struct Config {
     pub device: DeviceSection,
     pub engine: EngineSection,
     pub images: ImagesSection,
+    pub health: HealthSection,
+}
+
+/// How the supervisor learns that a starting service is ready.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSection {
+    /// Run a starting container's healthcheck through exec at a short
+    /// interval, instead of waiting for the engine's first check
+    /// ([`crate::probe`]); off for a box whose CPU cannot spare the execs.
+    pub probe: bool,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        Self { probe: true }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -37,6 +37,8 @@ pub mod host_paths;
 pub mod images;
 pub mod logs;
 pub mod objects;
+pub mod probe;
+pub mod ready;
 #[cfg(test)]
 mod roundtrip;
 pub mod secrets;

@@ -288,4 +288,77 @@ mod tests {
             engine.calls()
         );
     }
+
+    /// A dependency the engine still calls starting is ready for its
+    /// dependent as soon as a probe of its own healthcheck passes: the
+    /// dependent is created, and the step tells how the dependency became
+    /// ready. With probing off, the same dependency holds it until the
+    /// deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_starting_dependency_whose_probe_passes_is_ready() {
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.never_healthy("db");
+        // The probe's check (CMD true) passes; the engine's never does.
+        engine.exec_result(
+            "true",
+            turtle_engine::ExecOutcome {
+                exit_code: 0,
+                output_tail: String::new(),
+            },
+        );
+        let p = project(vec![
+            ("db", healthy(service("busybox"))),
+            (
+                "app",
+                depends(service("busybox"), "db", Condition::ServiceHealthy, false),
+            ),
+        ]);
+        let observed = observe(&engine, &p).await.unwrap();
+        let first = plan(&p, &observed, &Options::default()).unwrap();
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |e: apply::Event| events.lock().unwrap().push(e);
+        apply(&engine, &p, &first, &apply::Options::default(), &sink)
+            .await
+            .unwrap();
+        assert!(
+            engine
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_container demo-app")),
+            "{:?}",
+            engine.calls()
+        );
+        let became: Vec<_> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(apply::Event::became)
+            .collect();
+        assert_eq!(became.len(), 1, "{became:?}");
+        assert_eq!(became[0].service, "db");
+        assert!(became[0].probed_after.is_some());
+        assert!(became[0].to_string().contains("healthy (probed after"));
+        // One probe was enough: its check ran once, in db's container.
+        let probes = engine.execs();
+        assert_eq!(probes.len(), 1, "{probes:?}");
+        assert_eq!(probes[0].1.command, vec!["true".to_string()]);
+
+        // Probing off: the dependency is waited for until the deadline.
+        let engine = FakeEngine::new();
+        engine.add_image("busybox");
+        engine.never_healthy("db");
+        let observed = observe(&engine, &p).await.unwrap();
+        let second = plan(&p, &observed, &Options::default()).unwrap();
+        let off = apply::Options {
+            probe: false,
+            ..Default::default()
+        };
+        let err = apply(&engine, &p, &second, &off, &|_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not met after"), "{err}");
+        assert!(engine.execs().is_empty());
+    }
 }

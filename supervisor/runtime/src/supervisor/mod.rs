@@ -278,6 +278,15 @@ impl<E: Engine> Supervisor<E> {
     ) -> Result<Report, Error> {
         let lock = self.lock_for(&project.name);
         let _guard = lock.lock().await;
+        // How each service became ready goes to the event log too.
+        let sink = &|e: apply::Event| {
+            if let Some(how) = e.became() {
+                let (service, container) =
+                    (Some(how.service.as_str()), Some(how.container.as_str()));
+                self.record(&project.name, service, container, "ready", &how.to_string());
+            }
+            sink(e)
+        };
         let written = project;
         let project = &self.deployed(written)?;
         // Builds (`--build`, `pull_policy: build`) and pulls (`always`,
@@ -321,11 +330,12 @@ impl<E: Engine> Supervisor<E> {
             .unwrap_or_default();
         self.reload_tls(project, &applied).await;
         if let (Ok(_), Some(timeout)) = (&result, opts.wait)
-            && let Err(e) = apply::wait_ready(
+            && let Err(e) = crate::ready::wait_ready(
                 &*self.handle.engine,
                 project,
                 timeout,
-                self.config.apply.poll_interval,
+                &self.config.apply,
+                &|became| sink(apply::Event::ready(0, became)),
             )
             .await
         {

@@ -179,6 +179,7 @@ pub fn supervisor_on(
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     config.mdns = file.mdns.clone();
     config.apply.base = file.images.base_settings();
+    config.apply.probe = file.health.probe;
     let trust =
         Trust::open(&g.state_dir, file, std::time::SystemTime::now()).map_err(Failure::op)?;
     // A box no profile fits still runs its stack, without budgets or shedding.

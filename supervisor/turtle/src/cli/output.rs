@@ -28,6 +28,7 @@ impl Printer {
                 Event::Done { what, millis, .. } => eprintln!(" ✔ {what} ({millis} ms)"),
                 Event::Failed { what, error, .. } => eprintln!(" ✘ {what}: {error}"),
                 Event::Progress { line, .. } => eprintln!("   {line}"),
+                Event::Ready { .. } => eprintln!("   {}", ready_line(&e)),
             }
             return;
         };
@@ -46,6 +47,11 @@ impl Printer {
             Event::Progress { step, line } => {
                 if let Some(pb) = bars.get(&step) {
                     pb.set_message(line);
+                }
+            }
+            Event::Ready { step, .. } => {
+                if let Some(pb) = bars.get(&step) {
+                    pb.set_message(ready_line(&e));
                 }
             }
             Event::Done { step, what, millis } => {
@@ -72,4 +78,9 @@ impl Printer {
             }
         }
     }
+}
+
+/// `db-1 healthy (probed after 0.4 s)`.
+fn ready_line(e: &Event) -> String {
+    e.became().map(|b| b.to_string()).unwrap_or_default()
 }

@@ -15,6 +15,11 @@ Scenarios (each run starts from nothing; teardown is untimed):
                     (turtle restarts it; compose/engine never does)
   idle              turtle daemon RSS and CPU while supervising 10 services
   noop50            `up` of an already up-to-date 50-service stack
+  probecost         what fast health costs: `turtle up --wait` of 50 services that
+                    become ready 2 s after they start (healthcheck interval 30 s),
+                    with probing on and off: engine (dockerd + containerd and
+                    their shims) and whole-machine CPU during the up, and over
+                    an idle window once all are healthy (turtle only)
 
 Usage: python3 bench/run.py [--runs N] [--turtle PATH] [--quick] [--write-md]
 See BENCHMARKS.md.
@@ -238,9 +243,11 @@ class Bench:
 
     # -- daemon ------------------------------------------------------------
 
-    def start_daemon(self) -> None:
+    def start_daemon(self, config: str | None = None) -> None:
         assert self.daemon is None
         self.state_dir = Path(tempfile.mkdtemp(prefix="state-", dir=self.tmp))
+        if config is not None:
+            (self.state_dir / "turtle.yaml").write_text(config)
         log = open(self.state_dir / "daemon.log", "w")
         self.daemon = subprocess.Popen(
             [self.turtle, "daemon", "--state-dir", str(self.state_dir)],
@@ -535,6 +542,93 @@ def bench_idle(b: Bench, settle: float, window: float) -> dict:
         b.stop_daemon()
 
 
+def probe_yaml(n: int) -> str:
+    out = [HEADER]
+    for i in range(n):
+        out.append(
+            f"  p{i:02d}:\n"
+            f"    image: {IMAGE}\n"
+            f'    command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]\n'
+            f"    stop_grace_period: 0s\n"
+            f"    healthcheck:\n"
+            f'      test: ["CMD-SHELL", "test -f /tmp/ready"]\n'
+            f"      interval: 30s\n"
+            f"      timeout: 5s\n"
+            f"      retries: 3\n"
+        )
+    return "".join(out)
+
+
+def _pids(name: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                comm = (d / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == name or comm.startswith(name):
+                out.append(int(d.name))
+    return out
+
+
+def engine_cpu_ticks() -> int:
+    """utime + stime (+ reaped children's) of dockerd, containerd and the
+    shims: what the engine spends, execs included."""
+    total = 0
+    for name in ("dockerd", "containerd"):
+        for pid in _pids(name):
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total
+
+
+def busy_ticks() -> int:
+    """Whole-machine busy time (all but idle and iowait), in ticks."""
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(f) - f[3] - f[4]
+
+
+def bench_probe_cost(b: Bench, n: int, runs: int, window: float) -> dict:
+    file = b.write(f"probe{n}", probe_yaml(n))
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for mode in ("on", "off"):
+        b.start_daemon(f"device: {{tune: false}}\nhealth: {{probe: {'true' if mode == 'on' else 'false'}}}\n")
+        rows = []
+        try:
+            for i in range(runs):
+                project = b.project(f"probe{mode}")
+                b.live[project] = ("turtle", file)
+                e0, s0, t0 = engine_cpu_ticks(), busy_ticks(), time.perf_counter()
+                b.run([b.turtle, "up", "--wait", "-f", str(file), "-p", project])
+                t1, e1, s1 = time.perf_counter(), engine_cpu_ticks(), busy_ticks()
+                time.sleep(2)  # let the last execs' shims settle
+                e2, s2, t2 = engine_cpu_ticks(), busy_ticks(), time.perf_counter()
+                time.sleep(window)
+                e3, s3, t3 = engine_cpu_ticks(), busy_ticks(), time.perf_counter()
+                b.down(project)
+                rows.append({
+                    "up_s": t1 - t0,
+                    "up_engine_cpu_s": (e1 - e0) / tick,
+                    "up_busy_cpu_s": (s1 - s0) / tick,
+                    "idle_engine_pct": (e3 - e2) / tick / (t3 - t2) * 100,
+                    "idle_busy_pct": (s3 - s2) / tick / (t3 - t2) * 100,
+                })
+                r = rows[-1]
+                print(f"  probecost {mode} run {i + 1}: up {r['up_s']:.2f}s, engine CPU "
+                      f"{r['up_engine_cpu_s']:.2f}s, machine busy {r['up_busy_cpu_s']:.2f}s; idle "
+                      f"engine {r['idle_engine_pct']:.2f} %, machine {r['idle_busy_pct']:.2f} %",
+                      flush=True)
+        finally:
+            b.stop_daemon()
+        out[mode] = rows
+    return out
+
+
 def bench_noop(b: Bench, n: int, runs: int) -> dict:
     file = b.write(f"noop{n}", flat_yaml(n))
     out = {"turtle": [], "compose": []}
@@ -620,7 +714,7 @@ def report(results: dict, info: dict, args) -> str:
     nf = results.get("sizes", {})
     up_rows("flat_small", f"flat {nf.get('flat_small')} services", 0.5)
     up_rows("flat_large", f"flat {nf.get('flat_large')} services", 0.5)
-    up_rows("chain", f"chain of {nf.get('chain')} (service_healthy)", 0.8)
+    up_rows("chain", f"chain of {nf.get('chain')} (service_healthy)", 0.35)
     if "kill9" in results:
         k = results["kill9"]
         t, c = med(k["turtle"]) * 1000, med(k["compose"]) * 1000
@@ -646,6 +740,20 @@ def report(results: dict, info: dict, args) -> str:
                      f"< 20 MB: {ok}"))
         rows.append((f"daemon idle CPU over {i['window_s']:.0f} s", f"{i['cpu_pct']:.2f} %",
                      "", "", ""))
+
+    if "probecost" in results:
+        pc = results["probecost"]
+        n = nf.get("probecost")
+        for mode in ("on", "off"):
+            rs = pc[mode]
+            rows.append((f"probing {mode}: up --wait of {n} services ready after 2 s",
+                         f"{med([r['up_s'] for r in rs]):.2f} s", "", "", ""))
+            rows.append((f"probing {mode}: engine CPU during that up",
+                         f"{med([r['up_engine_cpu_s'] for r in rs]):.2f} s "
+                         f"(machine busy {med([r['up_busy_cpu_s'] for r in rs]):.2f} s)", "", "", ""))
+            rows.append((f"probing {mode}: engine CPU once all are healthy",
+                         f"{med([r['idle_engine_pct'] for r in rs]):.2f} % "
+                         f"(machine {med([r['idle_busy_pct'] for r in rs]):.2f} %)", "", "", ""))
 
     head = ("measure (median)", "turtle", "docker-compose", "ratio", "target")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
@@ -713,7 +821,7 @@ def main() -> int:
     ap.add_argument("--turtle", help="turtle binary (default: cargo build --release)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: small stacks, 2 runs, short idle/watch windows")
-    ap.add_argument("--only", default="flat,chain,kill9,unhealthy,idle,noop",
+    ap.add_argument("--only", default="flat,chain,kill9,unhealthy,idle,noop,probecost",
                     help="comma-separated scenarios (default: all)")
     ap.add_argument("--write-md", action="store_true",
                     help="write the results between the markers of BENCHMARKS.md")
@@ -732,7 +840,8 @@ def main() -> int:
 
     q = args.quick
     sizes = {"flat_small": 3 if q else 10, "flat_large": 10 if q else 50,
-             "chain": 3 if q else 10, "noop": 10 if q else 50, "idle": 10}
+             "chain": 3 if q else 10, "noop": 10 if q else 50, "idle": 10,
+             "probecost": 10 if q else 50}
     idle_settle, idle_window = (2, 5) if q else (10, 30)
     compose_watch = 5 if q else 20
 
@@ -768,6 +877,10 @@ def main() -> int:
         if "noop" in only:
             print(f"no-op up on {sizes['noop']} services", flush=True)
             results["noop"] = bench_noop(b, sizes["noop"], args.runs)
+        if "probecost" in only:
+            print(f"what probing costs, {sizes['probecost']} services", flush=True)
+            results["probecost"] = bench_probe_cost(
+                b, sizes["probecost"], max(1, min(args.runs, 3)), idle_window)
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
         return 130

@@ -396,10 +396,29 @@ fn an_unreachable_engine_is_named() {
 #[test]
 fn up_detach_starts_a_daemon_that_keeps_the_project_alive() {
     let env = Env::new("detach");
+    // b waits for a's healthcheck; the config (given by --config only, not
+    // in the environment) turns probing off, so the daemon `up --detach`
+    // starts must have read it to wait for the engine's check.
     env.compose(&format!(
-        "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n"
+        "services:\n  a:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    healthcheck: {{test: [\"CMD\", \"true\"], interval: 1s}}\n  b:\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n    depends_on: {{a: {{condition: service_healthy}}}}\n"
     ));
-    env.ok(&["up", "--detach"]);
+    let config = env.dir.path().join("detached.yaml");
+    std::fs::write(
+        &config,
+        format!("{}health: {{probe: false}}\n", turtle_e2e::DEFAULT_CONFIG),
+    )
+    .unwrap();
+    let out = env
+        .command(&["up", "--detach", "-p", &env.project, "--config"])
+        .arg(&config)
+        .env_remove("TURTLE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pid_file = env.state_dir().join("daemon.pid");
     let pid: i64 = std::fs::read_to_string(&pid_file)
         .expect("daemon.pid")
@@ -407,6 +426,9 @@ fn up_detach_starts_a_daemon_that_keeps_the_project_alive() {
         .parse()
         .unwrap();
     let guard = KillOnDrop(pid);
+    let events = env.ok(&["events", "-n", "100"]);
+    let said = format!("{}-a-1 healthy (engine check)", env.project);
+    assert!(events.contains(&said), "{said}\n--- in ---\n{events}");
     let old = env.id("a").unwrap();
     docker(&["rm", "-f", &env.container("a")]);
     wait_until("a re-created by the detached daemon", LONG, || {

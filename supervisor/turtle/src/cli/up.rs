@@ -106,6 +106,12 @@ async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> 
     if let Some(d) = &g.docker_socket {
         cmd.arg("--docker-socket").arg(d);
     }
+    // The daemon must read the config this command read: without it, a
+    // `--config` given here would be ignored there (and the default
+    // /etc/turtle/turtle.yaml, or none, would decide on swap and zram).
+    if let Some(c) = &g.config {
+        cmd.arg("--config").arg(c);
+    }
     let child = cmd
         .spawn()
         .map_err(|e| Failure::op(format!("cannot start the daemon: {e}")))?;

@@ -57,8 +57,6 @@ struct Inner {
     /// The config (`docker save`'s `<id>.json`) of each image ID: the ID is
     /// its SHA-256, as on the engine.
     configs: HashMap<String, Vec<u8>>,
-    /// Images made so far (each gets a config of its own).
-    serial: u64,
     calls: Vec<String>,
     next_id: u64,
     /// Exit code a container of this service gets when started (one-shots).
@@ -89,11 +87,13 @@ impl FakeEngine {
     pub fn add_image(&self, reference: &str) {
         use sha2::Digest;
         let mut i = self.inner.lock().unwrap();
-        i.serial += 1;
+        // As before configs: the number of references (+1), so adding a
+        // reference the fake has again (a pull, a rebuild) keeps its ID.
+        let serial = i.images.len() + 1;
         let config = format!(
             r#"{{"architecture":"{}","os":"linux","config":{{"Labels":{{"fake.reference":{reference:?},"fake.serial":"{}"}}}}}}"#,
             docker_arch(),
-            i.serial
+            serial
         )
         .into_bytes();
         let id = format!("sha256:{}", hex(&sha2::Sha256::digest(&config)));

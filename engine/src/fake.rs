@@ -54,6 +54,9 @@ struct Inner {
     networks: HashMap<String, NetworkSummary>,
     volumes: HashMap<String, VolumeSummary>,
     images: HashMap<String, String>,
+    /// The config (`docker save`'s `<id>.json`) of each image ID: the ID is
+    /// its SHA-256, as on the engine.
+    configs: HashMap<String, Vec<u8>>,
     calls: Vec<String>,
     next_id: u64,
     /// Exit code a container of this service gets when started (one-shots).
@@ -82,8 +85,19 @@ impl FakeEngine {
 
     /// Makes `reference` present with a made-up ID.
     pub fn add_image(&self, reference: &str) {
+        use sha2::Digest;
         let mut i = self.inner.lock().unwrap();
-        let id = format!("sha256:{:064x}", i.images.len() + 1);
+        // As before configs: the number of references (+1), so adding a
+        // reference the fake has again (a pull, a rebuild) keeps its ID.
+        let serial = i.images.len() + 1;
+        let config = format!(
+            r#"{{"architecture":"{}","os":"linux","config":{{"Labels":{{"fake.reference":{reference:?},"fake.serial":"{}"}}}}}}"#,
+            docker_arch(),
+            serial
+        )
+        .into_bytes();
+        let id = format!("sha256:{}", hex(&sha2::Sha256::digest(&config)));
+        i.configs.insert(id.clone(), config);
         i.images.insert(reference.to_string(), id);
         i.refreshed
             .insert(reference.to_string(), std::time::SystemTime::now());
@@ -540,6 +554,55 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    /// Reads the whole stream first, as the engine unpacks the whole
+    /// archive: a stream that fails loads nothing. The images of the
+    /// archive's `manifest.json` are then present under their tags.
+    async fn load_images_stream(
+        &self,
+        mut archive: BoxStream<std::io::Result<Vec<u8>>>,
+    ) -> Result<()> {
+        use futures_util::StreamExt;
+        let fail = |message: String| EngineError::Other {
+            what: "load of a docker save stream".into(),
+            message,
+        };
+        let mut data = Vec::new();
+        while let Some(chunk) = archive.next().await {
+            data.extend(chunk.map_err(|e| fail(e.to_string()))?);
+        }
+        self.record(format!("load_images_stream {} bytes", data.len()));
+        let loaded = read_save_archive(&data).map_err(fail)?;
+        let mut i = self.inner.lock().unwrap();
+        for (id, config, tags) in loaded {
+            i.configs.insert(id.clone(), config);
+            for t in tags {
+                i.images.insert(t.clone(), id.clone());
+                i.refreshed.insert(t, std::time::SystemTime::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// A `docker save` archive of the references' configs and one small
+    /// made-up layer each, with `manifest.json` and `repositories` last.
+    fn save_images(&self, references: &[String]) -> BoxStream<Result<Vec<u8>>> {
+        self.record(format!("save_images {}", references.join(",")));
+        let i = self.inner.lock().unwrap();
+        let mut images = Vec::new();
+        for r in references {
+            match i.images.get(r) {
+                Some(id) => images.push((r.clone(), id.clone(), i.configs[id].clone())),
+                None => {
+                    return Box::pin(stream::iter([Err(EngineError::NotFound {
+                        what: format!("image {r}"),
+                    })]));
+                }
+            }
+        }
+        drop(i);
+        Box::pin(stream::iter([Ok(write_save_archive(&images))]))
+    }
+
     fn events(&self, _labels: &[String]) -> BoxStream<Result<EngineEvent>> {
         Box::pin(stream::pending())
     }
@@ -548,4 +611,93 @@ impl Engine for FakeEngine {
         self.record(format!("logs {id}"));
         Box::pin(stream::empty())
     }
+}
+
+/// The engine's name of this machine's architecture (`amd64`, `arm64`).
+fn docker_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `docker save` archive of (reference, ID, config) triples.
+fn write_save_archive(images: &[(String, String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).expect("tar in memory");
+    };
+    let mut manifest = Vec::new();
+    for (reference, id, config) in images {
+        let hexid = id.trim_start_matches("sha256:");
+        let layer = format!("{hexid}/layer.tar");
+        add(&layer, format!("layer of {reference}").as_bytes());
+        add(&format!("{hexid}.json"), config);
+        manifest.push(serde_json::json!({
+            "Config": format!("{hexid}.json"),
+            "RepoTags": [reference],
+            "Layers": [layer],
+        }));
+    }
+    add(
+        "manifest.json",
+        serde_json::to_string(&manifest).unwrap().as_bytes(),
+    );
+    add("repositories", b"{}");
+    b.into_inner().expect("tar in memory")
+}
+
+/// An image of a `docker save` archive: its ID, config and tags.
+type SavedImage = (String, Vec<u8>, Vec<String>);
+
+/// The images of a `docker save` archive.
+fn read_save_archive(data: &[u8]) -> std::result::Result<Vec<SavedImage>, String> {
+    use std::io::Read;
+    let mut files = HashMap::new();
+    let mut archive = tar::Archive::new(data);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .display()
+            .to_string();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).map_err(|e| e.to_string())?;
+        files.insert(path, content);
+    }
+    let manifest: Vec<serde_json::Value> = serde_json::from_slice(
+        files
+            .get("manifest.json")
+            .ok_or("the archive has no manifest.json")?,
+    )
+    .map_err(|e| format!("manifest.json: {e}"))?;
+    let mut out = Vec::new();
+    for m in manifest {
+        let config_path = m["Config"].as_str().ok_or("manifest.json: no Config")?;
+        let config = files
+            .get(config_path)
+            .ok_or_else(|| format!("the archive has no {config_path}"))?;
+        let id = format!("sha256:{}", config_path.trim_end_matches(".json"));
+        let tags = m["RepoTags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((id, config.clone(), tags));
+    }
+    Ok(out)
 }

@@ -177,6 +177,17 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Loads the images of a `docker save` archive (`docker load`).
     fn load_images(&self, archive: &std::path::Path) -> impl Future<Output = Result<()>> + Send;
+    /// Loads the images of a `docker save` archive given as a stream of
+    /// chunks. An error in the stream aborts the request: the engine unpacks
+    /// the whole archive before it loads anything, so a stream that fails
+    /// part-way loads nothing.
+    fn load_images_stream(
+        &self,
+        archive: BoxStream<std::io::Result<Vec<u8>>>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The images (references or IDs) as one `docker save` archive, in
+    /// chunks; layers shared by several images are in it once.
+    fn save_images(&self, references: &[String]) -> BoxStream<Result<Vec<u8>>>;
 
     /// Container events carrying every given label, from now on. The stream
     /// ends (or yields an error) when the connection to the engine drops.

@@ -1,5 +1,6 @@
 //! Images on the engine: pull, build (classic builder, context streamed by
-//! [`super::context`]), tag, import a root filesystem, load an archive.
+//! [`super::context`]), tag, import a root filesystem, load and save
+//! `docker save` archives.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -154,12 +155,24 @@ impl Docker {
                 what: what.clone(),
                 message: e.to_string(),
             })?;
+        let chunks = tokio_util::io::ReaderStream::new(file).map(|c| c.map(Vec::from));
+        self.load_stream(what, Box::pin(chunks)).await
+    }
+
+    /// Sends a `docker save` archive to the engine's load; an error in
+    /// `archive` aborts the request body, and the engine loads nothing.
+    pub(super) async fn load_stream(
+        &self,
+        what: String,
+        archive: BoxStream<std::io::Result<Vec<u8>>>,
+    ) -> Result<()> {
         let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+        let body = archive.map(|c| c.map(bytes::Bytes::from));
         let mut stream = self
             .client
             .clone()
             .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
-            .import_image_stream(opts, tokio_util::io::ReaderStream::new(file), None);
+            .import_image_stream(opts, body, None);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) if info.error_detail.is_some() => {
@@ -182,6 +195,23 @@ impl Docker {
             }
         }
         Ok(())
+    }
+
+    /// `docker save` of `references`, as the engine streams it.
+    pub(super) fn save(&self, references: &[String]) -> BoxStream<Result<Vec<u8>>> {
+        let what = format!("save of {}", references.join(", "));
+        let names: Vec<&str> = references.iter().map(String::as_str).collect();
+        let socket = self.socket.clone();
+        let stream = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(BUILD_TIMEOUT_SECS))
+            .export_images(&names)
+            .map(move |item| match item {
+                Ok(chunk) => Ok(Vec::from(chunk)),
+                Err(e) => Err(map_error(&socket, what.clone(), e)),
+            });
+        Box::pin(stream)
     }
 }
 

@@ -675,6 +675,15 @@ impl Engine for Docker {
         self.load(archive).await
     }
 
+    async fn load_images_stream(&self, archive: BoxStream<std::io::Result<Vec<u8>>>) -> Result<()> {
+        self.load_stream("load of a docker save stream".to_string(), archive)
+            .await
+    }
+
+    fn save_images(&self, references: &[String]) -> BoxStream<Result<Vec<u8>>> {
+        self.save(references)
+    }
+
     fn events(&self, labels: &[String]) -> BoxStream<Result<EngineEvent>> {
         let opts = EventsOptionsBuilder::new()
             .filters(&label_filters(labels, &[("type", "container")]))

@@ -30,6 +30,8 @@
 //!   hosts_file: /etc/hosts           # null: do not add the stack's names
 //! health:
 //!   probe: true                # probe starting containers' healthchecks (crate::probe)
+//! bundles:                     # offline bundles (`turtle bundle verify/apply`)
+//!   trusted_keys: [ed25519:3d40...]   # public keys whose bundles are accepted (several: rotation)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +55,18 @@ pub struct Config {
     pub engine: EngineSection,
     pub images: ImagesSection,
     pub health: HealthSection,
+    pub bundles: BundlesSection,
+}
+
+/// Offline bundles: whose signatures this box accepts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BundlesSection {
+    /// Public keys (`ed25519:<64 hex digits>`, as `turtle bundle keygen`
+    /// prints them); several, so a new key can be added before the old one
+    /// is retired. Empty: bundles are checked for damage, not for who
+    /// signed them, and `apply` refuses them unless told otherwise.
+    pub trusted_keys: Vec<String>,
 }
 
 /// How the supervisor learns that a starting service is ready.

@@ -9,6 +9,7 @@
 
 mod backend;
 mod base;
+mod bundle;
 mod ca;
 mod config;
 mod context;
@@ -126,6 +127,9 @@ pub enum Command {
     Device(device::DeviceArgs),
     /// Make the Debian base of the stack's images: load a bundle, pull, or bootstrap it.
     Base(base::BaseArgs),
+    /// Signed offline bundles: a project and its images in one file, for a
+    /// box without a network (keygen, create, verify, apply).
+    Bundle(bundle::BundleArgs),
     /// Print a secret the supervisor made for a project's services (e.g. admin-token).
     Secret(secret::SecretArgs),
     /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
@@ -179,6 +183,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Names(a) => names::run(&g, a).await,
         Command::Device(a) => device::run(&g, a).await,
         Command::Base(a) => base::run(&g, a).await,
+        Command::Bundle(a) => bundle::run(&g, a).await,
         Command::Secret(a) => secret::run(&g, a),
         Command::Backend(a) => backend::run(*a).await,
     }

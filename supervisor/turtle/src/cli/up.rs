@@ -51,16 +51,12 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
         build: a.build,
         wait: a.wait.then(|| Duration::from_secs(a.wait_timeout)),
     };
-    let target = match daemon {
-        Some(c) => Target::Daemon(c),
-        None if a.dry_run => Target::Local(context::preview(g).await?),
-        None if a.detach => Target::Daemon(start_daemon(g, &socket).await?),
-        // No daemon: this process supervises, in the foreground.
-        None => return foreground(g, &project, &opts).await,
-    };
-    let control = target.control();
     if a.dry_run {
-        let plan = control.plan(&project).await?;
+        let target = match daemon {
+            Some(c) => Target::Daemon(c),
+            None => Target::Local(context::preview(g).await?),
+        };
+        let plan = target.control().plan(&project).await?;
         if a.format == "json" {
             println!(
                 "{}",
@@ -71,8 +67,29 @@ pub async fn run(g: &GlobalArgs, a: UpArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    up_project(g, &project, daemon, a.detach, &opts).await
+}
+
+/// Brings a loaded project up: through the daemon when one answers (or one
+/// started with `detach`), else in-process, supervising in the foreground.
+pub async fn up_project(
+    g: &GlobalArgs,
+    project: &Project,
+    daemon: Option<Client>,
+    detach: bool,
+    opts: &UpOptions,
+) -> Result<(), Failure> {
+    let target = match daemon {
+        Some(c) => Target::Daemon(c),
+        None if detach => Target::Daemon(start_daemon(g, &g.socket_path()).await?),
+        // No daemon: this process supervises, in the foreground.
+        None => return foreground(g, project, opts).await,
+    };
     let printer = Printer::new();
-    let report = control.up(&project, &opts, &|e| printer.event(e)).await?;
+    let report = target
+        .control()
+        .up(project, opts, &|e| printer.event(e))
+        .await?;
     eprintln!(
         "turtle: project {} is up ({} step(s))",
         report.project, report.steps_done

@@ -1,0 +1,312 @@
+//! Creating a bundle from the engine's images, and applying one to it.
+//!
+//! Create: the project's images are saved by the engine (`docker save`)
+//! into a spool file beside the output, taken apart into parts, and the
+//! bundle is written to a temporary file there, then renamed into place.
+//! Apply: verify the file completely ([`verify_file`]), then rebuild the
+//! archive from it on a blocking thread (the second pass) and stream it to
+//! the engine's load; afterwards every image must be in the engine under
+//! its tags with the ID the manifest names.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use turtle_compose::{Project, PullPolicy};
+use turtle_engine::{BoxStream, Engine};
+
+use crate::BundleError;
+use crate::archive;
+use crate::file::{VerifiedFile, verify_file};
+use crate::format::VERSION;
+use crate::keys::{SecretKey, Trust};
+use crate::manifest::{Manifest, host_architecture};
+use crate::verify::{Signer, VerifyError};
+use crate::write::write_bundle;
+
+/// What [`create`] wrote.
+#[derive(Debug)]
+pub struct Created {
+    pub path: PathBuf,
+    pub size: u64,
+    pub manifest: Manifest,
+    pub signed_by: Option<String>,
+}
+
+/// What [`apply`] loaded: the project to bring up.
+#[derive(Debug)]
+pub struct Applied {
+    pub project: Project,
+    pub manifest: Manifest,
+    pub signer: Signer,
+}
+
+/// The project as a bundle carries it, and the image each service runs.
+/// `build:` sections are dropped (the built image travels in the bundle,
+/// its context does not), and `pull_policy: build` becomes `missing`.
+pub fn bundled_project(project: &Project) -> Result<(Project, Vec<String>), BundleError> {
+    let mut project = project.clone();
+    let mut images = Vec::new();
+    for (name, s) in &mut project.services {
+        s.build = None;
+        if s.pull_policy == Some(PullPolicy::Build) {
+            s.pull_policy = Some(PullPolicy::Missing);
+        }
+        let image = s.image.clone().ok_or_else(|| BundleError::Create {
+            message: format!("service {name} has no image"),
+        })?;
+        if !images.contains(&image) {
+            images.push(image);
+        }
+    }
+    if images.is_empty() {
+        return Err(BundleError::Create {
+            message: format!("project {} has no service", project.name),
+        });
+    }
+    Ok((project, images))
+}
+
+/// Writes a bundle of `project` and its images to `out`.
+pub async fn create<E: Engine>(
+    engine: &E,
+    project: &Project,
+    key: Option<&SecretKey>,
+    out: &Path,
+) -> Result<Created, BundleError> {
+    let (project, images) = bundled_project(project)?;
+    for image in &images {
+        let present = engine
+            .image_id(image)
+            .await
+            .map_err(|e| BundleError::Engine(e.to_string()))?;
+        if present.is_none() {
+            let services: Vec<&str> = project
+                .services
+                .iter()
+                .filter(|(_, s)| s.image.as_deref() == Some(image.as_str()))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(BundleError::Create {
+                message: format!(
+                    "image {image} (service {}) is not in the engine: build or pull it first (`turtle up --build`, `docker pull`)",
+                    services.join(", ")
+                ),
+            });
+        }
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BundleError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
+    // The archive is spooled beside the output: the same file system, and
+    // no assumption that /tmp can hold the images.
+    let spool = tempfile::tempfile_in(&dir).map_err(io(&dir))?;
+    let mut writer = tokio::fs::File::from_std(spool);
+    let mut saved = engine.save_images(&images);
+    while let Some(chunk) = saved.next().await {
+        let chunk = chunk.map_err(|e| BundleError::Engine(e.to_string()))?;
+        writer.write_all(&chunk).await.map_err(io(&dir))?;
+    }
+    writer.flush().await.map_err(io(&dir))?;
+    let mut spool = writer.into_std().await;
+    let key = key.cloned();
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let scanned = archive::scan(&mut spool).map_err(|message| BundleError::Create {
+            message: format!("the engine's docker save archive: {message}"),
+        })?;
+        let offsets: std::collections::HashMap<String, u64> = scanned
+            .parts
+            .iter()
+            .map(|(p, o)| (p.path.clone(), *o))
+            .collect();
+        let manifest = Manifest {
+            format: VERSION,
+            architecture: scanned.architecture,
+            project,
+            images: scanned.images,
+            parts: scanned.parts.into_iter().map(|(p, _)| p).collect(),
+            links: scanned.links,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let mut buffered = std::io::BufWriter::new(tmp.as_file());
+        write_bundle(&mut buffered, &manifest, key.as_ref(), |p| {
+            use std::io::{Seek, SeekFrom};
+            let mut f = spool.try_clone()?;
+            f.seek(SeekFrom::Start(offsets[&p.path]))?;
+            Ok(std::io::BufReader::new(f))
+        })
+        .map_err(|e| BundleError::Create {
+            message: e.to_string(),
+        })?;
+        drop(buffered);
+        tmp.as_file().sync_all().map_err(io(&out))?;
+        let file = tmp.persist(&out).map_err(|e| BundleError::Io {
+            path: out.clone(),
+            source: e.error,
+        })?;
+        let size = file.metadata().map_err(io(&out))?.len();
+        Ok(Created {
+            path: out,
+            size,
+            manifest,
+            signed_by: key.map(|k| k.public().id()),
+        })
+    })
+    .await
+    .map_err(|e| BundleError::Create {
+        message: format!("the writing task failed: {e}"),
+    })?
+}
+
+/// Verifies the bundle at `path` completely (on a blocking thread).
+pub async fn verify(path: &Path, trust: &Trust) -> Result<VerifiedFile, BundleError> {
+    let (p, trust) = (path.to_path_buf(), trust.clone());
+    tokio::task::spawn_blocking(move || verify_file(&p, &trust))
+        .await
+        .map_err(|e| BundleError::Create {
+            message: format!("the verifying task failed: {e}"),
+        })?
+        .map_err(|source| BundleError::Verify {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Verifies the bundle, then loads its images: [`verify`] then [`load`].
+pub async fn apply<E: Engine>(
+    engine: &E,
+    path: &Path,
+    trust: &Trust,
+) -> Result<Applied, BundleError> {
+    let verified = verify(path, trust).await?;
+    load(engine, verified).await
+}
+
+/// Loads the images of a verified bundle into the engine and checks they
+/// are there; hands back the project for the caller to bring up.
+pub async fn load<E: Engine>(engine: &E, verified: VerifiedFile) -> Result<Applied, BundleError> {
+    let arch = &verified.manifest().architecture;
+    if arch != host_architecture() {
+        return Err(BundleError::Architecture {
+            bundle: arch.clone(),
+            host: host_architecture().to_string(),
+        });
+    }
+    let path = verified.path().to_path_buf();
+    let verified = Arc::new(verified);
+    let (stream, producer) = archive_stream(verified.clone());
+    let loaded = engine.load_images_stream(stream).await;
+    // The second pass's failure is the cause, whatever the engine says.
+    match producer.await {
+        Ok(Ok(())) => {}
+        Ok(Err(source)) => return Err(BundleError::Verify { path, source }),
+        Err(e) => {
+            return Err(BundleError::Create {
+                message: format!("the reading task failed: {e}"),
+            });
+        }
+    }
+    loaded.map_err(|e| BundleError::Engine(e.to_string()))?;
+    let manifest = verified.manifest().clone();
+    for image in &manifest.images {
+        for tag in &image.repo_tags {
+            let id = engine
+                .image_id(tag)
+                .await
+                .map_err(|e| BundleError::Engine(e.to_string()))?;
+            if id.as_deref() != Some(image.id.as_str()) {
+                return Err(BundleError::NotLoaded {
+                    image: tag.clone(),
+                    expected: image.id.clone(),
+                    found: id,
+                });
+            }
+        }
+    }
+    Ok(Applied {
+        project: manifest.project.clone(),
+        signer: verified.signer().clone(),
+        manifest,
+    })
+}
+
+/// Chunks of the rebuilt archive, and the task writing them.
+type Producer = tokio::task::JoinHandle<Result<(), VerifyError>>;
+
+/// The archive as a stream, written by a blocking thread through a bounded
+/// channel (never whole in memory). A failed second pass ends the stream
+/// with an error, which aborts the engine's load.
+fn archive_stream(verified: Arc<VerifiedFile>) -> (BoxStream<std::io::Result<Vec<u8>>>, Producer) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+            closed: false,
+        };
+        let result = verified.write_archive(&mut w);
+        if w.closed {
+            // The engine stopped reading: its answer says why.
+            return Ok(());
+        }
+        if let Err(e) = &result {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+        result
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (Box::pin(stream), producer)
+}
+
+const CHUNK: usize = 256 << 10;
+
+/// Sends what is written as chunks over a channel.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    /// The receiver is gone.
+    closed: bool,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        if self.tx.blocking_send(Ok(chunk)).is_err() {
+            self.closed = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the archive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}

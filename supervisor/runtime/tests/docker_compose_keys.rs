@@ -10,10 +10,11 @@
 //! and removes its containers, networks and images in `Drop`, even when it
 //! fails, and waits poll with deadlines.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use turtle_compose::{
     Build, FileObject, FileRef, Hook, Mount, MountKind, Project, PullPolicy, Service,
@@ -24,40 +25,7 @@ use turtle_reconcile::names;
 use turtle_runtime::store::Store;
 use turtle_runtime::supervisor::{Config, Supervisor, UpOptions};
 
-const IMAGE: &str = "turtle-test-busybox:latest";
-
-fn test_image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../images/test-busybox/build.sh");
-        let out = Command::new("sh")
-            .arg(&script)
-            .arg(IMAGE)
-            .output()
-            .expect("run images/test-busybox/build.sh");
-        assert!(
-            out.status.success(),
-            "building {IMAGE} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    IMAGE
-}
-
-/// A project name no other test (or run) uses.
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tt-{}-{}-{tag}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
+use common::{IMAGE, test_image, unique};
 
 /// Removes a project's containers and network, and the given images, even
 /// when the test panics.

@@ -1,5 +1,7 @@
 //! What the engine test binaries share: the test image, unique names, and
-//! the guard that removes what a test created, even when it panics.
+//! the guard that removes what a test created, even when it panics. Each
+//! test binary uses part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -73,6 +73,16 @@ struct Inner {
     exec_results: Vec<(String, ExecOutcome)>,
 }
 
+impl Inner {
+    /// The ID of an image by reference or by ID, as the engine resolves it.
+    fn image_by(&self, reference: &str) -> Option<String> {
+        self.images
+            .get(reference)
+            .cloned()
+            .or_else(|| self.images.values().find(|id| *id == reference).cloned())
+    }
+}
+
 #[derive(Default)]
 pub struct FakeEngine {
     inner: Mutex<Inner>,
@@ -274,9 +284,7 @@ impl Engine for FakeEngine {
         }
         let image = spec.body.image.clone().unwrap_or_default();
         let image_id = i
-            .images
-            .get(&image)
-            .cloned()
+            .image_by(&image)
             .ok_or_else(|| not_found(format!("image {image}")))?;
         i.next_id += 1;
         let id = format!("{:064x}", i.next_id);
@@ -496,7 +504,7 @@ impl Engine for FakeEngine {
 
     async fn image_id(&self, reference: &str) -> Result<Option<String>> {
         self.record(format!("image_id {reference}"));
-        Ok(self.inner.lock().unwrap().images.get(reference).cloned())
+        Ok(self.inner.lock().unwrap().image_by(reference))
     }
 
     fn pull_image(&self, reference: &str) -> BoxStream<Result<Progress>> {
@@ -527,6 +535,49 @@ impl Engine for FakeEngine {
             }
         }
         Ok(())
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<crate::ImageInfo>> {
+        self.record(format!("inspect_image {reference}"));
+        let i = self.inner.lock().unwrap();
+        let Some(id) = i.image_by(reference) else {
+            return Ok(None);
+        };
+        let repo_tags = i
+            .images
+            .iter()
+            .filter(|(_, v)| **v == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok(Some(crate::ImageInfo {
+            layers: vec![id.replace("sha256:", "sha256:layer-")],
+            size: i.configs.get(&id).map_or(0, |c| c.len() as u64),
+            id,
+            repo_tags,
+            repo_digests: Vec::new(),
+        }))
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        self.record(format!("remove_image {reference}"));
+        let mut i = self.inner.lock().unwrap();
+        let Some(id) = i.image_by(reference) else {
+            return Err(EngineError::NotFound {
+                what: format!("image {reference}"),
+            });
+        };
+        if i.containers.iter().any(|c| c.summary.image_id == id) {
+            return Err(EngineError::Conflict {
+                what: format!("image {reference}"),
+                message: "image is being used by a container".into(),
+            });
+        }
+        i.images.retain(|_, v| *v != id);
+        Ok(())
+    }
+
+    async fn data_root(&self) -> Result<std::path::PathBuf> {
+        Ok(std::env::temp_dir())
     }
 
     async fn image_refreshed_at(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {

@@ -154,6 +154,18 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The image ID for a reference, `None` when the engine does not have it.
     fn image_id(&self, reference: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The image `reference` (or ID), `None` when the engine does not have it.
+    fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    /// Removes the image `reference` (or ID) without force: the engine
+    /// refuses (`Conflict`) an image a container uses or several
+    /// references name.
+    fn remove_image(&self, reference: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The engine's data directory (`DockerRootDir`): where images and
+    /// volumes take their space.
+    fn data_root(&self) -> impl Future<Output = Result<std::path::PathBuf>> + Send;
     /// When the image `reference` was last tagged on this engine (a build,
     /// a `docker tag`, Turtle's stamp after a pull), else when it was built;
     /// `None` when the engine does not have it.

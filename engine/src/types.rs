@@ -250,3 +250,17 @@ pub struct ExecOutcome {
     pub exit_code: i64,
     pub output_tail: String,
 }
+
+/// An image as the engine has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// `sha256:...`
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// `repo@sha256:...` for an image pulled from (or pushed to) a registry.
+    pub repo_digests: Vec<String>,
+    /// The layers' diff IDs (`sha256:...`), bottom first.
+    pub layers: Vec<String>,
+    /// Bytes on disk, shared layers counted in full.
+    pub size: u64,
+}

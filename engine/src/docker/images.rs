@@ -35,6 +35,34 @@ impl Docker {
         }
     }
 
+    pub(super) async fn image_info(&self, reference: &str) -> Result<Option<crate::ImageInfo>> {
+        match self.client.inspect_image(reference).await {
+            Ok(i) => Ok(Some(crate::ImageInfo {
+                id: i.id.unwrap_or_default(),
+                repo_tags: i.repo_tags.unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
+                layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                size: i.size.unwrap_or_default().max(0) as u64,
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(map_error(&self.socket, format!("image {reference}"), e)),
+        }
+    }
+
+    pub(super) async fn remove(&self, reference: &str) -> Result<()> {
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(false)
+            .build();
+        self.client
+            .remove_image(reference, Some(opts), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_error(&self.socket, format!("image {reference}"), e))
+    }
+
     pub(super) fn pull(&self, reference: &str) -> BoxStream<Result<Progress>> {
         let (from_image, tag) = split_reference(reference);
         let opts = CreateImageOptionsBuilder::new()

@@ -646,6 +646,28 @@ impl Engine for Docker {
         }
     }
 
+    async fn inspect_image(&self, reference: &str) -> Result<Option<crate::ImageInfo>> {
+        self.image_info(reference).await
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        self.remove(reference).await
+    }
+
+    async fn data_root(&self) -> Result<std::path::PathBuf> {
+        let info = self
+            .client
+            .info()
+            .await
+            .map_err(|e| self.err("engine info", e))?;
+        info.docker_root_dir
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| EngineError::Other {
+                what: "engine info".into(),
+                message: "the engine did not say where its data is (DockerRootDir)".into(),
+            })
+    }
+
     async fn image_refreshed_at(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {
         self.refreshed_at(reference).await
     }

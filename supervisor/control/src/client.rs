@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::wire::{
     ApplyLine, DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping,
-    Plan, Project, ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
+    Plan, Project, ProjectName, ProjectStatus, PushOptions, PushRequest, Release, ReleaseLine,
+    Report, RollbackRequest, ServiceAction, ServiceName, UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
@@ -156,6 +157,30 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends a push or rollback and follows its stream to the release.
+    async fn release_stream(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        progress: Progress<'_>,
+    ) -> Result<Release> {
+        let mut lines = self
+            .json_lines::<ReleaseLine>(Method::POST, path, Some(body))
+            .await?;
+        while let Some(line) = lines.next().await {
+            match line? {
+                ReleaseLine::Event(e) => progress(e),
+                ReleaseLine::Done(r) => return Ok(*r),
+                ReleaseLine::Error(e) => return Err(e),
+            }
+        }
+        Err(ControlError::Protocol(
+            "the daemon closed the connection before the release was decided: see `turtle releases`".into(),
+        ))
+    }
+}
+
 /// An error answer: `{"error": "..."}`.
 #[derive(serde::Deserialize)]
 struct ErrorBody {
@@ -247,6 +272,48 @@ impl Control for Client {
             Err(ControlError::Protocol(
                 "the daemon closed the connection before the project was applied".into(),
             ))
+        })
+    }
+
+    fn push<'a>(
+        &'a self,
+        project: &'a Project,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>> {
+        Box::pin(async move {
+            let path = format!("/v1/projects/{}/releases", segment(&project.name));
+            let body = serde_json::to_vec(&PushRequest {
+                project: project.clone(),
+                options: opts.clone(),
+            })
+            .expect("requests always serialize");
+            self.release_stream(&path, body, progress).await
+        })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        to: Option<&'a str>,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>> {
+        Box::pin(async move {
+            let path = format!("/v1/projects/{}/rollback", segment(project));
+            let body = serde_json::to_vec(&RollbackRequest {
+                to: to.map(str::to_string),
+                options: opts.clone(),
+            })
+            .expect("requests always serialize");
+            self.release_stream(&path, body, progress).await
+        })
+    }
+
+    fn releases<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<Vec<Release>>> {
+        Box::pin(async move {
+            let path = format!("/v1/projects/{}/releases", segment(project));
+            self.json(Method::GET, &path, None::<&()>).await
         })
     }
 

@@ -40,7 +40,8 @@ use futures_core::Stream;
 pub use error::ControlError;
 use wire::{
     DeviceReport, DownReport, Event, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan,
-    Project, ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
+    Project, ProjectName, ProjectStatus, PushOptions, Release, Report, ServiceAction, ServiceName,
+    UpOptions,
 };
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
@@ -66,6 +67,26 @@ pub trait Control: Send + Sync {
         opts: &'a UpOptions,
         progress: Progress<'a>,
     ) -> BoxFuture<'a, Result<Report>>;
+    /// Makes a release of `project` (its images built and pinned) and
+    /// applies it through the health gate; a release that fails the gate is
+    /// rolled back, and the answer's outcome says so.
+    fn push<'a>(
+        &'a self,
+        project: &'a Project,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>>;
+    /// Returns to release `to` (an ID or unique prefix; default the one
+    /// before the current) through the same path as a push.
+    fn rollback<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        to: Option<&'a str>,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>>;
+    /// The project's releases, newest first, with their outcomes.
+    fn releases<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<Vec<Release>>>;
     /// Removes the project's containers and networks (and named volumes
     /// with `volumes`).
     fn down<'a>(

@@ -13,7 +13,8 @@ use turtle_runtime::trust::TrustError;
 
 use crate::wire::{
     DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan, Project,
-    ProjectName, ProjectStatus, Report, ServiceAction, ServiceName, UpOptions,
+    ProjectName, ProjectStatus, PushOptions, Release, Report, ServiceAction, ServiceName,
+    UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
@@ -109,6 +110,29 @@ impl<E: Engine> Control for Supervisor<E> {
         progress: Progress<'a>,
     ) -> BoxFuture<'a, Result<Report>> {
         Box::pin(async move { Ok(Supervisor::up(self, project, opts, progress).await?) })
+    }
+
+    fn push<'a>(
+        &'a self,
+        project: &'a Project,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>> {
+        Box::pin(async move { Ok(Supervisor::push(self, project, opts, progress).await?) })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        to: Option<&'a str>,
+        opts: &'a PushOptions,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Release>> {
+        Box::pin(async move { Ok(Supervisor::rollback(self, project, to, opts, progress).await?) })
+    }
+
+    fn releases<'a>(&'a self, project: &'a ProjectName) -> BoxFuture<'a, Result<Vec<Release>>> {
+        Box::pin(async move { Ok(Supervisor::releases(self, project)?) })
     }
 
     fn down<'a>(

@@ -9,6 +9,9 @@
 //! | GET | `/v1/projects/{name}` | | `ProjectStatus` |
 //! | PUT | `/v1/projects/{name}` | `Project`; `?build=true&wait=SECS` | stream of `ApplyLine`: `{"event": ...}` lines, then `{"done": Report}` or `{"error": {"kind", "message"}}` |
 //! | POST | `/v1/projects/{name}/plan` | `Project` | `Plan` |
+//! | POST | `/v1/projects/{name}/releases` | `PushRequest` | stream of `ReleaseLine`, ending in `{"done": Release}` or `{"error"}` |
+//! | GET | `/v1/projects/{name}/releases` | | `[Release]`, newest first |
+//! | POST | `/v1/projects/{name}/rollback` | `RollbackRequest` | stream of `ReleaseLine` |
 //! | DELETE | `/v1/projects/{name}` | `?volumes=true` | `DownReport` |
 //! | POST | `/v1/projects/{name}/services/{service}/{action}` | action: start, stop, restart | `[container]` |
 //! | GET | `/v1/projects/{name}/logs` | `?follow&tail=N&services=a,b` | text stream |
@@ -38,7 +41,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    ApplyLine, EventsQuery, LogsQuery, Project, ProjectName, ServiceAction, ServiceName, UpOptions,
+    ApplyLine, EventsQuery, LogsQuery, Project, ProjectName, PushRequest, Release, ReleaseLine,
+    RollbackRequest, ServiceAction, ServiceName, UpOptions,
 };
 use crate::{Control, ControlError};
 
@@ -66,6 +70,11 @@ pub fn router<C: Control + 'static>(control: Arc<C>) -> Router {
                 .delete(down::<C>),
         )
         .route("/v1/projects/{name}/plan", post(plan_project::<C>))
+        .route(
+            "/v1/projects/{name}/releases",
+            get(releases::<C>).post(push::<C>),
+        )
+        .route("/v1/projects/{name}/rollback", post(rollback::<C>))
         .route(
             "/v1/projects/{name}/services/{service}/{action}",
             post(service_action::<C>),
@@ -159,6 +168,85 @@ fn ndjson<T: Serialize>(v: &T) -> Bytes {
     let mut line = serde_json::to_vec(v).expect("API values always serialize");
     line.push(b'\n');
     line.into()
+}
+
+async fn releases<C: Control>(State(c): App<C>, UrlPath(raw): UrlPath<String>) -> Answer {
+    Ok(Json(c.releases(&name(&raw)?).await?).into_response())
+}
+
+/// Runs a push or rollback in its own task (a client that goes away does
+/// not cut an update short) and streams its lines.
+fn release_response<F>(run: F) -> Response
+where
+    F: for<'a> FnOnce(
+            &'a (dyn Fn(crate::wire::Event) + Send + Sync),
+        ) -> crate::BoxFuture<'a, Result<Release, ControlError>>
+        + Send
+        + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        let events_tx = tx.clone();
+        let progress = move |e| {
+            let _ = events_tx.send(ndjson(&ReleaseLine::Event(e)));
+        };
+        let line = match run(&progress).await {
+            Ok(r) => ReleaseLine::Done(Box::new(r)),
+            Err(e) => ReleaseLine::Error(e),
+        };
+        let _ = tx.send(ndjson(&line));
+    });
+    let body = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(body))
+        .expect("a valid response")
+}
+
+async fn push<C: Control + 'static>(
+    State(c): App<C>,
+    UrlPath(raw): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = name(&raw).and_then(|n| {
+        let mut r: PushRequest = serde_json::from_slice(&body)
+            .map_err(|e| ControlError::Invalid(format!("the body is not a valid push: {e}")))?;
+        // The project's names are checked as in PUT /v1/projects/{name}.
+        let json = serde_json::to_vec(&r.project).expect("projects always serialize");
+        r.project = body_project(n, &json)?;
+        Ok(r)
+    });
+    let r = match request {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    release_response(move |progress| {
+        Box::pin(async move { c.push(&r.project, &r.options, progress).await })
+    })
+}
+
+async fn rollback<C: Control + 'static>(
+    State(c): App<C>,
+    UrlPath(raw): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = name::<ProjectName>(&raw).and_then(|n| {
+        let r: RollbackRequest = if body.is_empty() {
+            RollbackRequest::default()
+        } else {
+            serde_json::from_slice(&body).map_err(|e| {
+                ControlError::Invalid(format!("the body is not a valid rollback: {e}"))
+            })?
+        };
+        Ok((n, r))
+    });
+    let (n, r) = match request {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    release_response(move |progress| {
+        Box::pin(async move { c.rollback(&n, r.to.as_deref(), &r.options, progress).await })
+    })
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ pub use turtle_compose::{Project, ProjectName, ServiceName};
 pub use turtle_mdns::MdnsStatus;
 pub use turtle_reconcile::plan::Plan;
 pub use turtle_runtime::apply::{Event, Report};
+pub use turtle_runtime::release::{PushOptions, Release};
 pub use turtle_runtime::shed::DeviceReport;
 pub use turtle_runtime::store::EventRecord;
 pub use turtle_runtime::supervisor::{
@@ -34,6 +35,32 @@ pub enum ApplyLine {
     Event(Event),
     Done(Report),
     Error(ControlError),
+}
+
+/// One line of the push and rollback streams.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseLine {
+    Event(Event),
+    Done(Box<Release>),
+    Error(ControlError),
+}
+
+/// The body of `POST /v1/projects/{name}/releases`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub project: Project,
+    #[serde(default)]
+    pub options: PushOptions,
+}
+
+/// The body of `POST /v1/projects/{name}/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub options: PushOptions,
 }
 
 /// Which output `logs` shows.

@@ -81,6 +81,11 @@ pub enum Event {
         step: usize,
         line: String,
     },
+    /// What a release update is doing (`turtle push`, `rollback`): a
+    /// phase begins, a lock holds it, the gate decides.
+    Release {
+        line: String,
+    },
     /// A dependency (or, for `up --wait`, any container) became ready, and
     /// how: a probe of its healthcheck, or the engine's own check.
     Ready {

@@ -56,6 +56,23 @@ pub struct Config {
     pub images: ImagesSection,
     pub health: HealthSection,
     pub bundles: BundlesSection,
+    pub releases: ReleasesSection,
+}
+
+/// Releases (`turtle push`): the health gate and the disk.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReleasesSection {
+    /// How long a release must run healthy before it is committed
+    /// [default: 30s]; a push's `--settle` and a project's
+    /// `io.turtle.settle` label come first.
+    pub settle: Option<Duration>,
+    /// Space kept free on the engine's disk after an update's download
+    /// [default: the device profile's, else 512 MiB].
+    pub reserve: Option<turtle_units::ByteSize>,
+    /// Where bundles to apply on the daemon's first start are
+    /// [default: STATE_DIR/preload].
+    pub preload_dir: Option<PathBuf>,
 }
 
 /// Offline bundles: whose signatures this box accepts.

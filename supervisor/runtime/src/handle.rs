@@ -38,6 +38,9 @@ pub struct Handle<E: Engine> {
     pub(crate) secrets: Option<Secrets>,
     /// What the daemon publishes over mDNS.
     pub(crate) mdns: MdnsSection,
+    /// Where each service's update-lock and hand-over directory lives
+    /// (see [`crate::release::locks`]); `None` mounts none (the unit tests).
+    pub(crate) run_dir: Option<std::path::PathBuf>,
 }
 
 impl<E: Engine> Clone for Handle<E> {
@@ -51,6 +54,7 @@ impl<E: Engine> Clone for Handle<E> {
             device: self.device.clone(),
             secrets: self.secrets.clone(),
             mdns: self.mdns.clone(),
+            run_dir: self.run_dir.clone(),
         }
     }
 }
@@ -92,6 +96,9 @@ impl<E: Engine> Handle<E> {
         }
         if let Some(d) = &self.device {
             out = d.decorate(&out)?;
+        }
+        if let Some(dir) = &self.run_dir {
+            out = crate::release::locks::decorate(&out, dir);
         }
         Ok(out)
     }

@@ -18,6 +18,9 @@
 //! - [`base`]: the Debian base of the stack's images: loaded, pulled or bootstrapped.
 //! - [`images`]: the stack's images carry this executable, tagged by its build id.
 //! - [`logs`]: container output as prefixed lines.
+//! - [`release`]: releases pushed like an app: the journal, strategies,
+//!   update locks, the health gate and rollback; [`handover`]: the
+//!   hand-over strategy.
 //!
 //! Below it: `turtle-reconcile` (names, specs, the planner, pure) and
 //! `turtle-engine` (the engine's trait and its bollard implementation).
@@ -32,6 +35,7 @@ pub mod device;
 pub mod engine_trust;
 pub mod error;
 pub mod handle;
+pub mod handover;
 pub mod hooks;
 pub mod host_paths;
 pub mod images;
@@ -39,6 +43,7 @@ pub mod logs;
 pub mod objects;
 pub mod probe;
 pub mod ready;
+pub mod release;
 #[cfg(test)]
 mod roundtrip;
 pub mod secrets;

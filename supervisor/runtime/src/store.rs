@@ -99,6 +99,17 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    release TEXT NOT NULL,
+    UNIQUE (project, seq)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    project TEXT PRIMARY KEY,
+    entry TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS events_by_service ON events (project, service, kind, time);
 ";
 
@@ -182,7 +193,7 @@ impl Store {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|source| StoreError::Sql {
             path: self.path.clone(),

@@ -61,6 +61,8 @@ pub struct Config {
     pub apply: apply::Options,
     /// What the daemon publishes over mDNS.
     pub mdns: crate::config::MdnsSection,
+    /// The health gate's window and the disk reserve of updates.
+    pub releases: crate::config::ReleasesSection,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             crash_loop_window: Duration::from_secs(300),
             apply: apply::Options::default(),
             mdns: Default::default(),
+            releases: Default::default(),
         }
     }
 }
@@ -124,6 +127,9 @@ pub struct BoxParts {
     pub device: Option<Arc<Device>>,
     pub secrets: Option<Secrets>,
     pub engine_trust: Option<EngineTrust>,
+    /// The directory of the services' update locks and hand-over files
+    /// (`STATE_DIR/run`).
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 type Sink<'a> = &'a (dyn Fn(apply::Event) + Send + Sync);
@@ -154,6 +160,7 @@ impl<E: Engine> Supervisor<E> {
                 device: parts.device,
                 secrets: parts.secrets,
                 mdns: config.mdns.clone(),
+                run_dir: parts.run_dir,
             },
             engine_trust: parts.engine_trust,
             shedder,

@@ -158,6 +158,7 @@ pub async fn preview(g: &GlobalArgs) -> Result<Arc<Supervisor<Docker>>, Failure>
             injection: Some(injection),
             device,
             secrets: Some(turtle_runtime::secrets::Secrets::new(&g.state_dir)),
+            run_dir: Some(g.state_dir.join("run")),
             ..Default::default()
         },
     ))
@@ -180,6 +181,7 @@ pub fn supervisor_on(
     config.mdns = file.mdns.clone();
     config.apply.base = file.images.base_settings();
     config.apply.probe = file.health.probe;
+    config.releases = file.releases.clone();
     let trust =
         Trust::open(&g.state_dir, file, std::time::SystemTime::now()).map_err(Failure::op)?;
     // A box no profile fits still runs its stack, without budgets or shedding.
@@ -199,6 +201,7 @@ pub fn supervisor_on(
             injection: None,
             device,
             secrets: Some(turtle_runtime::secrets::Secrets::new(&g.state_dir)),
+            run_dir: Some(g.state_dir.join("run")),
             engine_trust: Some(turtle_runtime::engine_trust::EngineTrust {
                 certs_dir: file.engine.certs_dir.clone(),
                 hosts_file: file.engine.hosts_file.clone(),

@@ -21,6 +21,8 @@ mod logs;
 mod names;
 mod output;
 mod ps;
+mod push;
+mod releases;
 mod secret;
 mod service;
 mod up;
@@ -101,6 +103,17 @@ pub enum Command {
     /// Without one, supervises in the foreground (Ctrl-C stops supervising and
     /// leaves the containers running), or starts a daemon with --detach.
     Up(up::UpArgs),
+    /// Push a new release of the project: build and pin its images, swap
+    /// services by their update strategy, and commit it once every service
+    /// ran healthy for the settle window, else roll back to the previous
+    /// release by itself.
+    Push(push::PushArgs),
+    /// Return to an earlier release (default: the one before the current),
+    /// through the same health gate.
+    Rollback(releases::RollbackArgs),
+    /// Show the project's releases: the current one (*), and each one's
+    /// outcome and why.
+    Releases(releases::ReleasesArgs),
     /// Stop and remove the project's containers and networks (volumes with --volumes).
     Down(down::DownArgs),
     /// Show the project's containers: state, health, restarts, crash loops.
@@ -165,6 +178,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Up(a) => up::run(&g, a).await,
         Command::Down(a) => down::run(&g, a).await,
+        Command::Push(a) => push::run(&g, a).await,
+        Command::Rollback(a) => releases::rollback(&g, a).await,
+        Command::Releases(a) => releases::list(&g, a).await,
         Command::Ps(a) => ps::run(&g, a).await,
         Command::Logs(a) => logs::run(&g, a).await,
         Command::Start(a) => {

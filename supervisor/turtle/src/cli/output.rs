@@ -29,6 +29,7 @@ impl Printer {
                 Event::Failed { what, error, .. } => eprintln!(" ✘ {what}: {error}"),
                 Event::Progress { line, .. } => eprintln!("   {line}"),
                 Event::Ready { .. } => eprintln!("   {}", ready_line(&e)),
+                Event::Release { line } => eprintln!(" • {line}"),
             }
             return;
         };
@@ -48,6 +49,9 @@ impl Printer {
                 if let Some(pb) = bars.get(&step) {
                     pb.set_message(line);
                 }
+            }
+            Event::Release { line } => {
+                let _ = multi.println(format!(" • {line}"));
             }
             Event::Ready { step, .. } => {
                 if let Some(pb) = bars.get(&step) {

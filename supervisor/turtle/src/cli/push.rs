@@ -1,0 +1,117 @@
+//! `turtle push`: a stack update as a release, through the health gate,
+//! rolled back by itself when it is unhealthy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use turtle_control::client::Client;
+use turtle_control::wire::{PushOptions, Release};
+use turtle_runtime::release::Outcome;
+
+use super::context::{self, Failure, Target};
+use super::output::Printer;
+use super::{GlobalArgs, ProjectArgs};
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The project's directory (its compose.yaml or docker-compose.yml);
+    /// -f takes files instead [default: the working directory].
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// The release's version [default: its number on this box].
+    #[arg(long = "release-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Notes kept with the release (`turtle releases` shows them).
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// How long every service must run healthy before the release is
+    /// committed (`30s`, `2m`) [default: the project's io.turtle.settle
+    /// label, else releases.settle in turtle.yaml, else 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub settle: Option<Duration>,
+    /// Go past update locks held by services.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<turtle_units::Duration>()
+        .map(Into::into)
+        .map_err(|e| e.to_string())
+}
+
+impl PushArgs {
+    pub fn options(&self) -> PushOptions {
+        PushOptions {
+            version: self.version.clone(),
+            notes: self.notes.clone(),
+            settle: self.settle,
+            force: self.force,
+            ..Default::default()
+        }
+    }
+
+    /// The compose files: -f, else DIR's default file.
+    pub fn project_args(&self) -> ProjectArgs {
+        let mut p = self.project.clone();
+        if p.files.is_empty()
+            && let Some(dir) = &self.dir
+        {
+            p.files = [
+                "compose.yaml",
+                "compose.yml",
+                "docker-compose.yml",
+                "docker-compose.yaml",
+            ]
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|f| f.exists())
+            .take(1)
+            .collect();
+            if p.files.is_empty() {
+                p.files.push(dir.join("compose.yaml"));
+            }
+        }
+        p
+    }
+}
+
+pub async fn run(g: &GlobalArgs, a: PushArgs) -> Result<(), Failure> {
+    let daemon = Client::connect(&g.socket_path()).await;
+    let daemon_build = daemon.as_ref().map(|c| c.build_id().to_string());
+    let project = context::load_project_built_by(&a.project_args(), daemon_build)?;
+    let target = match daemon {
+        Some(c) => Target::Daemon(c),
+        None => {
+            Target::Local(context::local(g, turtle_runtime::supervisor::Config::default()).await?)
+        }
+    };
+    let printer = Printer::new();
+    let release = target
+        .control()
+        .push(&project, &a.options(), &|e| printer.event(e))
+        .await?;
+    decided(&release)
+}
+
+/// Says how a push or rollback ended; anything but committed fails.
+pub fn decided(r: &Release) -> Result<(), Failure> {
+    match r.outcome {
+        Outcome::Committed => {
+            eprintln!(
+                "turtle: release {} (version {}) of {} is committed",
+                r.id, r.version, r.project
+            );
+            Ok(())
+        }
+        other => Err(Failure::op(format!(
+            "release {} (version {}) of {} {other}: {}",
+            r.id,
+            r.version,
+            r.project,
+            r.reason.as_deref().unwrap_or("no reason recorded")
+        ))),
+    }
+}

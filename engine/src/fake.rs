@@ -29,6 +29,7 @@ pub const MUTATING: &[&str] = &[
     "stop_container",
     "restart_container",
     "remove_container",
+    "rename_container",
     "create_network",
     "remove_network",
     "create_volume",
@@ -270,6 +271,7 @@ impl Engine for FakeEngine {
             oom_killed: false,
             volumes: vec![],
             healthcheck: c.spec.body.healthcheck.as_ref().and_then(HealthTest::of),
+            addresses: vec![],
         })
     }
 
@@ -380,6 +382,24 @@ impl Engine for FakeEngine {
 
     async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
         self.record(format!("kill_container {id} {signal}"));
+        Ok(())
+    }
+
+    async fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        self.record(format!("rename_container {id} {name}"));
+        let mut i = self.inner.lock().unwrap();
+        if i.containers.iter().any(|c| c.summary.name == name) {
+            return Err(EngineError::Conflict {
+                what: format!("container {name}"),
+                message: "name in use".into(),
+            });
+        }
+        let c = i
+            .containers
+            .iter_mut()
+            .find(|c| c.summary.id == id || c.summary.name == id)
+            .ok_or_else(|| not_found(format!("container {id}")))?;
+        c.summary.name = name.to_string();
         Ok(())
     }
 

@@ -116,6 +116,9 @@ pub trait Engine: Send + Sync + 'static {
     fn unpause_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     /// Sends a signal (`SIGHUP`, `HUP`, `1`) to the container's main process.
     fn kill_container(&self, id: &str, signal: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Gives the container another name (`docker rename`); the engine's DNS
+    /// follows, on every network it joined.
+    fn rename_container(&self, id: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Force-removes the container (and its anonymous volumes when `volumes`).
     fn remove_container(&self, id: &str, volumes: bool) -> impl Future<Output = Result<()>> + Send;
     /// Writes files into a container (created or running), with their mode

@@ -94,6 +94,10 @@ pub struct ContainerDetails {
     /// image's. `None` without one (or with `NONE`).
     #[serde(default)]
     pub healthcheck: Option<HealthTest>,
+    /// Its IP addresses on its networks (IPv4 and global IPv6), while it
+    /// runs; empty when stopped.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// A healthcheck as the engine runs it.

@@ -57,7 +57,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -376,6 +376,15 @@ impl Engine for Docker {
                     })
                 })
                 .collect(),
+            addresses: c
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+                .into_values()
+                .flat_map(|e| [e.ip_address, e.global_ipv6_address])
+                .flatten()
+                .filter(|a| !a.is_empty())
+                .collect(),
         })
     }
 
@@ -497,6 +506,14 @@ impl Engine for Docker {
             .kill_container(id, Some(opts))
             .await
             .map_err(|e| self.err(format!("container {id}"), e))
+    }
+
+    async fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        let opts = RenameContainerOptionsBuilder::new().name(name).build();
+        self.client
+            .rename_container(id, opts)
+            .await
+            .map_err(|e| self.err(format!("rename of container {id} to {name}"), e))
     }
 
     async fn remove_container(&self, id: &str, volumes: bool) -> Result<()> {

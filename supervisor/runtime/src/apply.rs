@@ -152,6 +152,10 @@ pub enum ApplyError {
         dependency: String,
         reason: String,
     },
+    /// A hand-over that did not happen: the old container still serves
+    /// (see [`crate::handover`]).
+    #[error("hand-over of service {service}: {reason}")]
+    HandOver { service: String, reason: String },
 }
 
 /// Summary of an applied plan.
@@ -260,7 +264,7 @@ fn touched_service(a: &Action) -> Option<&str> {
     }
 }
 
-fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> ApplyError {
+pub(crate) fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> ApplyError {
     let what = what.into();
     move |source| ApplyError::Engine { what, source }
 }
@@ -387,7 +391,7 @@ async fn run_step<E: Engine>(
 
 /// Writes the copied secrets and configs into a just-created container,
 /// starts it and runs its `post_start` hooks.
-async fn create_then_start<E: Engine>(
+pub(crate) async fn create_then_start<E: Engine>(
     engine: &E,
     project: &Project,
     service: &str,
@@ -459,6 +463,14 @@ async fn build<E: Engine>(
     sink: Sink<'_>,
 ) -> Result<(), ApplyError> {
     let what = format!("build image {image} for {service}");
+    if project.services[service]
+        .labels
+        .contains_key(crate::forward::IMAGE_LABEL)
+    {
+        return crate::forward::make_image(engine, image)
+            .await
+            .map_err(engine_err(what));
+    }
     let image = image.to_string();
     let build = project.services[service]
         .build
@@ -547,7 +559,7 @@ async fn recreate<E: Engine>(
 
 /// The create request of a container, with its host paths ready, and the
 /// files to copy into it before it starts (see [`crate::objects`]).
-fn prepared_spec(
+pub(crate) fn prepared_spec(
     project: &Project,
     service: &str,
     number: u32,
@@ -568,7 +580,11 @@ fn prepared_spec(
 /// Gives the new container the anonymous volumes of the one it replaces (those
 /// of the compose file and those the image declares), as compose does, so a
 /// recreate keeps their data.
-fn carry_anonymous_volumes(spec: &mut ContainerSpec, project: &Project, old: &[VolumeMount]) {
+pub(crate) fn carry_anonymous_volumes(
+    spec: &mut ContainerSpec,
+    project: &Project,
+    old: &[VolumeMount],
+) {
     let named: HashSet<&str> = project.volumes.values().map(|v| v.name.as_str()).collect();
     let host = spec.body.host_config.get_or_insert_with(Default::default);
     let mounts = host.mounts.get_or_insert_with(Vec::new);

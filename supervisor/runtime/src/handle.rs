@@ -84,8 +84,10 @@ impl<E: Engine> Handle<E> {
 
     /// The project as deployed: with the trust and names the supervisor
     /// injects (see [`crate::trust`]), the secrets services list (see
-    /// [`crate::secrets`]) and the budgets of the box's profile (see
-    /// [`crate::device`]).
+    /// [`crate::secrets`]), the budgets of the box's profile (see
+    /// [`crate::device`]), the run directories (see
+    /// [`crate::release::locks`]) and the companions that hold the ports of
+    /// hand-over services (see [`crate::handover`]).
     pub fn deployed(&self, project: &Project) -> Result<Project, Error> {
         let mut out = match &self.injection {
             Some(inj) => crate::trust::decorate(project, inj)?,
@@ -100,6 +102,13 @@ impl<E: Engine> Handle<E> {
         if let Some(dir) = &self.run_dir {
             out = crate::release::locks::decorate(&out, dir);
         }
+        // Last: the companion that holds a hand-over service's ports gets
+        // none of the above (it mounts its service's run directory).
+        out = crate::handover::decorate(
+            &out,
+            &crate::handover::Forwarder::default(),
+            self.run_dir.as_deref(),
+        );
         Ok(out)
     }
 

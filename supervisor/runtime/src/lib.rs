@@ -20,7 +20,8 @@
 //! - [`logs`]: container output as prefixed lines.
 //! - [`release`]: releases pushed like an app: the journal, strategies,
 //!   update locks, the health gate and rollback; [`handover`]: the
-//!   hand-over strategy.
+//!   hand-over strategy, and [`forward`] the port forwarder it publishes a
+//!   hand-over service's ports through.
 //!
 //! Below it: `turtle-reconcile` (names, specs, the planner, pure) and
 //! `turtle-engine` (the engine's trait and its bollard implementation).
@@ -34,6 +35,7 @@ pub mod config;
 pub mod device;
 pub mod engine_trust;
 pub mod error;
+pub mod forward;
 pub mod handle;
 pub mod handover;
 pub mod hooks;

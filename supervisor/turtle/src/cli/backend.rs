@@ -1,5 +1,5 @@
-//! `turtle backend`: the services of the backend stack (stack/) and the probe
-//! their healthchecks use. Every image of the stack carries this one
+//! `turtle backend`: the services of the backend stack (stack/), the probe
+//! their healthchecks use, and the port forwarder of hand-over services. Every image of the stack carries this one
 //! executable, so an upgrade of Turtle is one binary.
 
 use std::time::Duration;
@@ -27,6 +27,11 @@ pub enum Backend {
     Vpn(turtle_vpn::Args),
     /// Exit 0 when an HTTP URL answers 2xx within the timeout (for healthchecks).
     Probe(ProbeArgs),
+    /// The port forwarder of a hand-over service (its `<service>-ports`
+    /// companion runs this): listens on the ports TURTLE_FORWARD names
+    /// (`80=web:80,...`) and forwards each connection to the service by
+    /// name, steered during a hand-over through TURTLE_FORWARD_DIR.
+    Forward,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +53,11 @@ pub async fn run(a: BackendArgs) -> Result<(), Failure> {
         Backend::Builder(args) => turtle_builder::run(args).await,
         Backend::Vpn(args) => turtle_vpn::run(args).await,
         Backend::Probe(args) => return probe(&args).await,
+        Backend::Forward => {
+            return turtle_runtime::forward::serve_from_env()
+                .await
+                .map_err(Failure::op);
+        }
     };
     served.map_err(|e| Failure::op(format!("{e:#}")))
 }

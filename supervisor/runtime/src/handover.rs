@@ -893,4 +893,64 @@ mod tests {
         let hd = decorate(&host, &Forwarder::default(), Some(&run));
         assert!(!hd.services.contains_key("web-ports"));
     }
+
+    #[tokio::test]
+    async fn an_interrupted_hand_over_keeps_the_container_that_serves() {
+        use turtle_engine::fake::FakeEngine;
+        let p = project(
+            "demo",
+            vec![("web", web(&[(STRATEGY_LABEL, "hand-over")], &[]))],
+        );
+        let names = |e: &FakeEngine| {
+            let mut n: Vec<(String, State)> = e
+                .containers()
+                .iter()
+                .map(|c| (c.summary.name.clone(), c.summary.state))
+                .collect();
+            n.sort_by(|a, b| a.0.cmp(&b.0));
+            n
+        };
+        // (old running, old stopped, old gone) with a running -next.
+        for (old, kept) in [(Some(true), "old"), (Some(false), "new"), (None, "new")] {
+            let engine = FakeEngine::new();
+            engine.add_image("web:1");
+            let spec = |name: &str| {
+                let mut s = turtle_reconcile::spec::container_spec(
+                    &p,
+                    "web",
+                    &p.services["web"],
+                    1,
+                    "h",
+                    None,
+                )
+                .unwrap();
+                s.name = name.to_string();
+                s
+            };
+            let mut old_id = None;
+            if let Some(running) = old {
+                let id = engine.create_container(&spec("demo-web-1")).await.unwrap();
+                if running {
+                    engine.start_container(&id).await.unwrap();
+                }
+                old_id = Some(id);
+            }
+            let new_id = engine
+                .create_container(&spec("demo-web-1-next"))
+                .await
+                .unwrap();
+            engine.start_container(&new_id).await.unwrap();
+            settle(&engine, &p, "web").await.unwrap();
+            assert_eq!(
+                names(&engine),
+                vec![("demo-web-1".to_string(), State::Running)],
+                "{old:?}"
+            );
+            let id = &engine.containers()[0].summary.id;
+            match kept {
+                "old" => assert_eq!(Some(id), old_id.as_ref()),
+                _ => assert_eq!(id, &new_id),
+            }
+        }
+    }
 }

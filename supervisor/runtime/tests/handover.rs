@@ -305,15 +305,14 @@ async fn measure<F: std::future::Future<Output = ()>>(port: u16, want: &str, upd
     update.await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let t = tally.lock().unwrap();
-        if t.versions.last().map(String::as_str) == Some(want) {
+        let last = tally.lock().unwrap().versions.last().cloned();
+        if last.as_deref() == Some(want) {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "{want} never served after the update"
         );
-        drop(t);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let now = tally.lock().unwrap().ok;

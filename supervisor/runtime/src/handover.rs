@@ -387,8 +387,21 @@ pub async fn settle<E: Engine>(
     service: &str,
 ) -> Result<(), ApplyError> {
     let containers = service_containers(engine, project, service).await?;
-    for next in containers.iter().filter(|c| c.name.ends_with(NEXT_SUFFIX)) {
-        let canonical = next.name.trim_end_matches(NEXT_SUFFIX);
+    // The canonical name of a container's number, as a hand-over names it.
+    let canonical_of = |c: &ContainerSummary| {
+        let number = turtle_reconcile::observe::number_of(c);
+        project
+            .services
+            .get(service)
+            .and_then(|s| s.container_name.clone())
+            .unwrap_or_else(|| names::container_name(&project.name, service, number))
+    };
+    for next in &containers {
+        let canonical = canonical_of(next);
+        if next.name != format!("{canonical}{NEXT_SUFFIX}") {
+            continue;
+        }
+        let canonical = canonical.as_str();
         let what = format!("settle the interrupted hand-over of {canonical}");
         let old = containers.iter().find(|c| c.name == canonical);
         let keep_new = match old {

@@ -1,12 +1,19 @@
 //! The hand-over strategy against the real engine (`handover::replace`),
 //! with its port forwarder (`forward`).
 //!
-//! - Under load: an HTTP client polls the service through its published
-//!   port (loopback, 20 requests a second, a new connection each) while the
-//!   service is handed over to a new image: no request fails, and the
-//!   answers go from the old version to the new one and never back. The
-//!   same change made by `docker-compose up -d` (v1) is measured with the
-//!   same client and printed beside it (no bound on compose's number).
+//! - Under load: two HTTP clients poll the service through its published
+//!   port (loopback, a new connection per request, one request at a time
+//!   each: `GET /` at most 20 a second, and `GET /cgi-bin/v`, which takes
+//!   200 ms, so that one is nearly always in flight) while the service is
+//!   handed over to a new image that serves at once but is ready only 2 s
+//!   later: no request fails, and each client's answers go from the old
+//!   version to the new one and never back (nothing reached the new
+//!   container before it was ready, nothing was cut in the old one). Without
+//!   the steering of the forwarder the answers alternate; without its drain
+//!   a slow request is cut (both checked by mutation when this was written).
+//!   The same change made by `docker compose up -d` (`docker-compose` v1
+//!   where there is no v2, as here) is measured with the same clients and
+//!   printed beside it (no bound on compose's number).
 //! - The old container stops when the new one writes its hand-over file
 //!   (not before), and after the timeout when it is never healthy but the
 //!   label asks for a timeout; a new container that turns unhealthy, or
@@ -73,28 +80,34 @@ fn forwarder(image: &str) -> Forwarder {
     }
 }
 
-/// Builds `tag` from the test image with `index.html` saying `version`.
+/// Builds `tag` from the test image with `index.html` saying `version`,
+/// and `/cgi-bin/v` saying it after 200 ms (a request long enough to be in
+/// flight when a container stops). Files are copied in (no `RUN`: the build
+/// needs no container).
 fn web_image(tag: &str, version: &str) {
-    let dockerfile = format!(
-        "FROM {}\nRUN echo {version} > /var/www/index.html\n",
-        test_image()
-    );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
+    use std::os::unix::fs::PermissionsExt;
+    let ctx = tempfile::tempdir().unwrap();
+    let www = ctx.path().join("www");
+    std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
+    std::fs::write(www.join("index.html"), format!("{version}\n")).unwrap();
+    let cgi = www.join("cgi-bin/v");
+    std::fs::write(
+        &cgi,
+        "#!/bin/sh\nsleep 0.2\necho Content-Type: text/plain\necho\ncat /var/www/index.html\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY www/ /var/www/\n", test_image()),
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .expect("docker build");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "docker build {tag}: {}",
@@ -111,13 +124,15 @@ fn free_port() -> u16 {
 }
 
 /// The compose file of these tests: one web service, published on
-/// loopback, with `extra` (labels, healthcheck) under it.
+/// loopback, with `extra` (labels, healthcheck) under it. It serves at once
+/// and is ready (`/tmp/ready`, which [`HEALTHY`] checks) 2 s later, as an
+/// application that warms up.
 fn compose_text(extra: &str) -> String {
     format!(
         r#"services:
   web:
     image: ${{WEB_IMAGE}}
-    command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+    command: ["sh", "-c", "httpd -p 80 -h /var/www && sleep 2 && touch /tmp/ready && exec sleep 86400"]
     init: true
     ports: ["127.0.0.1:${{WEB_PORT}}:80"]
 {extra}"#
@@ -125,7 +140,7 @@ fn compose_text(extra: &str) -> String {
 }
 
 const HEALTHY: &str = r#"    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      test: ["CMD-SHELL", "test -f /tmp/ready && wget -q -O /dev/null http://127.0.0.1/"]
       interval: 1s
       timeout: 2s
       retries: 3
@@ -199,14 +214,19 @@ async fn left_to_do(engine: &Docker, p: &Project, services: &[&str]) -> Vec<Stri
         .collect()
 }
 
+/// One GET of `/` through the published port.
+async fn get(port: u16) -> Result<String, String> {
+    get_path(port, "/").await
+}
+
 /// One GET through the published port, on a new connection: the body, or
 /// why it failed.
-async fn get(port: u16) -> Result<String, String> {
+async fn get_path(port: u16, path: &str) -> Result<String, String> {
     let once = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
             .await
             .map_err(|e| format!("send: {e}"))?;
         let mut answer = Vec::new();
@@ -214,9 +234,16 @@ async fn get(port: u16) -> Result<String, String> {
             .await
             .map_err(|e| format!("read: {e}"))?;
         let answer = String::from_utf8_lossy(&answer).to_string();
-        let (head, body) = answer
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP answer: {answer:?}"))?;
+        // A CGI's own headers end in a bare "\n\n".
+        let (head, body) = [
+            answer.find("\r\n\r\n").map(|i| (i, 4)),
+            answer.find("\n\n").map(|i| (i, 2)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|(i, n)| (&answer[..i], &answer[i + n..]))
+        .ok_or_else(|| format!("no HTTP answer: {answer:?}"))?;
         if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
             return Err(format!("status: {}", head.lines().next().unwrap_or("")));
         }
@@ -243,7 +270,7 @@ async fn until_serves(port: u16, want: &str) {
     }
 }
 
-/// What the polling client saw.
+/// What a polling client saw.
 #[derive(Debug, Default)]
 struct Tally {
     ok: usize,
@@ -252,9 +279,42 @@ struct Tally {
     versions: Vec<String>,
 }
 
-/// A client polling `port` 20 times a second until `stop`.
+/// What both clients saw during one update.
+#[derive(Debug)]
+struct Seen {
+    /// `GET /`, at most 20 a second.
+    fast: Tally,
+    /// `GET /cgi-bin/v`, 200 ms each: one is nearly always in flight.
+    slow: Tally,
+}
+
+impl Seen {
+    fn requests(&self) -> usize {
+        self.fast.ok + self.fast.failed.len() + self.slow.ok + self.slow.failed.len()
+    }
+
+    fn failed(&self) -> Vec<&String> {
+        self.fast.failed.iter().chain(&self.slow.failed).collect()
+    }
+
+    /// The line bench/handover.py reads.
+    fn line(&self, who: &str) -> String {
+        format!(
+            "{who}: {} requests, {} failed, versions {:?} (GET /) {:?} (GET /cgi-bin/v); first failures: {:?}",
+            self.requests(),
+            self.failed().len(),
+            self.fast.versions,
+            self.slow.versions,
+            self.failed().into_iter().take(3).collect::<Vec<_>>()
+        )
+    }
+}
+
+/// A client that GETs `path` from `port` one request at a time, starting
+/// one every 50 ms at most, until `stop`.
 fn poll(
     port: u16,
+    path: &'static str,
     tally: Arc<std::sync::Mutex<Tally>>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -263,7 +323,7 @@ fn poll(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !stop.load(Ordering::SeqCst) {
             tick.tick().await;
-            let answer = get(port).await;
+            let answer = get_path(port, path).await;
             let mut tally = tally.lock().unwrap();
             match answer {
                 Ok(v) => {
@@ -278,62 +338,92 @@ fn poll(
     })
 }
 
-/// Runs `update` while the client polls `port`, from once it has had 10
-/// answers until `want` has answered it 10 times after the update.
-async fn measure<F: std::future::Future<Output = ()>>(port: u16, want: &str, update: F) -> Tally {
-    let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
+/// Runs `update` while two clients poll `port` (see [`Seen`]), from once
+/// each has had 5 answers until `want` has answered each 5 times after the
+/// update.
+async fn measure<F: std::future::Future<Output = ()>>(port: u16, want: &str, update: F) -> Seen {
     let stop = Arc::new(AtomicBool::new(false));
-    let client = poll(port, Arc::clone(&tally), Arc::clone(&stop));
-    let answered = |n: usize| {
-        let tally = Arc::clone(&tally);
+    let tallies = [
+        Arc::new(std::sync::Mutex::new(Tally::default())),
+        Arc::new(std::sync::Mutex::new(Tally::default())),
+    ];
+    let clients = [
+        poll(port, "/", Arc::clone(&tallies[0]), Arc::clone(&stop)),
+        poll(
+            port,
+            "/cgi-bin/v",
+            Arc::clone(&tallies[1]),
+            Arc::clone(&stop),
+        ),
+    ];
+    // Until every client has `n` answers, `want` the last when given.
+    let until = |n: [usize; 2], want: Option<&str>| {
+        let tallies = tallies.clone();
+        let want = want.map(str::to_string);
         async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let done = tally.lock().unwrap().ok;
-                if done >= n {
+                let done = tallies.iter().zip(n).all(|(t, n)| {
+                    let t = t.lock().unwrap();
+                    t.ok >= n && (want.is_none() || t.versions.last() == want.as_ref())
+                });
+                if done {
                     return;
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "the client had {done} answers, not {n}"
+                    "the clients did not get {n:?} answers ({want:?})"
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     };
-    answered(10).await;
+    until([5, 5], None).await;
     update.await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = tally.lock().unwrap().versions.last().cloned();
-        if last.as_deref() == Some(want) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{want} never served after the update"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let now = tally.lock().unwrap().ok;
-    answered(now + 10).await;
+    until([0, 0], Some(want)).await;
+    let now = [tallies[0].lock().unwrap().ok, tallies[1].lock().unwrap().ok];
+    until([now[0] + 5, now[1] + 5], None).await;
     stop.store(true, Ordering::SeqCst);
-    client.await.unwrap();
-    std::mem::take(&mut *tally.lock().unwrap())
+    for c in clients {
+        c.await.unwrap();
+    }
+    let [fast, slow] = tallies.map(|t| std::mem::take(&mut *t.lock().unwrap()));
+    Seen { fast, slow }
 }
 
-fn compose(dir: &Path, project: &str, image: &str, port: u16, args: &[&str]) {
-    let out = Command::new("docker-compose")
+/// The compose tool: `docker compose` when present, else `docker-compose`
+/// (v1, what these machines have).
+fn compose_tool() -> Vec<String> {
+    let works = |prog: &str, args: &[&str]| {
+        Command::new(prog)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("docker", &["compose", "version"]) {
+        return vec!["docker".into(), "compose".into()];
+    }
+    assert!(
+        works("docker-compose", &["version"]),
+        "neither docker compose nor docker-compose runs: scripts/setup installs docker-compose"
+    );
+    vec!["docker-compose".into()]
+}
+
+fn compose(tool: &[String], dir: &Path, project: &str, image: &str, port: u16, args: &[&str]) {
+    let out = Command::new(&tool[0])
+        .args(&tool[1..])
         .args(["-f", "compose.yaml", "-p", project])
         .args(args)
         .current_dir(dir)
         .env("WEB_IMAGE", image)
         .env("WEB_PORT", port.to_string())
         .output()
-        .expect("docker-compose runs");
+        .expect("compose runs");
     assert!(
         out.status.success(),
-        "docker-compose {args:?}: {}",
+        "{} {args:?}: {}",
+        tool.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -355,6 +445,7 @@ async fn a_hand_over_under_load_fails_no_request_and_compose_is_measured_beside_
             format!("{name}-web-1-next"),
             format!("{name}-web-ports-1"),
             format!("{cname}_web_1"),
+            format!("{cname}-web-1"),
         ],
         networks: vec![format!("{name}_default"), format!("{cname}_default")],
         volumes: vec![],
@@ -398,6 +489,14 @@ async fn a_hand_over_under_load_fails_no_request_and_compose_is_measured_beside_
         .await
         .unwrap();
     assert_eq!(web.state, State::Running);
+    assert!(
+        web.addresses
+            .iter()
+            .all(|a| a.parse::<std::net::IpAddr>().is_ok())
+            && !web.addresses.is_empty(),
+        "{:?}",
+        web.addresses
+    );
     assert_eq!(Some(web.image_id), engine.image_id(&v2).await.unwrap());
     assert!(
         engine
@@ -411,39 +510,34 @@ async fn a_hand_over_under_load_fails_no_request_and_compose_is_measured_beside_
         "the plan after a hand-over has nothing to do for the service"
     );
 
-    // docker-compose v1, the same change.
+    // Compose, the same change.
+    let tool = compose_tool();
     let cport = free_port();
-    compose(dir.path(), &cname, &v1, cport, &["up", "-d"]);
+    compose(&tool, dir.path(), &cname, &v1, cport, &["up", "-d"]);
     until_serves(cport, "v1").await;
-    let compose_tally = measure(cport, "v2", async {
-        compose(dir.path(), &cname, &v2, cport, &["up", "-d"]);
+    let compose_seen = measure(cport, "v2", async {
+        compose(&tool, dir.path(), &cname, &v2, cport, &["up", "-d"]);
     })
     .await;
-    compose(dir.path(), &cname, &v2, cport, &["down", "-t", "0"]);
+    compose(&tool, dir.path(), &cname, &v2, cport, &["down", "-t", "0"]);
 
+    eprintln!("{}", turtle.line("hand-over (turtle)"));
     eprintln!(
-        "hand-over (turtle): {} requests, {} failed, versions {:?}",
-        turtle.ok + turtle.failed.len(),
-        turtle.failed.len(),
-        turtle.versions
-    );
-    eprintln!(
-        "docker-compose up -d: {} requests, {} failed, versions {:?}; first failures: {:?}",
-        compose_tally.ok + compose_tally.failed.len(),
-        compose_tally.failed.len(),
-        compose_tally.versions,
-        compose_tally.failed.iter().take(3).collect::<Vec<_>>()
+        "{}",
+        compose_seen.line(&format!("{} up -d", tool.join(" ")))
     );
     assert!(
-        turtle.failed.is_empty(),
+        turtle.failed().is_empty(),
         "failed requests: {:?}",
-        turtle.failed
+        turtle.failed()
     );
-    assert_eq!(
-        turtle.versions,
-        vec!["v1", "v2"],
-        "old, then new, never back"
-    );
+    for t in [&turtle.fast, &turtle.slow] {
+        assert_eq!(
+            t.versions,
+            vec!["v1", "v2"],
+            "old, then new, never back: the new one got nothing before it was ready"
+        );
+    }
 }
 
 /// Runs `sh -c script` in a container.

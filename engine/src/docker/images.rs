@@ -51,6 +51,27 @@ impl Docker {
         }
     }
 
+    /// The top-level images (`all=false`: not the classic builder's
+    /// intermediate images, whose layers their children hold anyway), each
+    /// inspected: the list does not carry layers.
+    pub(super) async fn images_inspected(&self) -> Result<Vec<crate::ImageInfo>> {
+        let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .all(false)
+            .build();
+        let list = self
+            .client
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| map_error(&self.socket, "image list".to_string(), e))?;
+        let mut out = Vec::with_capacity(list.len());
+        for summary in list {
+            if let Some(info) = self.image_info(&summary.id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) async fn remove(&self, reference: &str) -> Result<()> {
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
             .force(false)

@@ -1,6 +1,6 @@
 //! Images on the engine: pull, build (classic builder, context streamed by
 //! [`super::context`]), tag, import a root filesystem, load and save
-//! `docker save` archives.
+//! `docker save` archives, list (each image inspected for its layers).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

@@ -357,3 +357,41 @@ fn kill_then_download_stops_the_old_container_before_the_build() {
     );
     let _ = Command::new("true").status();
 }
+
+#[test]
+fn an_update_the_disk_cannot_take_is_refused_before_anything_stops() {
+    let mut env = Env::new("disk");
+    let web = |v: &str| {
+        format!(
+            "services:\n{}",
+            service(
+                "web",
+                v,
+                "true",
+                "    labels: {io.turtle.update-strategy: kill-then-download}\n"
+            )
+        )
+    };
+    env.compose(&web("1"));
+    env.start_daemon();
+    assert!(push(&env, &[]).status.success());
+    let running = env.id("web").unwrap();
+    env.kill_daemon();
+
+    // A reserve no disk has.
+    env.config(&format!(
+        "{}releases: {{reserve: 1000TiB}}\n",
+        turtle_e2e::DEFAULT_CONFIG
+    ));
+    env.start_daemon();
+    env.compose(&web("2"));
+    let out = push(&env, &[]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("not enough disk"), "{t}");
+    assert!(t.contains("nothing was stopped"), "{t}");
+    assert!(!t.contains("stopping"), "{t}");
+    assert_eq!(env.id("web").as_deref(), Some(running.as_str()));
+    assert!(env.running("web"));
+    assert_eq!(releases(&env)[0]["outcome"], "failed");
+}

@@ -428,6 +428,13 @@ impl<E: Engine> Supervisor<E> {
         let deployed = self
             .deployed(project)
             .map_err(|e| (e.to_string(), vec![]))?;
+        let images = self
+            .image_steps(&deployed, opts)
+            .await
+            .map_err(|e| (e.to_string(), vec![]))?;
+        self.check_disk(&project.name, &images, sink)
+            .await
+            .map_err(|e| (e, vec![]))?;
         let mut stopped = Vec::new();
         for (name, service) in &deployed.services {
             let strategy = strategy(service).map_err(|e| (e.to_string(), vec![]))?;
@@ -474,24 +481,25 @@ impl<E: Engine> Supervisor<E> {
                 }
             }
         }
-        let fail = |e: Error, stopped: &Vec<String>| (e.to_string(), stopped.clone());
-        // Builds of every service with a build section (or of `only`), and
-        // the pulls `pull_policy` asks for.
-        let mut refresh = self
-            .refresh_plan(&deployed, true)
-            .await
-            .map_err(|e| fail(e, &stopped))?;
+        if !images.steps.is_empty() {
+            apply::apply(engine, &deployed, &images, &self.config().apply, sink)
+                .await
+                .map_err(|e| (Error::from(e).to_string(), stopped.clone()))?;
+        }
+        Ok(stopped)
+    }
+
+    /// The builds (of every service with a build section, or of `only`),
+    /// the pulls `pull_policy` asks for, and the images missing.
+    async fn image_steps(&self, deployed: &Project, opts: &PushOptions) -> Result<Plan, Error> {
+        let mut refresh = self.refresh_plan(deployed, true).await?;
         if !opts.only.is_empty() {
             refresh.steps.retain(|s| match &s.action {
                 Action::BuildImage { service, .. } => opts.only.contains(service),
                 _ => true,
             });
         }
-        // Then what is missing.
-        let plan = self
-            .plan_deployed(&deployed, Mode::Up)
-            .await
-            .map_err(|e| fail(e, &stopped))?;
+        let plan = self.plan_deployed(deployed, Mode::Up).await?;
         let mut steps = refresh.steps;
         for s in plan.steps {
             let wanted = matches!(
@@ -499,25 +507,45 @@ impl<E: Engine> Supervisor<E> {
                 Action::PullImage { .. } | Action::BuildImage { .. }
             ) && !steps.iter().any(|t| t.action == s.action);
             if wanted {
-                steps.push(turtle_reconcile::plan::Step {
-                    action: s.action,
-                    after: vec![],
-                });
+                steps.push(s);
             }
         }
+        // Images do not wait for each other.
         for s in &mut steps {
             s.after.clear();
         }
-        let images = Plan {
-            project: project.name.to_string(),
+        Ok(Plan {
+            project: deployed.name.to_string(),
             steps,
-        };
-        if !images.steps.is_empty() {
-            apply::apply(engine, &deployed, &images, &self.config().apply, sink)
-                .await
-                .map_err(|e| fail(e.into(), &stopped))?;
+        })
+    }
+
+    /// Refuses the update, before anything is stopped, when the engine's
+    /// disk cannot take it and keep the reserve. What a pull or a build
+    /// writes is known only afterwards: those are named, and the reserve
+    /// covers them. A data directory Turtle cannot see (a remote engine)
+    /// is a warning.
+    async fn check_disk(&self, project: &str, images: &Plan, sink: Sink<'_>) -> Result<(), String> {
+        let mut need = super::disk::Need::default();
+        for s in &images.steps {
+            match &s.action {
+                Action::PullImage { image } => need.add_unknown(format!("{image} (pulled)")),
+                Action::BuildImage { image, .. } => need.add_unknown(format!("{image} (built)")),
+                _ => {}
+            }
         }
-        Ok(stopped)
+        let reserve =
+            super::disk::reserve(&self.config().releases, self.handle().device.as_deref());
+        match super::disk::check(&*self.handle().engine, &need, &reserve).await {
+            Ok(_) => Ok(()),
+            Err(e @ super::disk::DiskError::NotEnough(_)) => {
+                Err(format!("{e}; nothing was stopped"))
+            }
+            Err(e) => {
+                self.say_project(project, sink, &format!("warning: no disk check: {e}"));
+                Ok(())
+            }
+        }
     }
 
     /// A release that failed before its switch: whatever its strategy

@@ -184,6 +184,30 @@ fn bad_releases_are_rolled_back_with_the_old_containers_and_their_data() {
         .filter(|r| r["outcome"] == "committed")
         .collect();
     assert_eq!(current.len(), 1, "the first release stays the current one");
+
+    // A release without the volume: the volume is kept, data and all, and said.
+    env.compose(&format!(
+        "services:\n{}",
+        service("web", "novol", "true", "")
+    ));
+    let out = push(&env, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let volume = format!("{}_data", env.project);
+    assert!(
+        text(&out).contains(&format!("kept with their data: {volume}")),
+        "{}",
+        text(&out)
+    );
+    let kept = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data"),
+        IMAGE,
+        "cat",
+        "/data/keep",
+    ]);
+    assert_eq!(kept, "precious");
 }
 
 /// Touches or removes the update lock from inside the service.
@@ -394,4 +418,86 @@ fn an_update_the_disk_cannot_take_is_refused_before_anything_stops() {
     assert_eq!(env.id("web").as_deref(), Some(running.as_str()));
     assert!(env.running("web"));
     assert_eq!(releases(&env)[0]["outcome"], "failed");
+}
+
+#[test]
+fn dev_mode_rebuilds_only_the_service_whose_sources_changed() {
+    let mut env = Env::new("watch");
+    let project = env.project.clone();
+    let mut compose = String::from("services:\n");
+    for name in ["a", "b"] {
+        let ctx = env.dir.path().join(name);
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("version"), "1\n").unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM {IMAGE}\nCOPY version /version\n"),
+        )
+        .unwrap();
+        compose.push_str(&format!(
+            "  {name}:\n    build: ./{name}\n    image: {project}-{name}:latest\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n"
+        ));
+    }
+    env.compose(&compose);
+    env.start_daemon();
+    let mut child = env
+        .command(&["push", "--watch", "--settle", "1s", "-p", &project])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    let done = l.contains(what);
+                    seen.push(l);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no {what:?} line; saw:\n{}", seen.join("\n")),
+            }
+        }
+    };
+    let first = wait_for("cycle took");
+    assert!(first.last().unwrap().contains("committed"), "{first:?}");
+    wait_for("watching");
+    let (a, b) = (env.id("a").unwrap(), env.id("b").unwrap());
+
+    std::fs::write(env.dir.path().join("b").join("version"), "2\n").unwrap();
+    let cycle = wait_for("cycle took");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let all = cycle.join("\n");
+    assert!(all.contains("rebuilding b"), "{all}");
+    assert!(cycle.last().unwrap().contains("committed"), "{all}");
+    assert!(
+        !all.contains("build image") || !all.contains(&format!("{project}-a:latest for a")),
+        "{all}"
+    );
+    assert_eq!(env.id("a").as_deref(), Some(a.as_str()), "a was replaced");
+    assert_ne!(
+        env.id("b").as_deref(),
+        Some(b.as_str()),
+        "b was not replaced"
+    );
+    assert_eq!(
+        docker(&["exec", &env.container("b"), "cat", "/version"]),
+        "2"
+    );
 }

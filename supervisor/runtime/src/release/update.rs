@@ -273,6 +273,7 @@ impl<E: Engine> Supervisor<E> {
                     &format!("release {} ({}) committed", release.seq, release.id),
                 );
                 self.collect_images(release, previous).await;
+                self.list_unused_volumes(release, sink).await;
             }
             Err(Miss::Failed(why)) => {
                 self.store().close_journal(
@@ -770,6 +771,34 @@ impl<E: Engine> Supervisor<E> {
                     report.removed.join(", ")
                 ),
             );
+        }
+    }
+
+    /// Named volumes of the project that the committed release no longer
+    /// uses are kept (their data is never removed by an update) and said.
+    async fn list_unused_volumes(&self, release: &Release, sink: Sink<'_>) {
+        let filter = turtle_reconcile::names::project_filter(&release.project);
+        let Ok(volumes) = self.handle().engine.list_volumes(&filter).await else {
+            return;
+        };
+        let used: Vec<&str> = release
+            .compose
+            .volumes
+            .values()
+            .map(|v| v.name.as_str())
+            .collect();
+        let unused: Vec<String> = volumes
+            .into_iter()
+            .map(|v| v.name)
+            .filter(|n| !used.contains(&n.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let line = format!(
+                "volume(s) the release no longer uses, kept with their data: {} (`docker volume rm` removes one)",
+                unused.join(", ")
+            );
+            self.record(&release.project, None, None, "volumes-unused", &line);
+            sink(Event::Release { line });
         }
     }
 

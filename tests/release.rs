@@ -501,3 +501,43 @@ fn dev_mode_rebuilds_only_the_service_whose_sources_changed() {
         "2"
     );
 }
+
+#[test]
+fn a_daemon_killed_after_a_strategy_stopped_the_old_container_brings_it_back() {
+    let mut env = Env::new("killstop");
+    let app = env.dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {IMAGE}\nARG V\nRUN sleep 3 && echo $V > /version\n"),
+    )
+    .unwrap();
+    let project = env.project.clone();
+    let compose = |v: &str| {
+        format!(
+            "services:\n  web:\n    build: {{context: ./app, args: {{V: \"{v}\"}}}}\n    image: {project}-web:latest\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n    labels: {{io.turtle.update-strategy: kill-then-download}}\n"
+        )
+    };
+    env.compose(&compose("1"));
+    env.start_daemon();
+    let out = push(&env, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    env.compose(&compose("2"));
+    let r = kill_at(&mut env, "kill-then-download: stopping");
+    assert_eq!(r["outcome"], "failed", "{r}");
+    wait_until("web running again", Duration::from_secs(60), || {
+        env.running("web")
+    });
+    assert_eq!(
+        docker(&["exec", &env.container("web"), "cat", "/version"]),
+        "1"
+    );
+    // Not left held: a later push goes through.
+    let out = push(&env, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        docker(&["exec", &env.container("web"), "cat", "/version"]),
+        "2"
+    );
+}

@@ -2,7 +2,8 @@
 //! settle window.
 //!
 //! Every container of the project is watched from the switch to the end of
-//! the window (a look every [`LOOK`]):
+//! the window (a look every [`LOOK`]: a list and one inspect per container,
+//! cheap enough for a small board):
 //!
 //! - one that exits with an error, is unhealthy, is restarted (by its
 //!   restart policy: a crash; by anyone: its start time changed) or goes
@@ -28,7 +29,7 @@ use crate::probe::Probes;
 use crate::ready::{self, Became};
 
 /// How often the gate looks.
-pub const LOOK: Duration = Duration::from_millis(250);
+pub const LOOK: Duration = Duration::from_millis(500);
 
 /// Why a release failed its gate.
 pub type Verdict = Result<(), String>;

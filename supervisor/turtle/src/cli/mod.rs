@@ -26,6 +26,7 @@ mod releases;
 mod secret;
 mod service;
 mod up;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

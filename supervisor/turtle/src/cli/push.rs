@@ -34,6 +34,11 @@ pub struct PushArgs {
     /// Go past update locks held by services.
     #[arg(long)]
     pub force: bool,
+    /// Dev mode: push, then watch the services' build contexts and the
+    /// compose files, and push again at each change, rebuilding only the
+    /// services whose sources changed (Ctrl-C stops).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -88,6 +93,13 @@ pub async fn run(g: &GlobalArgs, a: PushArgs) -> Result<(), Failure> {
             Target::Local(context::local(g, turtle_runtime::supervisor::Config::default()).await?)
         }
     };
+    if a.watch {
+        let build_id = match &target {
+            Target::Daemon(c) => Some(c.build_id().to_string()),
+            Target::Local(_) => None,
+        };
+        return super::watch::run(target.control(), &a, build_id).await;
+    }
     let printer = Printer::new();
     let release = target
         .control()

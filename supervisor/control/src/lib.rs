@@ -29,6 +29,7 @@
 pub mod client;
 mod error;
 pub mod local;
+pub mod remote;
 pub mod server;
 pub mod wire;
 

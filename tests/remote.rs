@@ -330,6 +330,9 @@ fn a_remote_push_brings_its_image_and_every_refusal_loads_nothing() {
                 root.to_str().unwrap(),
                 "--bundle",
                 file.to_str().unwrap(),
+                // The gate's window: short, the test is not about it.
+                "--settle",
+                "2s",
             ],
         )
     };
@@ -436,6 +439,8 @@ fn push_to_streams_a_bundle_made_from_the_local_engine() {
             &b.url,
             "--ca",
             b.root.to_str().unwrap(),
+            "--settle",
+            "2s",
         ];
         args.extend_from_slice(extra);
         let mut cmd = Command::new(turtle_e2e::turtle_bin());
@@ -489,6 +494,7 @@ fn push_to_streams_a_bundle_made_from_the_local_engine() {
     let out = push(&["--key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{err}");
     assert!(err.contains("runs release"), "{err}");
     assert!(err.contains("(version 1.0)"), "{err}");
 }

@@ -130,6 +130,11 @@ pub struct Profile {
     /// Nominal RAM, informational (budgets are absolute).
     #[serde(default)]
     pub memory: Option<ByteSize>,
+    /// Space an update must leave free on the engine's disk after its
+    /// download (`turtle push`'s disk check); the config's
+    /// `releases.reserve` comes first. Absent: 512 MiB.
+    #[serde(default)]
+    pub update_reserve: Option<ByteSize>,
     /// The swap file; absent or `null`: none.
     #[serde(default)]
     pub swap: Option<SwapConfig>,

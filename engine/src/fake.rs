@@ -63,6 +63,9 @@ struct Inner {
     exits: HashMap<String, i64>,
     /// Services whose healthcheck never passes (health stays `starting`).
     never_healthy: std::collections::HashSet<String>,
+    /// The layers (diff IDs, bottom first) of an image ID, when a test set
+    /// them; else one layer made up from the ID.
+    layers: HashMap<String, Vec<String>>,
     /// When each image was last pulled, built or tagged.
     refreshed: HashMap<String, std::time::SystemTime>,
     /// Files written into containers, by container ID.
@@ -80,6 +83,28 @@ impl Inner {
             .get(reference)
             .cloned()
             .or_else(|| self.images.values().find(|id| *id == reference).cloned())
+    }
+
+    /// The image ID `id` as `inspect_image` shows it.
+    fn info(&self, id: &str) -> crate::ImageInfo {
+        let mut repo_tags: Vec<String> = self
+            .images
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        repo_tags.sort();
+        crate::ImageInfo {
+            layers: self
+                .layers
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| vec![id.replace("sha256:", "sha256:layer-")]),
+            size: self.configs.get(id).map_or(0, |c| c.len() as u64),
+            id: id.to_string(),
+            repo_tags,
+            repo_digests: Vec::new(),
+        }
     }
 }
 
@@ -111,6 +136,16 @@ impl FakeEngine {
         i.images.insert(reference.to_string(), id);
         i.refreshed
             .insert(reference.to_string(), std::time::SystemTime::now());
+    }
+
+    /// Gives the image `reference` these layers (diff IDs, bottom first).
+    pub fn set_image_layers(&self, reference: &str, layers: &[&str]) {
+        let mut i = self.inner.lock().unwrap();
+        let id = i
+            .image_by(reference)
+            .unwrap_or_else(|| panic!("the fake has no image {reference}"));
+        i.layers
+            .insert(id, layers.iter().map(|l| l.to_string()).collect());
     }
 
     /// Says the image was last pulled, built or tagged at `at`.
@@ -543,19 +578,14 @@ impl Engine for FakeEngine {
         let Some(id) = i.image_by(reference) else {
             return Ok(None);
         };
-        let repo_tags = i
-            .images
-            .iter()
-            .filter(|(_, v)| **v == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        Ok(Some(crate::ImageInfo {
-            layers: vec![id.replace("sha256:", "sha256:layer-")],
-            size: i.configs.get(&id).map_or(0, |c| c.len() as u64),
-            id,
-            repo_tags,
-            repo_digests: Vec::new(),
-        }))
+        Ok(Some(i.info(&id)))
+    }
+
+    async fn list_images(&self) -> Result<Vec<crate::ImageInfo>> {
+        self.record("list_images".to_string());
+        let i = self.inner.lock().unwrap();
+        let ids: std::collections::BTreeSet<&String> = i.images.values().collect();
+        Ok(ids.into_iter().map(|id| i.info(id)).collect())
     }
 
     async fn remove_image(&self, reference: &str) -> Result<()> {

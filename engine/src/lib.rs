@@ -159,6 +159,10 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         reference: &str,
     ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    /// Every image the engine has (the top-level ones, as `docker images`
+    /// lists them, dangling ones included), each inspected for its layers.
+    /// An image removed between the list and its inspect is left out.
+    fn list_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>>> + Send;
     /// Removes the image `reference` (or ID) without force: the engine
     /// refuses (`Conflict`) an image a container uses or several
     /// references name.

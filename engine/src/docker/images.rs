@@ -1,6 +1,6 @@
 //! Images on the engine: pull, build (classic builder, context streamed by
 //! [`super::context`]), tag, import a root filesystem, load and save
-//! `docker save` archives.
+//! `docker save` archives, list (each image inspected for its layers).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -49,6 +49,27 @@ impl Docker {
             }) => Ok(None),
             Err(e) => Err(map_error(&self.socket, format!("image {reference}"), e)),
         }
+    }
+
+    /// The top-level images (`all=false`: not the classic builder's
+    /// intermediate images, whose layers their children hold anyway), each
+    /// inspected: the list does not carry layers.
+    pub(super) async fn images_inspected(&self) -> Result<Vec<crate::ImageInfo>> {
+        let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .all(false)
+            .build();
+        let list = self
+            .client
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| map_error(&self.socket, "image list".to_string(), e))?;
+        let mut out = Vec::with_capacity(list.len());
+        for summary in list {
+            if let Some(info) = self.image_info(&summary.id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn remove(&self, reference: &str) -> Result<()> {

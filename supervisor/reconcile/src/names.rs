@@ -36,6 +36,13 @@ pub fn project_filter(project: &str) -> Vec<String> {
     vec![format!("{PROJECT}={project}"), format!("{MANAGED}=true")]
 }
 
+/// Label filter selecting the containers of one service of a project.
+pub fn service_filter(project: &str, service: &str) -> Vec<String> {
+    let mut f = project_filter(project);
+    f.push(format!("{SERVICE}={service}"));
+    f
+}
+
 /// Label filter selecting everything Turtle manages.
 pub fn managed_filter() -> Vec<String> {
     vec![format!("{MANAGED}=true")]

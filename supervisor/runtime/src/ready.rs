@@ -58,7 +58,7 @@ fn start_interval(project: &Project, c: &ContainerSummary) -> Option<Duration> {
 
 /// Whether a container counts as healthy: the engine says so, or (while it
 /// is starting) a probe of its own healthcheck passed. Reports which.
-async fn healthy<E: Engine>(
+pub(crate) async fn healthy<E: Engine>(
     engine: &E,
     project: &Project,
     probes: &Probes,

@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use turtle_bundle::{BundleError, Signer, Trust, VerifiedFile};
 use turtle_engine::Engine;
 use turtle_runtime::release::Origin;
+use turtle_runtime::release::disk::{self, DiskError, Need, Reserve};
 use turtle_runtime::supervisor::Supervisor;
 
 use super::tls::LeafResolver;
@@ -35,8 +36,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections served at once; more are closed at accept.
 const MAX_CONNECTIONS: usize = 32;
-/// Free space kept on the spool's disk when `releases.reserve` is unset.
-const DEFAULT_RESERVE: u64 = 512 << 20;
 /// Where bundles are spooled, under the state directory.
 pub const SPOOL_DIR: &str = "remote/incoming";
 
@@ -49,9 +48,10 @@ pub struct Settings {
     pub trust: Trust,
     pub allow_untrusted: bool,
     pub max_bundle: u64,
-    /// Space kept free on the spool's disk (and the engine's, when the
-    /// same) after the bundle is received.
-    pub reserve: u64,
+    /// Space kept free on the spool's disk after the bundle is received
+    /// (and loaded, when the engine keeps its images on the same disk): the
+    /// update's reserve.
+    pub reserve: Reserve,
     pub state_dir: PathBuf,
 }
 
@@ -94,10 +94,8 @@ pub enum RemoteError {
         "the bundle is {size} bytes, and this box accepts at most {max} (remote.max_bundle in its turtle.yaml)"
     )]
     TooLarge { size: u64, max: u64 },
-    #[error(
-        "not enough room on {dir}: the bundle needs {need} bytes with the reserve, and {free} are free: free some space on the box (`docker image prune`) and push again"
-    )]
-    NoSpace { dir: String, need: u64, free: u64 },
+    #[error("no room for the bundle: {0}")]
+    NoSpace(String),
     #[error("the bundle stream ended after {got} of {len} bytes: {reason}; nothing was loaded")]
     Cut { got: u64, len: u64, reason: String },
     #[error("the bundle was refused: {message}; nothing was loaded")]
@@ -123,7 +121,7 @@ impl RemoteError {
             Self::Busy => StatusCode::CONFLICT,
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            Self::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Cut { .. } => StatusCode::BAD_REQUEST,
             Self::Refused { .. } | Self::Architecture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Control(e) => {
@@ -479,26 +477,29 @@ async fn push_bundle<E: Engine + 'static>(
 
 impl<E: Engine> Remote<E> {
     /// Room for the bundle and the reserve on the spool's disk; when the
-    /// engine keeps its images on the same disk, room for the load too.
+    /// engine keeps its images on the same disk, room for its load too (it
+    /// unpacks the whole archive before it registers a layer).
     async fn check_space(&self, len: u64) -> Result<(), RemoteError> {
         use std::os::unix::fs::MetadataExt;
-        let free = free_bytes(&self.spool)?;
-        let mut need = len.saturating_add(self.settings.reserve);
+        let mut need = Need::default();
+        need.add("the bundle, received", len);
         let spool_dev = std::fs::metadata(&self.spool).map(|m| m.dev()).ok();
         if let Ok(root) = self.sup.engine().data_root().await
             && let Ok(m) = std::fs::metadata(&root)
             && Some(m.dev()) == spool_dev
         {
-            need = need.saturating_add(len);
+            need.add("the engine's load of it", len);
         }
-        if free < need {
-            return Err(RemoteError::NoSpace {
-                dir: self.spool.display().to_string(),
-                need,
-                free,
-            });
+        let (spool, reserve) = (self.spool.clone(), self.settings.reserve.clone());
+        let checked =
+            tokio::task::spawn_blocking(move || disk::check_path(&spool, &need, &reserve))
+                .await
+                .map_err(|e| RemoteError::Failed(format!("the space check failed: {e}")))?;
+        match checked {
+            Ok(_) => Ok(()),
+            Err(e @ DiskError::NotEnough(_)) => Err(RemoteError::NoSpace(e.to_string())),
+            Err(e) => Err(RemoteError::Failed(e.to_string())),
         }
-        Ok(())
     }
 
     /// Writes the body to a spool file of exactly `len` bytes; the file goes
@@ -550,17 +551,6 @@ impl<E: Engine> Remote<E> {
     }
 }
 
-/// The free bytes of the file system holding `dir`.
-fn free_bytes(dir: &Path) -> Result<u64, RemoteError> {
-    let s = rustix::fs::statvfs(dir).map_err(|e| {
-        RemoteError::Failed(format!(
-            "cannot read the free space of {}: {e}",
-            dir.display()
-        ))
-    })?;
-    Ok(s.f_bavail.saturating_mul(s.f_frsize))
-}
-
 /// Who signed it and what it holds, for the progress lines and the log.
 fn summary(v: &VerifiedFile, trust: &Trust) -> String {
     let m = v.manifest();
@@ -610,6 +600,7 @@ fn load_error(e: BundleError) -> ControlError {
 pub fn settings(
     config: &turtle_runtime::config::Config,
     state_dir: &Path,
+    device: Option<&turtle_runtime::device::Device>,
 ) -> Result<Option<Settings>, String> {
     let Some(listen) = config.remote.listen else {
         return Ok(None);
@@ -630,10 +621,7 @@ pub fn settings(
             .remote
             .max_bundle
             .map_or(super::DEFAULT_MAX_BUNDLE, |b| b.bytes()),
-        reserve: config
-            .releases
-            .reserve
-            .map_or(DEFAULT_RESERVE, |b| b.bytes()),
+        reserve: disk::reserve(&config.releases, device),
         state_dir: state_dir.to_path_buf(),
     }))
 }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use turtle_engine::fake::FakeEngine;
 use turtle_runtime::config::Config;
+use turtle_runtime::release::disk::{Reserve, ReserveFrom};
 use turtle_runtime::store::Store;
 use turtle_runtime::supervisor::{self, BoxParts, Supervisor};
 use turtle_runtime::trust::Trust;
@@ -63,7 +64,10 @@ async fn start(tune: impl FnOnce(&mut Settings)) -> TestBox {
         trust: turtle_bundle::Trust::new(vec![key.public()]),
         allow_untrusted: false,
         max_bundle: 1 << 30,
-        reserve: 0,
+        reserve: Reserve {
+            bytes: 0,
+            from: ReserveFrom::Default,
+        },
         state_dir: state.clone(),
     };
     tune(&mut settings);
@@ -220,9 +224,9 @@ async fn size_and_space_are_checked_before_the_body_is_read() {
     );
     untouched(&b);
 
-    let b = start(|s| s.reserve = u64::MAX / 4).await;
+    let b = start(|s| s.reserve.bytes = u64::MAX / 4).await;
     let r = push(&b, &b.token, zeros(4 << 20)).await;
-    refused(r, 507, "not enough room");
+    refused(r, 507, "not enough disk");
     untouched(&b);
 }
 

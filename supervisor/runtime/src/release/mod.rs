@@ -214,6 +214,9 @@ pub struct Journal {
     /// The settle window, and whether update locks are overridden.
     pub settle_ms: u64,
     pub force: bool,
+    /// Why the release is being rolled back (phase `roll-back`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// How `push` goes about it.

@@ -43,6 +43,18 @@ impl Store {
         })
     }
 
+    /// Rewrites a release (its pinned images, once downloaded).
+    pub fn update_release(&self, release: &Release) -> Result<()> {
+        let json = serde_json::to_string(release).expect("a release always serializes");
+        self.with(|c| {
+            c.execute(
+                "UPDATE releases SET release = ?2 WHERE id = ?1",
+                params![release.id, json],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Sets a release's outcome (and why), with the time it was decided.
     pub fn finish_release(&self, id: &str, outcome: Outcome, reason: Option<&str>) -> Result<()> {
         let Some(mut r) = self.release(id)? else {
@@ -214,6 +226,7 @@ mod tests {
                     since_ms: 5,
                     settle_ms: 1000,
                     force: false,
+                    reason: None,
                 })
                 .unwrap();
         }

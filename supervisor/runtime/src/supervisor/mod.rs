@@ -233,7 +233,53 @@ impl<E: Engine> Supervisor<E> {
             .record(project, service, container, kind, message)
     }
 
-    pub(super) fn lock_for(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Plans `project` (the deployed form of `written`), sets up what it
+    /// injects, records `written` as the desired state and applies the
+    /// plan: the part of `up` a release's switch shares. The caller holds
+    /// the project's lock.
+    pub(crate) async fn converge(
+        &self,
+        written: &Project,
+        project: &Project,
+        sink: Sink<'_>,
+    ) -> Result<Report, Error> {
+        // Plan and inject before saving: a project that cannot be planned,
+        // or whose leaves, secrets or engine trust cannot be set up (a
+        // directory that is not Turtle's), is not adopted, so no repair
+        // tries it again.
+        let plan = self.plan_deployed(project, Mode::Up).await?;
+        self.ensure_leaves(written)?;
+        self.ensure_secrets(written)?;
+        self.ensure_engine_trust(written)?;
+        if let Some(dir) = &self.handle.run_dir {
+            crate::release::locks::prepare(project, dir).map_err(|e| {
+                Error::Incomplete(format!(
+                    "cannot make the update-lock directories under {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        // The project as written is stored: what is injected is worked out
+        // again at every repair, from the supervisor's current config.
+        self.handle.store.save_project(written)?;
+        self.handle.store.clear_held(&project.name)?;
+        let result = apply::apply(
+            &*self.handle.engine,
+            project,
+            &plan,
+            &self.config.apply,
+            sink,
+        )
+        .await;
+        let applied = result
+            .as_ref()
+            .map(|r| r.changed.clone())
+            .unwrap_or_default();
+        self.reload_tls(project, &applied).await;
+        Ok(result?)
+    }
+
+    pub(crate) fn lock_for(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
             .unwrap()
@@ -247,7 +293,7 @@ impl<E: Engine> Supervisor<E> {
         self.plan_deployed(&self.deployed(project)?, mode).await
     }
 
-    pub(super) async fn plan_deployed(&self, project: &Project, mode: Mode) -> Result<Plan, Error> {
+    pub(crate) async fn plan_deployed(&self, project: &Project, mode: Mode) -> Result<Plan, Error> {
         let observed = observe(&*self.handle.engine, project).await?;
         let held = match mode {
             Mode::Up => Default::default(),
@@ -262,7 +308,7 @@ impl<E: Engine> Supervisor<E> {
 
     /// The pulls and builds `up` runs before planning (see
     /// [`turtle_reconcile::refresh`]).
-    async fn refresh_plan(&self, project: &Project, build: bool) -> Result<Plan, Error> {
+    pub(crate) async fn refresh_plan(&self, project: &Project, build: bool) -> Result<Plan, Error> {
         let mut refreshed = std::collections::HashMap::new();
         for image in turtle_reconcile::refresh::images_to_date(project) {
             let at = self.handle.engine.image_refreshed_at(&image).await?;
@@ -311,31 +357,12 @@ impl<E: Engine> Supervisor<E> {
             )
             .await?;
         }
-        // Plan and inject before saving: a project that cannot be planned,
-        // or whose leaves, secrets or engine trust cannot be set up (a
-        // directory that is not Turtle's), is not adopted, so no repair
-        // tries it again.
-        let plan = self.plan_deployed(project, Mode::Up).await?;
-        self.ensure_leaves(written)?;
-        self.ensure_secrets(written)?;
-        self.ensure_engine_trust(written)?;
-        // The project as written is stored: what is injected is worked out
-        // again at every repair, from the supervisor's current config.
-        self.handle.store.save_project(written)?;
-        self.handle.store.clear_held(&project.name)?;
-        let mut result = apply::apply(
-            &*self.handle.engine,
-            project,
-            &plan,
-            &self.config.apply,
-            sink,
-        )
-        .await;
-        let applied = result
-            .as_ref()
-            .map(|r| r.changed.clone())
-            .unwrap_or_default();
-        self.reload_tls(project, &applied).await;
+        // What fails before the apply (planning, injection) is not an
+        // apply: it is answered, not recorded as one.
+        let mut result = match self.converge(written, project, sink).await {
+            Err(e) if !matches!(e, Error::Apply(_)) => return Err(e),
+            r => r,
+        };
         if let (Ok(_), Some(timeout)) = (&result, opts.wait)
             && let Err(e) = crate::ready::wait_ready(
                 &*self.handle.engine,
@@ -346,7 +373,7 @@ impl<E: Engine> Supervisor<E> {
             )
             .await
         {
-            result = Err(e);
+            result = Err(e.into());
         }
         match &result {
             Ok(r) => self.record(
@@ -363,7 +390,7 @@ impl<E: Engine> Supervisor<E> {
             ),
             Err(e) => self.record(&project.name, None, None, "apply-failed", &e.to_string()),
         }
-        Ok(result?)
+        result
     }
 }
 

@@ -140,6 +140,31 @@ pub async fn serve(
             }
         }
     }
+    // Updates a killed daemon left half done are finished before the
+    // keep-alive repairs anything: it would repair towards whichever
+    // release the store held at the kill.
+    match sup
+        .recover(&|e| {
+            if let turtle_runtime::apply::Event::Release { line } = e {
+                tracing::info!("recovery: {line}");
+            }
+        })
+        .await
+    {
+        Ok(ended) => {
+            for r in ended {
+                tracing::warn!(
+                    project = %r.project,
+                    "an update cut short by a stop was finished: release {} ({}) {}{}",
+                    r.seq,
+                    r.id,
+                    r.outcome,
+                    r.reason.map(|w| format!(": {w}")).unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => tracing::error!("cannot finish the updates a stop cut short: {e}"),
+    }
     let keep_alive = tokio::spawn(Arc::clone(&sup).run(stopped(stop_rx.clone())));
     tune_device(&sup);
     // The workers get the narrow handle, not the supervisor.

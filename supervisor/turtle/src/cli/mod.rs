@@ -27,6 +27,7 @@ mod remote;
 mod secret;
 mod service;
 mod up;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -41,7 +41,7 @@ pub struct PushArgs {
     /// the --bundle file, is streamed to the box over TLS, which verifies it against its trusted
     /// keys, loads it and pushes it through its health gate. The box turns
     /// this on with remote.listen in its turtle.yaml.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "watch")]
     pub to: Option<String>,
     /// With --to: the box's token (`turtle remote token` on the box);
     /// prefer the environment variable, which `ps` does not show.
@@ -59,6 +59,11 @@ pub struct PushArgs {
     /// elsewhere) as it is, instead of making one from the project here.
     #[arg(long, value_name = "FILE", requires = "to")]
     pub bundle: Option<PathBuf>,
+    /// Dev mode: push, then watch the services' build contexts and the
+    /// compose files, and push again at each change, rebuilding only the
+    /// services whose sources changed (Ctrl-C stops).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -116,6 +121,13 @@ pub async fn run(g: &GlobalArgs, a: PushArgs) -> Result<(), Failure> {
             Target::Local(context::local(g, turtle_runtime::supervisor::Config::default()).await?)
         }
     };
+    if a.watch {
+        let build_id = match &target {
+            Target::Daemon(c) => Some(c.build_id().to_string()),
+            Target::Local(_) => None,
+        };
+        return super::watch::run(target.control(), &a, build_id).await;
+    }
     let printer = Printer::new();
     let release = target
         .control()

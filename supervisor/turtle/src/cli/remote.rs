@@ -66,7 +66,7 @@ pub fn listener(
     config: &Config,
     sup: &Arc<Supervisor<Docker>>,
 ) -> Result<Option<Listening<Docker>>, Failure> {
-    let settings = server::settings(config, &g.state_dir)
+    let settings = server::settings(config, &g.state_dir, sup.device().map(|d| &**d))
         .map_err(|e| Failure::input(format!("supervisor config: {e}")))?;
     let Some(settings) = settings else {
         return Ok(None);

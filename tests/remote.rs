@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use turtle_e2e::{Env, IMAGE, free_port, wait_until};
+use turtle_e2e::{Env, IMAGE, docker, free_port, wait_until};
 
 /// The target box's config: no mDNS, no tuning, no shedding.
 const BOX_CONFIG: &str =
@@ -490,7 +490,13 @@ fn push_to_streams_a_bundle_made_from_the_local_engine() {
         0,
     );
     assert_eq!(status, 200, "{answer}");
-    assert!(answer.contains("\"version\":\"1.0\""), "{answer}");
+    let current: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(current["release"]["version"], "1.0", "{answer}");
+    assert_eq!(current["release"]["notes"], "streamed", "{answer}");
+    // The layers of the image it runs, as the box's engine has them.
+    let id = image_id(&image).unwrap();
+    let layers = docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &id]);
+    assert_eq!(current["layers"][&id].to_string(), layers, "{answer}");
     let out = push(&["--key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -18,7 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
-use super::{DEFAULT_PORT, ErrorBody, PushQuery, RemoteInfo};
+use super::{CurrentRelease, DEFAULT_PORT, ErrorBody, PushQuery, RemoteInfo};
 use crate::wire::{Event, ProjectName, Release, ReleaseLine};
 use crate::{ControlError, Progress};
 
@@ -148,8 +148,12 @@ impl RemoteClient {
         self.decode(&body)
     }
 
-    /// The box's current release of `project`, `None` when it has none.
-    pub async fn current_release(&self, project: &ProjectName) -> Result<Option<Release>, Error> {
+    /// The box's current release of `project` and its images' layers,
+    /// `None` when it has none.
+    pub async fn current_release(
+        &self,
+        project: &ProjectName,
+    ) -> Result<Option<CurrentRelease>, Error> {
         let path = format!("/v1/projects/{}/release", crate::client::segment(project));
         let (status, body) = self.get(&path).await?;
         if status == StatusCode::NOT_FOUND {

@@ -52,7 +52,7 @@
 //! | method | path | body / query | answer |
 //! |---|---|---|---|
 //! | GET | `/v1/remote` | | [`RemoteInfo`]: version, domain, architecture, trusted key ids, limits |
-//! | GET | `/v1/projects/{name}/release` | | the current (last committed) `Release`, 404 when none |
+//! | GET | `/v1/projects/{name}/release` | | [`CurrentRelease`]: the last committed `Release` and its images' layers, 404 when none |
 //! | POST | `/v1/bundles` | the bundle (`Content-Length` required); [`PushQuery`] | 200 and a stream of `ReleaseLine`, or an [`ErrorBody`] with the status of the refusal |
 //!
 //! Refusals: 401 no or wrong token; 403 the box trusts no key; 409 another
@@ -63,8 +63,8 @@
 //! # Current limitations
 //!
 //! - Full bundles only: the pushing side asks for the box's current release
-//!   (its image IDs) so that a delta bundle can be made, but the bundle
-//!   crate does not make deltas yet.
+//!   and the layers of its images ([`CurrentRelease`], what a delta needs to
+//!   know), but the bundle crate on this branch does not make deltas yet.
 //! - The pushing side does not build: the project's images must be in its
 //!   engine (`turtle up --build`, `docker compose build`).
 //! - The body is spooled before it is verified (no early refusal of an
@@ -102,6 +102,16 @@ pub struct RemoteInfo {
     pub allow_untrusted: bool,
     /// The largest bundle accepted, in bytes.
     pub max_bundle: u64,
+}
+
+/// `GET /v1/projects/{name}/release`: the box's current release, and the
+/// layers of each image it pinned that the engine still has: what a delta
+/// bundle for this box may leave out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentRelease {
+    pub release: crate::wire::Release,
+    /// Image ID -> its layers' diff IDs, bottom first.
+    pub layers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The query of `POST /v1/bundles`: how the release is pushed.

@@ -24,7 +24,7 @@ use turtle_runtime::supervisor::Supervisor;
 
 use super::tls::LeafResolver;
 use super::token::{TokenError, TokenFile};
-use super::{ErrorBody, PushQuery, RemoteInfo, check_name};
+use super::{CurrentRelease, ErrorBody, PushQuery, RemoteInfo, check_name};
 use crate::wire::{Event, ProjectName, PushOptions};
 use crate::{Control, ControlError};
 
@@ -372,7 +372,7 @@ async fn current_release<E: Engine>(
         .parse()
         .map_err(|e: turtle_compose::NameError| ControlError::Invalid(e.to_string()))?;
     let releases = Control::releases(&*r.sup, &name).await?;
-    let current = releases
+    let release = releases
         .into_iter()
         .find(|x| x.outcome == turtle_runtime::release::Outcome::Committed)
         .ok_or_else(|| {
@@ -380,7 +380,21 @@ async fn current_release<E: Engine>(
                 "project {name} has no committed release on this box"
             ))
         })?;
-    Ok(Json(current).into_response())
+    // An image the engine no longer has is left out: a delta then carries
+    // its layers.
+    let mut layers = std::collections::BTreeMap::new();
+    for id in release.image_ids() {
+        let info = r
+            .sup
+            .engine()
+            .inspect_image(&id)
+            .await
+            .map_err(|e| ControlError::Engine(e.to_string()))?;
+        if let Some(info) = info {
+            layers.insert(id, info.layers);
+        }
+    }
+    Ok(Json(CurrentRelease { release, layers }).into_response())
 }
 
 /// `POST /v1/bundles`: every refusal happens before the answer starts,

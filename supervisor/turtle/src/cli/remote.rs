@@ -146,21 +146,23 @@ async fn bundle_of_project(
     key: Option<SecretKey>,
 ) -> Result<BundleBody, Failure> {
     let project = context::load_project(&a.project_args())?;
-    // The box's current release: what a delta bundle would leave out.
-    // Delta bundles are not made yet, so a full bundle is sent whatever
-    // the box has.
+    // The box's current release and its images' layers: what a delta
+    // bundle would leave out (a `BaseSet` of `current.layers`, once the
+    // bundle crate makes deltas). Until then a full bundle is sent
+    // whatever the box has.
     match client
         .current_release(&project.name)
         .await
         .map_err(Failure::op)?
     {
-        Some(r) => eprintln!(
-            "turtle: {} runs release {} (version {}) of {} with {} image(s); sending a full bundle (delta bundles are not made yet)",
+        Some(current) => eprintln!(
+            "turtle: {} runs release {} (version {}) of {} with {} image(s), {} layer(s); sending a full bundle (delta bundles are not made yet)",
             client.url(),
-            r.id,
-            r.version,
-            r.project,
-            r.image_ids().len()
+            current.release.id,
+            current.release.version,
+            current.release.project,
+            current.release.image_ids().len(),
+            current.layers.values().map(Vec::len).sum::<usize>()
         ),
         None => eprintln!(
             "turtle: {} has no release of {} yet; sending a full bundle",

@@ -334,8 +334,9 @@ async fn authorize<E: Engine>(
     let ok = match presented {
         None => false,
         Some(t) => r.settings.token.matches(t).map_err(|e| {
-            tracing::error!("{e}");
-            RemoteError::Failed(format!("the box cannot read its remote token: {e}"))
+            // The cause stays in the box's log: the caller is not known yet.
+            tracing::error!("remote request refused: {e}");
+            RemoteError::Failed("the box cannot check tokens: its log says why".into())
         })?,
     };
     if !ok {
@@ -398,11 +399,26 @@ async fn current_release<E: Engine>(
 }
 
 /// `POST /v1/bundles`: every refusal happens before the answer starts,
-/// so it is a status; from the 200 on, the load and the push stream.
+/// so it is a status (and a line in the box's log); from the 200 on, the
+/// load and the push stream.
 async fn push_bundle<E: Engine + 'static>(
     State(r): App<E>,
     Extension(Peer(peer)): Extension<Peer>,
     Query(q): Query<PushQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, RemoteError> {
+    let answer = receive_bundle(r, peer, q, headers, body).await;
+    if let Err(e) = &answer {
+        tracing::warn!(%peer, status = %e.status(), "remote push refused: {e}");
+    }
+    answer
+}
+
+async fn receive_bundle<E: Engine + 'static>(
+    r: Arc<Remote<E>>,
+    peer: SocketAddr,
+    q: PushQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, RemoteError> {

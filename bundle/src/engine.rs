@@ -68,13 +68,126 @@ pub fn bundled_project(project: &Project) -> Result<(Project, Vec<String>), Bund
     Ok((project, images))
 }
 
-/// Writes a bundle of `project` and its images to `out`.
+/// Writes a bundle of `project` and its images to `out`: [`prepare`] with
+/// the spool beside `out`, then [`Prepared::write`] to a temporary file
+/// there, renamed into place.
 pub async fn create<E: Engine>(
     engine: &E,
     project: &Project,
     key: Option<&SecretKey>,
     out: &Path,
 ) -> Result<Created, BundleError> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // The archive is spooled beside the output: the same file system, and
+    // no assumption that /tmp can hold the images.
+    let prepared = prepare(engine, project, key, &dir).await?;
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        prepared.write(std::io::BufWriter::new(tmp.as_file()))?;
+        tmp.as_file().sync_all().map_err(io(&out))?;
+        let file = tmp.persist(&out).map_err(|e| BundleError::Io {
+            path: out.clone(),
+            source: e.error,
+        })?;
+        let size = file.metadata().map_err(io(&out))?.len();
+        Ok(Created {
+            path: out,
+            size,
+            signed_by: prepared.signed_by(),
+            manifest: prepared.manifest,
+        })
+    })
+    .await
+    .map_err(|e| BundleError::Create {
+        message: format!("the writing task failed: {e}"),
+    })?
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> BundleError + use<> {
+    let path = path.to_path_buf();
+    move |source| BundleError::Io {
+        path: path.clone(),
+        source,
+    }
+}
+
+/// A bundle ready to be written: the project's images saved by the engine
+/// into an unnamed spool file, taken apart into parts, and the manifest.
+/// Its exact length is known before a byte is written ([`Prepared::len`]),
+/// so it can be streamed (a remote push) as well as written to a file.
+#[derive(Debug)]
+pub struct Prepared {
+    manifest: Manifest,
+    spool: std::fs::File,
+    offsets: std::collections::HashMap<String, u64>,
+    key: Option<SecretKey>,
+}
+
+impl Prepared {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The id of the key that signs it, `None` when unsigned.
+    pub fn signed_by(&self) -> Option<String> {
+        self.key.as_ref().map(|k| k.public().id())
+    }
+
+    /// The bundle's length in bytes, as [`Prepared::write`] writes it.
+    pub fn len(&self) -> u64 {
+        crate::write::bundle_len(&self.manifest, self.key.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the bundle to `out` (blocking: run it on a blocking thread),
+    /// hashing every part again as it is copied from the spool.
+    pub fn write<W: std::io::Write>(&self, out: W) -> Result<(), BundleError> {
+        write_bundle(out, &self.manifest, self.key.as_ref(), |p| {
+            Ok(std::io::BufReader::with_capacity(
+                CHUNK,
+                SpoolReader {
+                    file: &self.spool,
+                    pos: self.offsets[&p.path],
+                },
+            ))
+        })
+        .map_err(|e| BundleError::Create {
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Reads the spool from a position of its own (no shared file offset).
+struct SpoolReader<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl std::io::Read for SpoolReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Saves the project's images from the engine into an unnamed spool file
+/// in `spool_dir` and makes the manifest: everything but writing the
+/// bundle. The spool goes away with the [`Prepared`].
+pub async fn prepare<E: Engine>(
+    engine: &E,
+    project: &Project,
+    key: Option<&SecretKey>,
+    spool_dir: &Path,
+) -> Result<Prepared, BundleError> {
     let (project, images) = bundled_project(project)?;
     for image in &images {
         let present = engine
@@ -96,35 +209,22 @@ pub async fn create<E: Engine>(
             });
         }
     }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BundleError::Io {
-            path: path.clone(),
-            source,
-        }
-    };
-    // The archive is spooled beside the output: the same file system, and
-    // no assumption that /tmp can hold the images.
-    let spool = tempfile::tempfile_in(&dir).map_err(io(&dir))?;
+    let dir = spool_dir;
+    let spool = tempfile::tempfile_in(dir).map_err(io(dir))?;
     let mut writer = tokio::fs::File::from_std(spool);
     let mut saved = engine.save_images(&images);
     while let Some(chunk) = saved.next().await {
         let chunk = chunk.map_err(|e| BundleError::Engine(e.to_string()))?;
-        writer.write_all(&chunk).await.map_err(io(&dir))?;
+        writer.write_all(&chunk).await.map_err(io(dir))?;
     }
-    writer.flush().await.map_err(io(&dir))?;
+    writer.flush().await.map_err(io(dir))?;
     let mut spool = writer.into_std().await;
     let key = key.cloned();
-    let out = out.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let scanned = archive::scan(&mut spool).map_err(|message| BundleError::Create {
             message: format!("the engine's docker save archive: {message}"),
         })?;
-        let offsets: std::collections::HashMap<String, u64> = scanned
+        let offsets = scanned
             .parts
             .iter()
             .map(|(p, o)| (p.path.clone(), *o))
@@ -137,34 +237,16 @@ pub async fn create<E: Engine>(
             parts: scanned.parts.into_iter().map(|(p, _)| p).collect(),
             links: scanned.links,
         };
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-        let mut buffered = std::io::BufWriter::new(tmp.as_file());
-        write_bundle(&mut buffered, &manifest, key.as_ref(), |p| {
-            use std::io::{Seek, SeekFrom};
-            let mut f = spool.try_clone()?;
-            f.seek(SeekFrom::Start(offsets[&p.path]))?;
-            Ok(std::io::BufReader::new(f))
-        })
-        .map_err(|e| BundleError::Create {
-            message: e.to_string(),
-        })?;
-        drop(buffered);
-        tmp.as_file().sync_all().map_err(io(&out))?;
-        let file = tmp.persist(&out).map_err(|e| BundleError::Io {
-            path: out.clone(),
-            source: e.error,
-        })?;
-        let size = file.metadata().map_err(io(&out))?.len();
-        Ok(Created {
-            path: out,
-            size,
+        Ok(Prepared {
             manifest,
-            signed_by: key.map(|k| k.public().id()),
+            spool,
+            offsets,
+            key,
         })
     })
     .await
     .map_err(|e| BundleError::Create {
-        message: format!("the writing task failed: {e}"),
+        message: format!("the scanning task failed: {e}"),
     })?
 }
 

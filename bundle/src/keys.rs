@@ -131,6 +131,13 @@ impl FromStr for PublicKey {
 #[derive(Clone)]
 pub struct SecretKey(SigningKey);
 
+/// The id of its public key, never the secret.
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({})", self.public().id())
+    }
+}
+
 impl SecretKey {
     pub fn generate() -> Result<Self, KeyError> {
         let mut seed = [0u8; 32];

@@ -44,7 +44,9 @@
 //! # Current limitations
 //!
 //! - No compression: layers are stored as the engine saves them.
-//! - No delta bundles, no release records, no remote push, no preload.
+//! - No delta bundles, no release records, no preload. A remote push
+//!   (`turtle push --to`) streams a [`Prepared`] bundle without writing it
+//!   to a file; the receiving box spools it, then verifies it as a file.
 //! - The project's absolute paths (bind mounts, `file:` secrets) are those
 //!   of the machine that made the bundle.
 
@@ -59,7 +61,7 @@ pub mod write;
 
 use std::path::PathBuf;
 
-pub use engine::{Applied, Created, apply, create, load, verify};
+pub use engine::{Applied, Created, Prepared, apply, create, load, prepare, verify};
 pub use file::{VerifiedFile, verify_file};
 pub use keys::{KeyError, PublicKey, SecretKey, Trust};
 pub use manifest::Manifest;

@@ -31,6 +31,20 @@ pub enum WriteError {
     Write(std::io::Error),
 }
 
+/// The length of the bundle [`write_bundle`] writes for `manifest`, signed
+/// or not: known before any part is read, so a stream can announce it.
+pub fn bundle_len(manifest: &Manifest, signed: bool) -> u64 {
+    let seal = if signed {
+        SEAL_ED25519_LEN
+    } else {
+        SEAL_DIGEST_LEN
+    };
+    crate::format::HEADER_LEN as u64
+        + manifest.to_bytes().len() as u64
+        + u64::from(seal)
+        + manifest.parts.iter().map(|p| p.size).sum::<u64>()
+}
+
 /// Writes the bundle to `out`, reading each part from `open`. With `key`,
 /// the manifest is signed; without, it is sealed by its SHA-256 only.
 pub fn write_bundle<W: Write, R: Read>(

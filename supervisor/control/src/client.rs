@@ -188,7 +188,7 @@ struct ErrorBody {
 }
 
 /// A query string of a serializable struct (`a=1&b=x`).
-fn query(q: &impl Serialize) -> String {
+pub(crate) fn query(q: &impl Serialize) -> String {
     let v = serde_json::to_value(q).expect("queries always serialize");
     let mut out = Vec::new();
     for (k, v) in v.as_object().into_iter().flatten() {
@@ -216,7 +216,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Percent-encodes a path segment (a project or service name).
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     percent_encode(s)
 }
 

@@ -11,6 +11,10 @@
 //! in-process supervisor the CLI would otherwise use, so the socket is a
 //! transport and adds no behaviour of its own.
 //!
+//! When the box's config asks for it, the daemon also serves remote pushes
+//! on TCP ([`remote`]): TLS, a token, and a signed bundle that is verified,
+//! loaded and handed to [`Control::push`]; nothing else of the API.
+//!
 //! # Design
 //!
 //! - Methods return boxed futures and streams, so `dyn Control` works: the
@@ -29,6 +33,7 @@
 pub mod client;
 mod error;
 pub mod local;
+pub mod remote;
 pub mod server;
 pub mod wire;
 

@@ -176,7 +176,7 @@ async fn releases<C: Control>(State(c): App<C>, UrlPath(raw): UrlPath<String>) -
 
 /// Runs a push or rollback in its own task (a client that goes away does
 /// not cut an update short) and streams its lines.
-fn release_response<F>(run: F) -> Response
+pub(crate) fn release_response<F>(run: F) -> Response
 where
     F: for<'a> FnOnce(
             &'a (dyn Fn(crate::wire::Event) + Send + Sync),

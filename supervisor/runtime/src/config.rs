@@ -30,8 +30,13 @@
 //!   hosts_file: /etc/hosts           # null: do not add the stack's names
 //! health:
 //!   probe: true                # probe starting containers' healthchecks (crate::probe)
-//! bundles:                     # offline bundles (`turtle bundle verify/apply`)
+//! bundles:                     # offline bundles (`turtle bundle verify/apply`, remote push)
 //!   trusted_keys: [ed25519:3d40...]   # public keys whose bundles are accepted (several: rotation)
+//! remote:                      # remote push (`turtle push --to`): off unless `listen` is set
+//!   listen: 0.0.0.0:7443       # the daemon's TLS listener (a leaf from the box's CA)
+//!   token_file: /etc/turtle/remote-token   # default STATE_DIR/remote/token, made on first use
+//!   max_bundle: 8GiB           # the largest bundle accepted
+//!   allow_untrusted: false     # with no trusted_keys: accept bundles on the token alone
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -57,6 +62,27 @@ pub struct Config {
     pub health: HealthSection,
     pub bundles: BundlesSection,
     pub releases: ReleasesSection,
+    pub remote: RemoteSection,
+}
+
+/// Remote push: the daemon's TCP listener, off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteSection {
+    /// The address and port the daemon serves remote pushes on, over TLS
+    /// with a leaf from the box's CA (`0.0.0.0:7443`, `[::]:7443`,
+    /// `10.0.0.5:7443`). Unset: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The file holding the bearer token remote pushes present
+    /// [default: STATE_DIR/remote/token]; made (32 random bytes as hex,
+    /// mode 0600) when missing. `turtle remote token` prints it.
+    pub token_file: Option<PathBuf>,
+    /// The largest bundle a remote push may send [default: 8 GiB].
+    pub max_bundle: Option<turtle_units::ByteSize>,
+    /// With no `bundles.trusted_keys`, accept bundles on the token alone
+    /// (their seal is still checked for damage). Without it, a box that
+    /// trusts no key refuses every remote push.
+    pub allow_untrusted: bool,
 }
 
 /// Releases (`turtle push`): the health gate and the disk.
@@ -319,6 +345,23 @@ mod tests {
         assert!(!c.mdns.enabled);
         let e = Config::parse("mdsn: {enabled: false}\n").unwrap_err();
         assert!(e.contains("mdsn"), "{e}");
+    }
+
+    #[test]
+    fn the_remote_listener_is_off_unless_configured() {
+        let c = Config::parse("").unwrap();
+        assert!(c.remote.listen.is_none());
+        let c = Config::parse(
+            "remote: {listen: \"127.0.0.1:7443\", max_bundle: 1GiB, allow_untrusted: true}\n",
+        )
+        .unwrap();
+        assert_eq!(c.remote.listen, Some("127.0.0.1:7443".parse().unwrap()));
+        assert_eq!(c.remote.max_bundle.map(|b| b.bytes()), Some(1 << 30));
+        assert!(c.remote.allow_untrusted);
+        let e = Config::parse("remote: {listen: 7443}\n").unwrap_err();
+        assert!(e.contains("remote"), "{e}");
+        let e = Config::parse("remote: {port: 7443}\n").unwrap_err();
+        assert!(e.contains("port"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use turtle_compose::Project;
+use turtle_control::remote::server::Listening;
 
 use turtle_engine::docker::Docker;
 use turtle_runtime::store::Store;
@@ -32,14 +33,26 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
         resync_interval: Duration::from_secs(a.resync_interval.max(1)),
         ..Default::default()
     };
-    let sup = wait_for_engine(g, config).await?;
+    // A bad config or state directory fails at once, before waiting; both
+    // are read once.
+    let file = super::context::supervisor_config(g)?;
+    let sup = wait_for_engine(g, &file, config).await?;
     let listener = turtle_control::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
+    let remote = super::remote::listener(g, &file, &sup)?;
     let pid_file = g.state_dir.join("daemon.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
-    let result = serve(sup, listener, &g.socket_path(), None, shutdown_signal()).await;
+    let result = serve(
+        sup,
+        listener,
+        remote,
+        &g.socket_path(),
+        None,
+        shutdown_signal(),
+    )
+    .await;
     let _ = std::fs::remove_file(&pid_file);
     result
 }
@@ -48,12 +61,10 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
 /// retrying with backoff; a bad state directory or any other error fails at once.
 async fn wait_for_engine(
     g: &GlobalArgs,
+    file: &turtle_runtime::config::Config,
     config: supervisor::Config,
 ) -> Result<Arc<Supervisor<Docker>>, Failure> {
     use turtle_engine::{Engine, EngineError};
-    // A bad config or state directory fails at once, before waiting; both
-    // are read once.
-    let file = super::context::supervisor_config(g)?;
     let store = Store::open(&g.state_dir).map_err(Failure::op)?;
     let mut backoff = Duration::from_millis(500);
     let engine = loop {
@@ -71,7 +82,7 @@ async fn wait_for_engine(
             Err(e) => return Err(Failure::op(e)),
         }
     };
-    super::context::supervisor_on(g, &file, store, engine, config)
+    super::context::supervisor_on(g, file, store, engine, config)
 }
 
 pub(super) fn init_logging(json: bool) {
@@ -88,13 +99,15 @@ pub(super) fn init_logging(json: bool) {
 }
 
 /// Runs the API and the keep-alive loop, and the workers (shedding,
-/// announcing), until `shutdown` resolves, then removes the socket.
+/// announcing), and the remote listener when configured, until `shutdown`
+/// resolves, then removes the socket.
 /// Containers keep running. With `initial`, applies that project first
 /// (printing progress), with the API already answering, so other commands
 /// see this supervisor while it works.
 pub async fn serve(
     sup: Arc<Supervisor<Docker>>,
     listener: tokio::net::UnixListener,
+    remote: Option<Listening<Docker>>,
     socket: &Path,
     initial: Option<(&Project, &UpOptions)>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -108,6 +121,7 @@ pub async fn serve(
         Arc::clone(&sup),
         stopped(stop_rx.clone()),
     ));
+    let remote = remote.map(|r| tokio::spawn(r.run(stopped(stop_rx.clone()))));
     if let Some((project, opts)) = initial {
         let printer = Printer::new();
         match sup.up(project, opts, &|e| printer.event(e)).await {
@@ -118,6 +132,9 @@ pub async fn serve(
             Err(e) => {
                 let _ = stop_tx.send(true);
                 let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+                if let Some(remote) = remote {
+                    let _ = remote.await;
+                }
                 let _ = std::fs::remove_file(socket);
                 return Err(Failure::op(e));
             }
@@ -170,6 +187,10 @@ pub async fn serve(
     let _ = announce.await;
     // Streams (logs -f, events --follow) may hold the API open: don't wait long.
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+    if let Some(remote) = remote {
+        // It stops accepting at once; connections in flight are not waited for.
+        let _ = remote.await;
+    }
     let _ = std::fs::remove_file(socket);
     Ok(())
 }

@@ -23,6 +23,7 @@ mod output;
 mod ps;
 mod push;
 mod releases;
+mod remote;
 mod secret;
 mod service;
 mod up;
@@ -146,6 +147,9 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Print a secret the supervisor made for a project's services (e.g. admin-token).
     Secret(secret::SecretArgs),
+    /// Remote push to this box (`turtle push --to` on another machine):
+    /// print or rotate the token it must present.
+    Remote(remote::RemoteArgs),
     /// Run one service of the backend stack (api, builder, vpn) or a healthcheck probe;
     /// the stack's images run these.
     Backend(Box<backend::BackendArgs>),
@@ -202,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Base(a) => base::run(&g, a).await,
         Command::Bundle(a) => bundle::run(&g, a).await,
         Command::Secret(a) => secret::run(&g, a),
+        Command::Remote(a) => remote::run(&g, a),
         Command::Backend(a) => backend::run(*a).await,
     }
 }

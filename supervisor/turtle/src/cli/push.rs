@@ -1,5 +1,6 @@
 //! `turtle push`: a stack update as a release, through the health gate,
-//! rolled back by itself when it is unhealthy.
+//! rolled back by itself when it is unhealthy. With `--to`, the release
+//! goes to another box as a signed bundle (`remote.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,30 @@ pub struct PushArgs {
     /// Go past update locks held by services.
     #[arg(long)]
     pub force: bool,
+    /// Push to another box's daemon instead of this one
+    /// (https://BOX[:PORT], port 7443 by default): a bundle of the project
+    /// and its images from this engine (nothing is built; build first), or
+    /// the --bundle file, is streamed to the box over TLS, which verifies it against its trusted
+    /// keys, loads it and pushes it through its health gate. The box turns
+    /// this on with remote.listen in its turtle.yaml.
+    #[arg(long, value_name = "URL", conflicts_with = "watch")]
+    pub to: Option<String>,
+    /// With --to: the box's token (`turtle remote token` on the box);
+    /// prefer the environment variable, which `ps` does not show.
+    #[arg(long, env = "TURTLE_REMOTE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// With --to: the box's root certificate, the output of `turtle ca
+    /// export` on the box; the box's TLS leaf must lead to it.
+    #[arg(long, value_name = "ROOT_PEM", env = "TURTLE_REMOTE_CA")]
+    pub ca: Option<PathBuf>,
+    /// With --to: the secret key (from `turtle bundle keygen`) to sign the
+    /// bundle with; the box must trust its public key (bundles.trusted_keys).
+    #[arg(long, value_name = "SECRET_KEY", env = "TURTLE_BUNDLE_KEY")]
+    pub key: Option<PathBuf>,
+    /// With --to: send this bundle file (from `turtle bundle create`, made
+    /// elsewhere) as it is, instead of making one from the project here.
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub bundle: Option<PathBuf>,
     /// Dev mode: push, then watch the services' build contexts and the
     /// compose files, and push again at each change, rebuilding only the
     /// services whose sources changed (Ctrl-C stops).
@@ -84,6 +109,9 @@ impl PushArgs {
 }
 
 pub async fn run(g: &GlobalArgs, a: PushArgs) -> Result<(), Failure> {
+    if let Some(url) = &a.to {
+        return super::remote::push(g, &a, url).await;
+    }
     let daemon = Client::connect(&g.socket_path()).await;
     let daemon_build = daemon.as_ref().map(|c| c.build_id().to_string());
     let project = context::load_project_built_by(&a.project_args(), daemon_build)?;

@@ -163,9 +163,13 @@ async fn foreground(g: &GlobalArgs, project: &Project, opts: &UpOptions) -> Resu
     // second supervisor cannot start on the same state directory.
     let listener = turtle_control::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
+    // This process is the box's supervisor for now: it serves remote
+    // pushes too when the config says so.
+    let remote = super::remote::listener(g, &context::supervisor_config(g)?, &sup)?;
     super::daemon::serve(
         sup,
         listener,
+        remote,
         &g.socket_path(),
         Some((project, opts)),
         super::daemon::shutdown_signal(),

@@ -1,12 +1,15 @@
 //! Creating a bundle from the engine's images, and applying one to it.
 //!
-//! Create: the project's images are saved by the engine (`docker save`)
-//! into a spool file beside the output, taken apart into parts, and the
-//! bundle is written to a temporary file there, then renamed into place.
-//! Apply: verify the file completely ([`verify_file`]), then rebuild the
-//! archive from it on a blocking thread (the second pass) and stream it to
-//! the engine's load; afterwards every image must be in the engine under
-//! its tags with the ID the manifest names.
+//! Create: the project's images (and the bases it carries for builds) are
+//! saved by the engine (`docker save`) into a spool file beside the
+//! output, taken apart into parts, for a delta the layers of the base set
+//! left out ([`crate::delta`]), and the bundle is written to a temporary
+//! file there, then renamed into place.
+//! Apply: verify the file completely ([`verify_file`]); for a delta, check
+//! the engine has every layer it leaves out; then rebuild the archive from
+//! the file on a blocking thread (the second pass) and stream it to the
+//! engine's load; afterwards every image must be in the engine under its
+//! tags with the ID the manifest names.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +21,11 @@ use turtle_engine::{BoxStream, Engine};
 
 use crate::BundleError;
 use crate::archive;
+use crate::delta::{self, BaseSet};
 use crate::file::{VerifiedFile, verify_file};
 use crate::format::VERSION;
 use crate::keys::{SecretKey, Trust};
-use crate::manifest::{Manifest, host_architecture};
+use crate::manifest::{Manifest, ReleaseInfo, host_architecture};
 use crate::verify::{Signer, VerifyError};
 use crate::write::write_bundle;
 
@@ -32,6 +36,22 @@ pub struct Created {
     pub size: u64,
     pub manifest: Manifest,
     pub signed_by: Option<String>,
+    /// For a delta: the bytes of the layers left out.
+    pub left_out_bytes: u64,
+}
+
+/// How [`create_with`] makes a bundle.
+#[derive(Clone, Default)]
+pub struct CreateOptions<'a> {
+    /// Signs the manifest; unsigned without.
+    pub key: Option<&'a SecretKey>,
+    /// Images carried besides the services' own, for builds on the box
+    /// (the Debian base the services build FROM), by reference.
+    pub bases: Vec<String>,
+    /// Makes a delta: the layers of this set are left out.
+    pub since: Option<&'a BaseSet>,
+    /// The release's version and notes, kept in the manifest.
+    pub release: Option<ReleaseInfo>,
 }
 
 /// What [`apply`] loaded: the project to bring up.
@@ -75,7 +95,54 @@ pub async fn create<E: Engine>(
     key: Option<&SecretKey>,
     out: &Path,
 ) -> Result<Created, BundleError> {
-    let (project, images) = bundled_project(project)?;
+    let opts = CreateOptions {
+        key,
+        ..Default::default()
+    };
+    create_with(engine, project, &opts, out).await
+}
+
+/// Writes a delta bundle of `project` to `out`: its images without the
+/// layers `since` holds (what the target box already has, from an earlier
+/// bundle's manifest or a release's images: [`BaseSet`]). The manifest
+/// lists the layers left out and those the box must have; applying it to
+/// a box that lacks one is refused before anything is loaded
+/// ([`delta::missing_layers`]). With nothing in common, the bundle is a
+/// full one (its manifest has no delta).
+///
+/// This is the API a remote push uses to send only what the other box
+/// lacks: make the [`BaseSet`] from what that box reports, then send the
+/// file this writes.
+pub async fn create_delta<E: Engine>(
+    engine: &E,
+    project: &Project,
+    key: Option<&SecretKey>,
+    since: &BaseSet,
+    out: &Path,
+) -> Result<Created, BundleError> {
+    let opts = CreateOptions {
+        key,
+        since: Some(since),
+        ..Default::default()
+    };
+    create_with(engine, project, &opts, out).await
+}
+
+/// Writes a bundle as `opts` say: see [`create`] and [`create_delta`].
+pub async fn create_with<E: Engine>(
+    engine: &E,
+    project: &Project,
+    opts: &CreateOptions<'_>,
+    out: &Path,
+) -> Result<Created, BundleError> {
+    let (project, mut images) = bundled_project(project)?;
+    let mut bases = Vec::new();
+    for b in &opts.bases {
+        if !images.contains(b) {
+            images.push(b.clone());
+            bases.push(b.clone());
+        }
+    }
     for image in &images {
         let present = engine
             .image_id(image)
@@ -88,10 +155,14 @@ pub async fn create<E: Engine>(
                 .filter(|(_, s)| s.image.as_deref() == Some(image.as_str()))
                 .map(|(n, _)| n.as_str())
                 .collect();
+            let whose = if services.is_empty() {
+                "the base the services build FROM".to_string()
+            } else {
+                format!("service {}", services.join(", "))
+            };
             return Err(BundleError::Create {
                 message: format!(
-                    "image {image} (service {}) is not in the engine: build or pull it first (`turtle up --build`, `docker pull`)",
-                    services.join(", ")
+                    "image {image} ({whose}) is not in the engine: build or pull it first (`turtle up --build`, `turtle base`, `docker pull`)"
                 ),
             });
         }
@@ -118,7 +189,9 @@ pub async fn create<E: Engine>(
     }
     writer.flush().await.map_err(io(&dir))?;
     let mut spool = writer.into_std().await;
-    let key = key.cloned();
+    let key = opts.key.cloned();
+    let since = opts.since.cloned();
+    let release = opts.release.clone();
     let out = out.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let scanned = archive::scan(&mut spool).map_err(|message| BundleError::Create {
@@ -129,13 +202,28 @@ pub async fn create<E: Engine>(
             .iter()
             .map(|(p, o)| (p.path.clone(), *o))
             .collect();
+        let parts: Vec<_> = scanned.parts.into_iter().map(|(p, _)| p).collect();
+        let (parts, delta, left_out_bytes) = match &since {
+            Some(base) => {
+                let plan = delta::plan(&parts, &scanned.links, &scanned.images, base);
+                if plan.delta.omitted.is_empty() {
+                    (parts, None, 0)
+                } else {
+                    (plan.kept, Some(plan.delta), plan.left_out_bytes)
+                }
+            }
+            None => (parts, None, 0),
+        };
         let manifest = Manifest {
             format: VERSION,
             architecture: scanned.architecture,
             project,
+            release,
             images: scanned.images,
-            parts: scanned.parts.into_iter().map(|(p, _)| p).collect(),
+            bases,
+            parts,
             links: scanned.links,
+            delta,
         };
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
         let mut buffered = std::io::BufWriter::new(tmp.as_file());
@@ -160,6 +248,7 @@ pub async fn create<E: Engine>(
             size,
             manifest,
             signed_by: key.map(|k| k.public().id()),
+            left_out_bytes,
         })
     })
     .await
@@ -193,7 +282,9 @@ pub async fn apply<E: Engine>(
 }
 
 /// Loads the images of a verified bundle into the engine and checks they
-/// are there; hands back the project for the caller to bring up.
+/// are there; hands back the project for the caller to bring up. A delta
+/// whose left-out layers the engine lacks is refused first, with nothing
+/// loaded.
 pub async fn load<E: Engine>(engine: &E, verified: VerifiedFile) -> Result<Applied, BundleError> {
     let arch = &verified.manifest().architecture;
     if arch != host_architecture() {
@@ -201,6 +292,16 @@ pub async fn load<E: Engine>(engine: &E, verified: VerifiedFile) -> Result<Appli
             bundle: arch.clone(),
             host: host_architecture().to_string(),
         });
+    }
+    let missing = delta::missing_layers(engine, verified.manifest()).await?;
+    if !missing.is_empty() {
+        let since = verified
+            .manifest()
+            .delta
+            .as_ref()
+            .map(|d| d.since.clone())
+            .unwrap_or_default();
+        return Err(BundleError::MissingLayers { since, missing });
     }
     let path = verified.path().to_path_buf();
     let verified = Arc::new(verified);

@@ -49,6 +49,7 @@
 //!   of the machine that made the bundle.
 
 pub mod archive;
+pub mod delta;
 pub mod engine;
 pub mod file;
 pub mod format;
@@ -59,11 +60,14 @@ pub mod write;
 
 use std::path::PathBuf;
 
-pub use engine::{Applied, Created, apply, create, load, verify};
+pub use delta::BaseSet;
+pub use engine::{
+    Applied, CreateOptions, Created, apply, create, create_delta, create_with, load, verify,
+};
 pub use file::{VerifiedFile, verify_file};
 pub use keys::{KeyError, PublicKey, SecretKey, Trust};
 pub use manifest::Manifest;
-pub use verify::{Check, Signer, Verified, VerifyError, verify_reader};
+pub use verify::{Check, Signer, Verified, VerifyError, read_manifest, verify_reader};
 
 /// What went wrong making, verifying or applying a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +89,14 @@ pub enum BundleError {
         "the bundle's images are for {bundle}, and this box is {host}: make the bundle on (or for) a box of this kind"
     )]
     Architecture { bundle: String, host: String },
+    #[error(
+        "delta bundle refused before anything was loaded: it was made against {since}, and this box lacks what it leaves out: {}: apply the full bundle (or an earlier delta) first, or make the delta against a release this box has (`turtle releases`)",
+        delta::describe_missing(missing)
+    )]
+    MissingLayers {
+        since: String,
+        missing: Vec<manifest::Required>,
+    },
     #[error("after the load, image {image} is {}, and the bundle says {expected}", found.as_deref().unwrap_or("missing"))]
     NotLoaded {
         image: String,

@@ -159,6 +159,10 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         reference: &str,
     ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    /// Every image the engine lists (tagged or dangling; not the hidden
+    /// parents a classic build leaves, whose layers their children hold),
+    /// each inspected for its layers: one request per image.
+    fn list_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>>> + Send;
     /// Removes the image `reference` (or ID) without force: the engine
     /// refuses (`Conflict`) an image a container uses or several
     /// references name.

@@ -51,6 +51,23 @@ impl Docker {
         }
     }
 
+    /// Every listed image, inspected; one removed between the list and its
+    /// inspect is left out.
+    pub(super) async fn images_with_layers(&self) -> Result<Vec<crate::ImageInfo>> {
+        let list = self
+            .client
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(|e| map_error(&self.socket, "the image list".to_string(), e))?;
+        let mut out = Vec::with_capacity(list.len());
+        for summary in list {
+            if let Some(info) = self.image_info(&summary.id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) async fn remove(&self, reference: &str) -> Result<()> {
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
             .force(false)

@@ -650,6 +650,10 @@ impl Engine for Docker {
         self.image_info(reference).await
     }
 
+    async fn list_images(&self) -> Result<Vec<crate::ImageInfo>> {
+        self.images_with_layers().await
+    }
+
     async fn remove_image(&self, reference: &str) -> Result<()> {
         self.remove(reference).await
     }

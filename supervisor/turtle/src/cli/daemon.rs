@@ -1,4 +1,6 @@
-//! `turtle daemon`: serve the API and keep every applied project alive.
+//! `turtle daemon`: serve the API and keep every applied project alive; on
+//! its first start, apply the preload directory's bundles
+//! ([`super::preload`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,14 +34,21 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
         resync_interval: Duration::from_secs(a.resync_interval.max(1)),
         ..Default::default()
     };
-    let sup = wait_for_engine(g, config).await?;
+    let (sup, file) = wait_for_engine(g, config).await?;
     let listener = turtle_control::server::bind(&g.socket_path())
         .map_err(|e| Failure::op(format!("{}: {e}", g.socket_path().display())))?;
     let pid_file = g.state_dir.join("daemon.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
+    // On the first start, the preload directory's bundles, beside the API.
+    let preload = tokio::spawn(super::preload::run(
+        Arc::clone(&sup),
+        file,
+        g.state_dir.clone(),
+    ));
     let result = serve(sup, listener, &g.socket_path(), None, shutdown_signal()).await;
+    preload.abort();
     let _ = std::fs::remove_file(&pid_file);
     result
 }
@@ -49,7 +58,7 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
 async fn wait_for_engine(
     g: &GlobalArgs,
     config: supervisor::Config,
-) -> Result<Arc<Supervisor<Docker>>, Failure> {
+) -> Result<(Arc<Supervisor<Docker>>, turtle_runtime::config::Config), Failure> {
     use turtle_engine::{Engine, EngineError};
     // A bad config or state directory fails at once, before waiting; both
     // are read once.
@@ -71,7 +80,8 @@ async fn wait_for_engine(
             Err(e) => return Err(Failure::op(e)),
         }
     };
-    super::context::supervisor_on(g, &file, store, engine, config)
+    let sup = super::context::supervisor_on(g, &file, store, engine, config)?;
+    Ok((sup, file))
 }
 
 pub(super) fn init_logging(json: bool) {

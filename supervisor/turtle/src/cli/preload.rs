@@ -50,10 +50,6 @@ pub fn dir(config: &Config, state_dir: &Path) -> PathBuf {
 pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBuf) {
     let dir = dir(&config, &state_dir);
     let marker = state_dir.join(MARKER);
-    if marker.exists() {
-        tracing::debug!(marker = %marker.display(), "preload already ran");
-        return;
-    }
     let bundles = match bundles_in(&dir) {
         Ok(b) if b.is_empty() => return,
         Ok(b) => b,
@@ -62,6 +58,14 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
             return;
         }
     };
+    if marker.exists() {
+        tracing::info!(
+            marker = %marker.display(),
+            "preload already ran: the preload directory's {} bundle(s) are not applied again",
+            bundles.len()
+        );
+        return;
+    }
     match sup.store().projects() {
         Ok(p) if !p.is_empty() => {
             tracing::info!(
@@ -105,14 +109,27 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
                 }
                 (release.outcome.to_string(), Some(release.id))
             }
-            Err((project, e)) => {
+            Err(Failure {
+                project,
+                loaded: false,
+                error,
+            }) => {
                 let line = format!(
-                    "preload: bundle {} REFUSED, nothing of it applied: {e} (apply a good one by hand: turtle bundle apply FILE)",
+                    "preload: bundle {} REFUSED, nothing of it applied: {error} (apply a good one by hand: turtle bundle apply FILE)",
                     file.display()
                 );
                 tracing::error!("{line}");
                 sup.record(&project, None, None, "preload-refused", &line);
-                (format!("refused: {e}"), None)
+                (format!("refused: {error}"), None)
+            }
+            Err(Failure { project, error, .. }) => {
+                let line = format!(
+                    "preload: bundle {} FAILED after its images were loaded: {error} (try again: turtle bundle apply FILE)",
+                    file.display()
+                );
+                tracing::error!("{line}");
+                sup.record(&project, None, None, "preload-failed", &line);
+                (format!("failed: {error}"), None)
             }
         };
         done.push(Done {
@@ -136,27 +153,40 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
     }
 }
 
-/// Verifies, loads and pushes one bundle; on failure, the project it names
-/// (when it got that far) and why.
+/// Why a bundle was not applied.
+struct Failure {
+    /// The project it names, once verified.
+    project: String,
+    /// Whether its images were loaded (a failed push) or nothing was (a
+    /// refusal: verification, architecture, a delta's missing layers).
+    loaded: bool,
+    error: String,
+}
+
+/// Verifies, loads and pushes one bundle.
 async fn apply_one(
     sup: &Supervisor<Docker>,
     file: &Path,
     trust: &turtle_bundle::Trust,
-) -> Result<(String, turtle_runtime::release::Release), (String, String)> {
+) -> Result<(String, turtle_runtime::release::Release), Failure> {
+    let refused = |project: &str, error: String| Failure {
+        project: project.to_string(),
+        loaded: false,
+        error,
+    };
     if trust.is_empty() {
-        return Err((
-            String::new(),
+        return Err(refused(
+            "",
             "no bundles.trusted_keys in turtle.yaml: a preloaded bundle must be signed by a key this box trusts".into(),
         ));
     }
     let verified = turtle_bundle::verify(file, trust)
         .await
-        .map_err(|e| (String::new(), e.to_string()))?;
+        .map_err(|e| refused("", e.to_string()))?;
     let project = verified.manifest().project.name.to_string();
-    let fail = |e: String| (project.clone(), e);
     let applied = turtle_bundle::load(sup.engine(), verified)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| refused(&project, e.to_string()))?;
     let file = std::fs::canonicalize(file).unwrap_or(file.to_path_buf());
     let opts = super::bundle::push_options(&applied.manifest, &file);
     let release = sup
@@ -166,7 +196,11 @@ async fn apply_one(
             &|e| tracing::info!(project = %applied.project.name, "preload: {e:?}"),
         )
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| Failure {
+            project: project.clone(),
+            loaded: true,
+            error: e.to_string(),
+        })?;
     Ok((project, release))
 }
 

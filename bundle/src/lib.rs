@@ -19,7 +19,7 @@
 //! - The **parts** are the files of the engine's `docker save` archive, each
 //!   stored whole (each layer tar, each image config, the archive's
 //!   `manifest.json` and `repositories` last), so that a delta bundle can
-//!   leave out layers the target already has.
+//!   leave out layers the target already has ([`delta`]).
 //!
 //! Everything needed to check a byte comes before it, so one forward pass
 //! with bounded memory verifies a bundle ([`verify::verify_reader`]),
@@ -39,12 +39,17 @@
 //!   key are refused.
 //! - The format code (`format`, `manifest`, `keys`, `verify`, `write`,
 //!   `archive`, `file`) does no async and touches no engine; [`engine`]
-//!   creates and applies bundles through the [`turtle_engine::Engine`] trait.
+//!   creates and applies bundles through the [`turtle_engine::Engine`] trait,
+//!   and [`delta`] decides what a delta leaves out and checks, before
+//!   anything is loaded, that the engine has it.
+//! - A delta ([`create_delta`] against a [`BaseSet`]) leaves out the layer
+//!   files whose layers the target has; the engine's load reads a layer's
+//!   file only when it lacks the layer, so the archive loads as it is.
 //!
 //! # Current limitations
 //!
 //! - No compression: layers are stored as the engine saves them.
-//! - No delta bundles, no release records, no remote push, no preload.
+//! - Deltas are tested on the engine's classic image store only.
 //! - The project's absolute paths (bind mounts, `file:` secrets) are those
 //!   of the machine that made the bundle.
 

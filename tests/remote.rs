@@ -479,7 +479,7 @@ fn push_to_streams_a_bundle_made_from_the_local_engine() {
     wait_until("app to run", Duration::from_secs(60), || env.running("app"));
 
     // The box answers its current release over the listener (what a delta
-    // bundle would start from), and the next push says what it replaces.
+    // bundle starts from), and the next push is a delta against it.
     let (status, answer) = raw(
         &b,
         &format!(
@@ -501,6 +501,8 @@ fn push_to_streams_a_bundle_made_from_the_local_engine() {
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{err}");
-    assert!(err.contains("runs release"), "{err}");
+    // A delta against the box's release: every layer it has left out.
+    assert!(err.contains("a delta against release"), "{err}");
     assert!(err.contains("(version 1.0)"), "{err}");
+    assert!(err.contains("is committed"), "{err}");
 }

@@ -48,6 +48,14 @@ struct SavedImage {
 struct ImageConfig {
     #[serde(default)]
     architecture: String,
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
 }
 
 /// Takes apart the `docker save` archive in `file`.
@@ -128,6 +136,15 @@ pub fn scan<F: Read + Seek>(file: &mut F) -> Result<Scanned, String> {
         let config = read_part(file, &s.config)?;
         let arch: ImageConfig = serde_json::from_slice(&config)
             .map_err(|e| format!("the image config {}: {e}", s.config))?;
+        let diff_ids = arch.rootfs.map(|r| r.diff_ids).unwrap_or_default();
+        if diff_ids.len() != s.layers.len() {
+            return Err(format!(
+                "the image config {} names {} layers, and manifest.json {}",
+                s.config,
+                diff_ids.len(),
+                s.layers.len()
+            ));
+        }
         if !architectures.contains(&arch.architecture) {
             architectures.push(arch.architecture);
         }
@@ -136,6 +153,7 @@ pub fn scan<F: Read + Seek>(file: &mut F) -> Result<Scanned, String> {
             repo_tags: s.repo_tags.unwrap_or_default(),
             config: s.config,
             layers: s.layers,
+            diff_ids,
         });
     }
     let architecture = match architectures.as_slice() {

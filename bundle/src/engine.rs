@@ -1,12 +1,15 @@
 //! Creating a bundle from the engine's images, and applying one to it.
 //!
-//! Create: the project's images are saved by the engine (`docker save`)
-//! into a spool file beside the output, taken apart into parts, and the
-//! bundle is written to a temporary file there, then renamed into place.
-//! Apply: verify the file completely ([`verify_file`]), then rebuild the
-//! archive from it on a blocking thread (the second pass) and stream it to
-//! the engine's load; afterwards every image must be in the engine under
-//! its tags with the ID the manifest names.
+//! Create: the project's images (and the bases it carries for builds) are
+//! saved by the engine (`docker save`) into a spool file beside the
+//! output, taken apart into parts, for a delta the layers of the base set
+//! left out ([`crate::delta`]), and the bundle is written to a temporary
+//! file there, then renamed into place.
+//! Apply: verify the file completely ([`verify_file`]); for a delta, check
+//! the engine has every layer it leaves out; then rebuild the archive from
+//! the file on a blocking thread (the second pass) and stream it to the
+//! engine's load; afterwards every image must be in the engine under its
+//! tags with the ID the manifest names.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +21,11 @@ use turtle_engine::{BoxStream, Engine};
 
 use crate::BundleError;
 use crate::archive;
+use crate::delta::{self, BaseSet};
 use crate::file::{VerifiedFile, verify_file};
 use crate::format::VERSION;
 use crate::keys::{SecretKey, Trust};
-use crate::manifest::{Manifest, host_architecture};
+use crate::manifest::{Manifest, ReleaseInfo, host_architecture};
 use crate::verify::{Signer, VerifyError};
 use crate::write::write_bundle;
 
@@ -32,6 +36,22 @@ pub struct Created {
     pub size: u64,
     pub manifest: Manifest,
     pub signed_by: Option<String>,
+    /// For a delta: the bytes of the layers left out.
+    pub left_out_bytes: u64,
+}
+
+/// How [`create_with`] makes a bundle.
+#[derive(Clone, Default)]
+pub struct CreateOptions<'a> {
+    /// Signs the manifest; unsigned without.
+    pub key: Option<&'a SecretKey>,
+    /// Images carried besides the services' own, for builds on the box
+    /// (the Debian base the services build FROM), by reference.
+    pub bases: Vec<String>,
+    /// Makes a delta: the layers of this set are left out.
+    pub since: Option<&'a BaseSet>,
+    /// The release's version and notes, kept in the manifest.
+    pub release: Option<ReleaseInfo>,
 }
 
 /// What [`apply`] loaded: the project to bring up.
@@ -68,13 +88,49 @@ pub fn bundled_project(project: &Project) -> Result<(Project, Vec<String>), Bund
     Ok((project, images))
 }
 
-/// Writes a bundle of `project` and its images to `out`: [`prepare`] with
-/// the spool beside `out`, then [`Prepared::write`] to a temporary file
-/// there, renamed into place.
+/// Writes a bundle of `project` and its images to `out`.
 pub async fn create<E: Engine>(
     engine: &E,
     project: &Project,
     key: Option<&SecretKey>,
+    out: &Path,
+) -> Result<Created, BundleError> {
+    let opts = CreateOptions {
+        key,
+        ..Default::default()
+    };
+    create_with(engine, project, &opts, out).await
+}
+
+/// Writes a delta bundle of `project` to `out`: its images without the
+/// layers `since` holds (what the target box already has, from an earlier
+/// bundle's manifest or a release's images: [`BaseSet`]). The manifest
+/// lists the layers left out and those the box must have; applying it to
+/// a box that lacks one is refused before anything is loaded
+/// ([`delta::missing_layers`]). With nothing in common, the bundle is a
+/// full one (its manifest has no delta).
+pub async fn create_delta<E: Engine>(
+    engine: &E,
+    project: &Project,
+    key: Option<&SecretKey>,
+    since: &BaseSet,
+    out: &Path,
+) -> Result<Created, BundleError> {
+    let opts = CreateOptions {
+        key,
+        since: Some(since),
+        ..Default::default()
+    };
+    create_with(engine, project, &opts, out).await
+}
+
+/// Writes a bundle as `opts` say ([`create`], [`create_delta`]):
+/// [`prepare_with`] with the spool beside `out`, then [`Prepared::write`]
+/// to a temporary file there, renamed into place.
+pub async fn create_with<E: Engine>(
+    engine: &E,
+    project: &Project,
+    opts: &CreateOptions<'_>,
     out: &Path,
 ) -> Result<Created, BundleError> {
     let dir = match out.parent() {
@@ -83,7 +139,7 @@ pub async fn create<E: Engine>(
     };
     // The archive is spooled beside the output: the same file system, and
     // no assumption that /tmp can hold the images.
-    let prepared = prepare(engine, project, key, &dir).await?;
+    let prepared = prepare_with(engine, project, opts, &dir).await?;
     let out = out.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
@@ -98,6 +154,7 @@ pub async fn create<E: Engine>(
             path: out,
             size,
             signed_by: prepared.signed_by(),
+            left_out_bytes: prepared.left_out_bytes,
             manifest: prepared.manifest,
         })
     })
@@ -125,6 +182,7 @@ pub struct Prepared {
     spool: std::fs::File,
     offsets: std::collections::HashMap<String, u64>,
     key: Option<SecretKey>,
+    left_out_bytes: u64,
 }
 
 impl Prepared {
@@ -135,6 +193,11 @@ impl Prepared {
     /// The id of the key that signs it, `None` when unsigned.
     pub fn signed_by(&self) -> Option<String> {
         self.key.as_ref().map(|k| k.public().id())
+    }
+
+    /// For a delta: the bytes of the layers left out.
+    pub fn left_out_bytes(&self) -> u64 {
+        self.left_out_bytes
     }
 
     /// The bundle's length in bytes, as [`Prepared::write`] writes it.
@@ -179,16 +242,38 @@ impl std::io::Read for SpoolReader<'_> {
     }
 }
 
-/// Saves the project's images from the engine into an unnamed spool file
-/// in `spool_dir` and makes the manifest: everything but writing the
-/// bundle. The spool goes away with the [`Prepared`].
+/// A full bundle of `project`, prepared: [`prepare_with`] with a key only.
 pub async fn prepare<E: Engine>(
     engine: &E,
     project: &Project,
     key: Option<&SecretKey>,
     spool_dir: &Path,
 ) -> Result<Prepared, BundleError> {
-    let (project, images) = bundled_project(project)?;
+    let opts = CreateOptions {
+        key,
+        ..Default::default()
+    };
+    prepare_with(engine, project, &opts, spool_dir).await
+}
+
+/// Saves the project's images (and the bases `opts` carry) from the engine
+/// into an unnamed spool file in `spool_dir`, leaves out the layers of
+/// `opts.since` for a delta, and makes the manifest: everything but
+/// writing the bundle. The spool goes away with the [`Prepared`].
+pub async fn prepare_with<E: Engine>(
+    engine: &E,
+    project: &Project,
+    opts: &CreateOptions<'_>,
+    spool_dir: &Path,
+) -> Result<Prepared, BundleError> {
+    let (project, mut images) = bundled_project(project)?;
+    let mut bases = Vec::new();
+    for b in &opts.bases {
+        if !images.contains(b) {
+            images.push(b.clone());
+            bases.push(b.clone());
+        }
+    }
     for image in &images {
         let present = engine
             .image_id(image)
@@ -201,10 +286,14 @@ pub async fn prepare<E: Engine>(
                 .filter(|(_, s)| s.image.as_deref() == Some(image.as_str()))
                 .map(|(n, _)| n.as_str())
                 .collect();
+            let whose = if services.is_empty() {
+                "the base the services build FROM".to_string()
+            } else {
+                format!("service {}", services.join(", "))
+            };
             return Err(BundleError::Create {
                 message: format!(
-                    "image {image} (service {}) is not in the engine: build or pull it first (`turtle up --build`, `docker pull`)",
-                    services.join(", ")
+                    "image {image} ({whose}) is not in the engine: build or pull it first (`turtle up --build`, `turtle base`, `docker pull`)"
                 ),
             });
         }
@@ -219,7 +308,9 @@ pub async fn prepare<E: Engine>(
     }
     writer.flush().await.map_err(io(dir))?;
     let mut spool = writer.into_std().await;
-    let key = key.cloned();
+    let key = opts.key.cloned();
+    let since = opts.since.cloned();
+    let release = opts.release.clone();
     tokio::task::spawn_blocking(move || {
         let scanned = archive::scan(&mut spool).map_err(|message| BundleError::Create {
             message: format!("the engine's docker save archive: {message}"),
@@ -229,19 +320,35 @@ pub async fn prepare<E: Engine>(
             .iter()
             .map(|(p, o)| (p.path.clone(), *o))
             .collect();
+        let parts: Vec<_> = scanned.parts.into_iter().map(|(p, _)| p).collect();
+        let (parts, delta, left_out_bytes) = match &since {
+            Some(base) => {
+                let plan = delta::plan(&parts, &scanned.links, &scanned.images, base);
+                if plan.delta.omitted.is_empty() {
+                    (parts, None, 0)
+                } else {
+                    (plan.kept, Some(plan.delta), plan.left_out_bytes)
+                }
+            }
+            None => (parts, None, 0),
+        };
         let manifest = Manifest {
             format: VERSION,
             architecture: scanned.architecture,
             project,
+            release,
             images: scanned.images,
-            parts: scanned.parts.into_iter().map(|(p, _)| p).collect(),
+            bases,
+            parts,
             links: scanned.links,
+            delta,
         };
         Ok(Prepared {
             manifest,
             spool,
             offsets,
             key,
+            left_out_bytes,
         })
     })
     .await
@@ -275,7 +382,9 @@ pub async fn apply<E: Engine>(
 }
 
 /// Loads the images of a verified bundle into the engine and checks they
-/// are there; hands back the project for the caller to bring up.
+/// are there; hands back the project for the caller to bring up. A delta
+/// whose left-out layers the engine lacks is refused first, with nothing
+/// loaded.
 pub async fn load<E: Engine>(engine: &E, verified: VerifiedFile) -> Result<Applied, BundleError> {
     let arch = &verified.manifest().architecture;
     if arch != host_architecture() {
@@ -283,6 +392,16 @@ pub async fn load<E: Engine>(engine: &E, verified: VerifiedFile) -> Result<Appli
             bundle: arch.clone(),
             host: host_architecture().to_string(),
         });
+    }
+    let missing = delta::missing_layers(engine, verified.manifest()).await?;
+    if !missing.is_empty() {
+        let since = verified
+            .manifest()
+            .delta
+            .as_ref()
+            .map(|d| d.since.clone())
+            .unwrap_or_default();
+        return Err(BundleError::MissingLayers { since, missing });
     }
     let path = verified.path().to_path_buf();
     let verified = Arc::new(verified);

@@ -19,7 +19,7 @@
 //! - The **parts** are the files of the engine's `docker save` archive, each
 //!   stored whole (each layer tar, each image config, the archive's
 //!   `manifest.json` and `repositories` last), so that a delta bundle can
-//!   leave out layers the target already has.
+//!   leave out layers the target already has ([`delta`]).
 //!
 //! Everything needed to check a byte comes before it, so one forward pass
 //! with bounded memory verifies a bundle ([`verify::verify_reader`]),
@@ -39,18 +39,25 @@
 //!   key are refused.
 //! - The format code (`format`, `manifest`, `keys`, `verify`, `write`,
 //!   `archive`, `file`) does no async and touches no engine; [`engine`]
-//!   creates and applies bundles through the [`turtle_engine::Engine`] trait.
+//!   creates and applies bundles through the [`turtle_engine::Engine`] trait,
+//!   and [`delta`] decides what a delta leaves out and checks, before
+//!   anything is loaded, that the engine has it.
+//! - A delta ([`create_delta`] against a [`BaseSet`]) leaves out the layer
+//!   files whose layers the target has; the engine's load reads a layer's
+//!   file only when it lacks the layer, so the archive loads as it is.
 //!
 //! # Current limitations
 //!
 //! - No compression: layers are stored as the engine saves them.
-//! - No delta bundles, no release records, no preload. A remote push
-//!   (`turtle push --to`) streams a [`Prepared`] bundle without writing it
-//!   to a file; the receiving box spools it, then verifies it as a file.
+//! - A remote push (`turtle push --to`) streams a [`Prepared`] bundle
+//!   without writing it to a file; the receiving box spools it, then
+//!   verifies it as a file.
+//! - Deltas are tested on the engine's classic image store only.
 //! - The project's absolute paths (bind mounts, `file:` secrets) are those
 //!   of the machine that made the bundle.
 
 pub mod archive;
+pub mod delta;
 pub mod engine;
 pub mod file;
 pub mod format;
@@ -61,11 +68,15 @@ pub mod write;
 
 use std::path::PathBuf;
 
-pub use engine::{Applied, Created, Prepared, apply, create, load, prepare, verify};
+pub use delta::BaseSet;
+pub use engine::{
+    Applied, CreateOptions, Created, Prepared, apply, create, create_delta, create_with, load,
+    prepare, prepare_with, verify,
+};
 pub use file::{VerifiedFile, verify_file};
 pub use keys::{KeyError, PublicKey, SecretKey, Trust};
 pub use manifest::Manifest;
-pub use verify::{Check, Signer, Verified, VerifyError, verify_reader};
+pub use verify::{Check, Signer, Verified, VerifyError, read_manifest, verify_reader};
 
 /// What went wrong making, verifying or applying a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +98,14 @@ pub enum BundleError {
         "the bundle's images are for {bundle}, and this box is {host}: make the bundle on (or for) a box of this kind"
     )]
     Architecture { bundle: String, host: String },
+    #[error(
+        "delta bundle refused before anything was loaded: it was made against {since}, and this box lacks what it leaves out: {}: apply the full bundle (or an earlier delta) first, or make the delta against a release this box has (`turtle releases`)",
+        delta::describe_missing(missing)
+    )]
+    MissingLayers {
+        since: String,
+        missing: Vec<manifest::Required>,
+    },
     #[error("after the load, image {image} is {}, and the bundle says {expected}", found.as_deref().unwrap_or("missing"))]
     NotLoaded {
         image: String,

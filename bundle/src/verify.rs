@@ -137,81 +137,12 @@ pub fn verify_reader<R: Read>(
     trust: &Trust,
     file_len: Option<u64>,
 ) -> Result<Verified, VerifyError> {
-    let mut at: u64 = 0;
-    let mut header = [0u8; HEADER_LEN];
-    read_exact(&mut r, &mut header, &mut at, "the header")?;
-    let h = Header::decode(&header)?;
-    if !h.is_signed() && !trust.is_empty() {
-        return Err(VerifyError::Unsigned {
-            trusted: trust.ids().join(", "),
-        });
-    }
-    let manifest_range = HEADER_LEN as u64..HEADER_LEN as u64 + h.manifest_len;
-    let seal_start = manifest_range.end;
-    if let Some(len) = file_len
-        && h.data_start() > len
-    {
-        let (what, range) = if manifest_range.end > len {
-            ("the manifest", fmt_range(&manifest_range))
-        } else {
-            ("the seal", format!("{seal_start}..{}", h.data_start()))
-        };
-        return Err(VerifyError::Truncated {
-            what: what.into(),
-            range,
-            end: len,
-        });
-    }
-    let manifest_len = usize::try_from(h.manifest_len).expect("at most 16 MiB");
-    let mut manifest = vec![0u8; manifest_len];
-    read_exact(&mut r, &mut manifest, &mut at, "the manifest")?;
-    let mut seal = vec![0u8; h.seal_len as usize];
-    read_exact(&mut r, &mut seal, &mut at, "the seal")?;
-
-    let signer = if h.seal_len == SEAL_DIGEST_LEN {
-        if Sha256::digest(&manifest)[..] != seal[..] {
-            return Err(VerifyError::ManifestDigest {
-                range: fmt_range(&manifest_range),
-            });
-        }
-        Signer::Unsigned
-    } else {
-        let key_bytes: [u8; 32] = seal[..32].try_into().expect("32 bytes");
-        let signature: [u8; 64] = seal[32..].try_into().expect("64 bytes");
-        let bad = |key_id: String| VerifyError::Signature {
-            key_id,
-            offset: seal_start,
-            range: fmt_range(&manifest_range),
-        };
-        let key = PublicKey::from_bytes(&key_bytes).map_err(|_| {
-            bad(format!(
-                "{} (not a valid key)",
-                hex::encode(&key_bytes[..8])
-            ))
-        })?;
-        if !key.verifies(&manifest, &signature) {
-            return Err(bad(key.id()));
-        }
-        if !trust.is_empty() && !trust.trusts(&key) {
-            return Err(VerifyError::UntrustedKey {
-                key_id: key.id(),
-                trusted: trust.ids().join(", "),
-            });
-        }
-        Signer::Key(key)
-    };
-
-    let manifest =
-        Manifest::parse(&manifest).map_err(|message| VerifyError::Manifest { message })?;
-    if manifest.format != h.version {
-        return Err(VerifyError::Manifest {
-            message: format!(
-                "the manifest says format {}, the header {}",
-                manifest.format, h.version
-            ),
-        });
-    }
-    let data_start = h.data_start();
+    let Head {
+        manifest,
+        signer,
+        data_start,
+        mut at,
+    } = read_head(&mut r, trust, file_len)?;
     if let Some(len) = file_len {
         check_length(&manifest, data_start, len)?;
     }
@@ -257,6 +188,119 @@ pub fn verify_reader<R: Read>(
         manifest,
         signer,
         data_start,
+    })
+}
+
+/// The manifest of the bundle at `path` with its seal checked (the
+/// signature, or the digest of an unsigned one, and the key against
+/// `trust`), its parts not read: what a bundle says it carries, to make a
+/// delta against it. Never a way to load anything.
+pub fn read_manifest(
+    path: &std::path::Path,
+    trust: &Trust,
+) -> Result<(Manifest, Signer), VerifyError> {
+    let io = |source| VerifyError::Io { offset: 0, source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let head = read_head(&mut std::io::BufReader::new(file), trust, Some(len))?;
+    Ok((head.manifest, head.signer))
+}
+
+/// What precedes the parts, checked.
+struct Head {
+    manifest: Manifest,
+    signer: Signer,
+    data_start: u64,
+    /// Bytes read so far.
+    at: u64,
+}
+
+/// Reads and checks the header, the manifest and the seal, and parses the
+/// manifest once the seal matched.
+fn read_head<R: Read>(
+    r: &mut R,
+    trust: &Trust,
+    file_len: Option<u64>,
+) -> Result<Head, VerifyError> {
+    let mut at: u64 = 0;
+    let mut header = [0u8; HEADER_LEN];
+    read_exact(r, &mut header, &mut at, "the header")?;
+    let h = Header::decode(&header)?;
+    if !h.is_signed() && !trust.is_empty() {
+        return Err(VerifyError::Unsigned {
+            trusted: trust.ids().join(", "),
+        });
+    }
+    let manifest_range = HEADER_LEN as u64..HEADER_LEN as u64 + h.manifest_len;
+    let seal_start = manifest_range.end;
+    if let Some(len) = file_len
+        && h.data_start() > len
+    {
+        let (what, range) = if manifest_range.end > len {
+            ("the manifest", fmt_range(&manifest_range))
+        } else {
+            ("the seal", format!("{seal_start}..{}", h.data_start()))
+        };
+        return Err(VerifyError::Truncated {
+            what: what.into(),
+            range,
+            end: len,
+        });
+    }
+    let manifest_len = usize::try_from(h.manifest_len).expect("at most 16 MiB");
+    let mut manifest = vec![0u8; manifest_len];
+    read_exact(r, &mut manifest, &mut at, "the manifest")?;
+    let mut seal = vec![0u8; h.seal_len as usize];
+    read_exact(r, &mut seal, &mut at, "the seal")?;
+
+    let signer = if h.seal_len == SEAL_DIGEST_LEN {
+        if Sha256::digest(&manifest)[..] != seal[..] {
+            return Err(VerifyError::ManifestDigest {
+                range: fmt_range(&manifest_range),
+            });
+        }
+        Signer::Unsigned
+    } else {
+        let key_bytes: [u8; 32] = seal[..32].try_into().expect("32 bytes");
+        let signature: [u8; 64] = seal[32..].try_into().expect("64 bytes");
+        let bad = |key_id: String| VerifyError::Signature {
+            key_id,
+            offset: seal_start,
+            range: fmt_range(&manifest_range),
+        };
+        let key = PublicKey::from_bytes(&key_bytes).map_err(|_| {
+            bad(format!(
+                "{} (not a valid key)",
+                hex::encode(&key_bytes[..8])
+            ))
+        })?;
+        if !key.verifies(&manifest, &signature) {
+            return Err(bad(key.id()));
+        }
+        if !trust.is_empty() && !trust.trusts(&key) {
+            return Err(VerifyError::UntrustedKey {
+                key_id: key.id(),
+                trusted: trust.ids().join(", "),
+            });
+        }
+        Signer::Key(key)
+    };
+
+    let manifest =
+        Manifest::parse(&manifest).map_err(|message| VerifyError::Manifest { message })?;
+    if manifest.format != h.version {
+        return Err(VerifyError::Manifest {
+            message: format!(
+                "the manifest says format {}, the header {}",
+                manifest.format, h.version
+            ),
+        });
+    }
+    Ok(Head {
+        manifest,
+        signer,
+        data_start: h.data_start(),
+        at,
     })
 }
 

@@ -4,107 +4,17 @@
 //! passes loading nothing; a larger bundle (a few MB of random layers)
 //! with a sample of flipped bytes refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use common::{Cleanup, build, rmi, unique};
 
 use turtle_bundle::{Check, SecretKey, Trust};
 use turtle_engine::Engine;
 use turtle_engine::docker::Docker;
-
-const BASE: &str = "turtle-test-busybox:latest";
-
-fn base_image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/test-busybox/build.sh");
-        let out = Command::new("sh").arg(&script).arg(BASE).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    BASE
-}
-
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tt-{}-{}-{tag}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
-/// Removes the test's images and containers, even when it panics.
-#[derive(Default)]
-struct Cleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for (args, names) in [
-            (&["rm", "-f"][..], &self.containers),
-            (&["rmi", "-f"][..], &self.images),
-        ] {
-            if !names.is_empty() {
-                let _ = Command::new("docker")
-                    .args(args)
-                    .args(names)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
-
-/// Builds `name` from the test image plus `steps` (Dockerfile lines): an
-/// image with layers of its own, which `docker rmi` really removes.
-fn build(name: &str, steps: &str) {
-    let dockerfile = format!("FROM {}\n{steps}\n", base_image());
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", name, "-"])
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker build {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn rmi(name: &str) {
-    let out = Command::new("docker")
-        .args(["rmi", "-f", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn project(name: &str, image: &str) -> turtle_compose::Project {
     serde_json::from_value(serde_json::json!({

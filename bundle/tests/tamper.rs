@@ -57,11 +57,13 @@ fn fixture() -> (Manifest, HashMap<String, Vec<u8>>) {
         format: turtle_bundle::format::VERSION,
         architecture: "amd64".into(),
         project,
+        release: None,
         images: vec![Image {
             id: format!("sha256:{id}"),
             repo_tags: vec!["demo-web:1".into()],
             config: format!("{id}.json"),
             layers: vec!["1111/layer.tar".into(), "2222/layer.tar".into()],
+            diff_ids: vec![],
         }],
         parts: files
             .iter()
@@ -72,6 +74,8 @@ fn fixture() -> (Manifest, HashMap<String, Vec<u8>>) {
             })
             .collect(),
         links: vec![],
+        bases: vec![],
+        delta: None,
     };
     (manifest, files.into_iter().collect())
 }

@@ -58,6 +58,8 @@ struct Inner {
     /// The config (`docker save`'s `<id>.json`) of each image ID: the ID is
     /// its SHA-256, as on the engine.
     configs: HashMap<String, Vec<u8>>,
+    /// Layer contents by diff ID (`sha256:` + the SHA-256 of the bytes).
+    layers: HashMap<String, Vec<u8>>,
     calls: Vec<String>,
     next_id: u64,
     /// Exit code a container of this service gets when started (one-shots).
@@ -65,8 +67,8 @@ struct Inner {
     /// Services whose healthcheck never passes (health stays `starting`).
     never_healthy: std::collections::HashSet<String>,
     /// The layers (diff IDs, bottom first) of an image ID, when a test set
-    /// them; else one layer made up from the ID.
-    layers: HashMap<String, Vec<String>>,
+    /// them apart from its config; else its config's diff IDs.
+    set_layers: HashMap<String, Vec<String>>,
     /// When each image was last pulled, built or tagged.
     refreshed: HashMap<String, std::time::SystemTime>,
     /// Files written into containers, by container ID.
@@ -78,6 +80,30 @@ struct Inner {
 }
 
 impl Inner {
+    /// The diff IDs of an image's config.
+    fn diff_ids(&self, id: &str) -> Vec<String> {
+        self.configs
+            .get(id)
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+            .and_then(|v| {
+                v["rootfs"]["diff_ids"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(String::from))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every layer chain of the images present: what the engine's layer
+    /// store holds.
+    fn chains(&self) -> std::collections::HashSet<String> {
+        let ids: std::collections::HashSet<&String> = self.images.values().collect();
+        ids.into_iter()
+            .flat_map(|id| chain_ids(&self.diff_ids(id)))
+            .collect()
+    }
+
     /// The ID of an image by reference or by ID, as the engine resolves it.
     fn image_by(&self, reference: &str) -> Option<String> {
         self.images
@@ -97,10 +123,10 @@ impl Inner {
         repo_tags.sort();
         crate::ImageInfo {
             layers: self
-                .layers
+                .set_layers
                 .get(id)
                 .cloned()
-                .unwrap_or_else(|| vec![id.replace("sha256:", "sha256:layer-")]),
+                .unwrap_or_else(|| self.diff_ids(id)),
             size: self.configs.get(id).map_or(0, |c| c.len() as u64),
             id: id.to_string(),
             repo_tags,
@@ -119,17 +145,31 @@ impl FakeEngine {
         Self::default()
     }
 
-    /// Makes `reference` present with a made-up ID.
+    /// Makes `reference` present with a made-up ID and one layer of its own.
     pub fn add_image(&self, reference: &str) {
+        self.add_image_with_layers(reference, &[format!("layer of {reference}").as_bytes()]);
+    }
+
+    /// Makes `reference` present with these layers (bottom first): images
+    /// given the same first layers share them, as on the engine.
+    pub fn add_image_with_layers(&self, reference: &str, layers: &[&[u8]]) {
         use sha2::Digest;
         let mut i = self.inner.lock().unwrap();
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| format!("sha256:{}", hex(&sha2::Sha256::digest(l))))
+            .collect();
+        for (d, l) in diff_ids.iter().zip(layers) {
+            i.layers.insert(d.clone(), l.to_vec());
+        }
         // As before configs: the number of references (+1), so adding a
         // reference the fake has again (a pull, a rebuild) keeps its ID.
         let serial = i.images.len() + 1;
         let config = format!(
-            r#"{{"architecture":"{}","os":"linux","config":{{"Labels":{{"fake.reference":{reference:?},"fake.serial":"{}"}}}}}}"#,
+            r#"{{"architecture":"{}","os":"linux","config":{{"Labels":{{"fake.reference":{reference:?},"fake.serial":"{}"}}}},"rootfs":{{"type":"layers","diff_ids":{}}}}}"#,
             docker_arch(),
-            serial
+            serial,
+            serde_json::to_string(&diff_ids).expect("strings serialize")
         )
         .into_bytes();
         let id = format!("sha256:{}", hex(&sha2::Sha256::digest(&config)));
@@ -145,7 +185,7 @@ impl FakeEngine {
         let id = i
             .image_by(reference)
             .unwrap_or_else(|| panic!("the fake has no image {reference}"));
-        i.layers
+        i.set_layers
             .insert(id, layers.iter().map(|l| l.to_string()).collect());
     }
 
@@ -672,10 +712,15 @@ impl Engine for FakeEngine {
             data.extend(chunk.map_err(|e| fail(e.to_string()))?);
         }
         self.record(format!("load_images_stream {} bytes", data.len()));
-        let loaded = read_save_archive(&data).map_err(fail)?;
         let mut i = self.inner.lock().unwrap();
-        for (id, config, tags) in loaded {
+        // As the engine: a layer file is read only when the layer store
+        // lacks its chain, and then must hash to its diff ID.
+        let loaded = read_save_archive(&data, &i.chains()).map_err(fail)?;
+        for (id, config, tags, layers) in loaded {
             i.configs.insert(id.clone(), config);
+            for (d, l) in layers {
+                i.layers.insert(d, l);
+            }
             for t in tags {
                 i.images.insert(t.clone(), id.clone());
                 i.refreshed.insert(t, std::time::SystemTime::now());
@@ -684,15 +729,26 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    /// A `docker save` archive of the references' configs and one small
-    /// made-up layer each, with `manifest.json` and `repositories` last.
+    /// A `docker save` archive of the references' configs and layers (each
+    /// in a directory named by its chain ID, so a layer shared by images
+    /// is in it once), with `manifest.json` and `repositories` last.
     fn save_images(&self, references: &[String]) -> BoxStream<Result<Vec<u8>>> {
         self.record(format!("save_images {}", references.join(",")));
         let i = self.inner.lock().unwrap();
         let mut images = Vec::new();
         for r in references {
             match i.images.get(r) {
-                Some(id) => images.push((r.clone(), id.clone(), i.configs[id].clone())),
+                Some(id) => {
+                    let layers = i
+                        .diff_ids(id)
+                        .into_iter()
+                        .map(|d| {
+                            let bytes = i.layers.get(&d).cloned().unwrap_or_default();
+                            (d, bytes)
+                        })
+                        .collect();
+                    images.push((r.clone(), id.clone(), i.configs[id].clone(), layers));
+                }
                 None => {
                     return Box::pin(stream::iter([Err(EngineError::NotFound {
                         what: format!("image {r}"),
@@ -728,10 +784,34 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A `docker save` archive of (reference, ID, config) triples.
-fn write_save_archive(images: &[(String, String, Vec<u8>)]) -> Vec<u8> {
+/// The chain ID of each layer, as `turtle-bundle` and the OCI spec define it.
+fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    use sha2::Digest;
+    let mut out: Vec<String> = Vec::new();
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(below) => format!(
+                "sha256:{}",
+                hex(&sha2::Sha256::digest(format!("{below} {d}").as_bytes()))
+            ),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// An image to save: reference, ID, config, and its layers (diff ID, bytes).
+type ToSave = (String, String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// A `docker save` archive of these images.
+fn write_save_archive(images: &[ToSave]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
+    let mut written = std::collections::HashSet::new();
     let mut add = |path: &str, data: &[u8]| {
+        if !written.insert(path.to_string()) {
+            return;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -739,15 +819,20 @@ fn write_save_archive(images: &[(String, String, Vec<u8>)]) -> Vec<u8> {
         b.append_data(&mut h, path, data).expect("tar in memory");
     };
     let mut manifest = Vec::new();
-    for (reference, id, config) in images {
+    for (reference, id, config, layers) in images {
         let hexid = id.trim_start_matches("sha256:");
-        let layer = format!("{hexid}/layer.tar");
-        add(&layer, format!("layer of {reference}").as_bytes());
+        let diff_ids: Vec<String> = layers.iter().map(|(d, _)| d.clone()).collect();
+        let mut paths = Vec::new();
+        for (chain, (_, bytes)) in chain_ids(&diff_ids).iter().zip(layers) {
+            let path = format!("{}/layer.tar", chain.trim_start_matches("sha256:"));
+            add(&path, bytes);
+            paths.push(path);
+        }
         add(&format!("{hexid}.json"), config);
         manifest.push(serde_json::json!({
             "Config": format!("{hexid}.json"),
             "RepoTags": [reference],
-            "Layers": [layer],
+            "Layers": paths,
         }));
     }
     add(
@@ -758,13 +843,22 @@ fn write_save_archive(images: &[(String, String, Vec<u8>)]) -> Vec<u8> {
     b.into_inner().expect("tar in memory")
 }
 
-/// An image of a `docker save` archive: its ID, config and tags.
-type SavedImage = (String, Vec<u8>, Vec<String>);
+/// An image of a `docker save` archive: its ID, config, tags, and the
+/// layers read from the archive (diff ID, bytes).
+type SavedImage = (String, Vec<u8>, Vec<String>, Vec<(String, Vec<u8>)>);
 
-/// The images of a `docker save` archive.
-fn read_save_archive(data: &[u8]) -> std::result::Result<Vec<SavedImage>, String> {
+/// The images of a `docker save` archive, given the layer chains the
+/// engine has: a layer whose chain is there is not read (its file may be
+/// missing), as the engine's load does; one that is not must be in the
+/// archive and hash to its diff ID.
+fn read_save_archive(
+    data: &[u8],
+    chains: &std::collections::HashSet<String>,
+) -> std::result::Result<Vec<SavedImage>, String> {
+    use sha2::Digest;
     use std::io::Read;
     let mut files = HashMap::new();
+    let mut links = HashMap::new();
     let mut archive = tar::Archive::new(data);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
@@ -773,6 +867,15 @@ fn read_save_archive(data: &[u8]) -> std::result::Result<Vec<SavedImage>, String
             .map_err(|e| e.to_string())?
             .display()
             .to_string();
+        if entry.header().entry_type() == tar::EntryType::Symlink {
+            let target = entry
+                .link_name()
+                .map_err(|e| e.to_string())?
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            links.insert(path, target);
+            continue;
+        }
         let mut content = Vec::new();
         entry.read_to_end(&mut content).map_err(|e| e.to_string())?;
         files.insert(path, content);
@@ -798,7 +901,59 @@ fn read_save_archive(data: &[u8]) -> std::result::Result<Vec<SavedImage>, String
                     .collect()
             })
             .unwrap_or_default();
-        out.push((id, config.clone(), tags));
+        let value: serde_json::Value =
+            serde_json::from_slice(config).map_err(|e| format!("{config_path}: {e}"))?;
+        let diff_ids: Vec<String> = value["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let paths: Vec<String> = m["Layers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut layers = Vec::new();
+        for ((diff_id, chain), path) in diff_ids.iter().zip(chain_ids(&diff_ids)).zip(&paths) {
+            if chains.contains(&chain) {
+                continue;
+            }
+            let real = match links.get(path) {
+                Some(target) => {
+                    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                    let joined = format!("{dir}/{target}");
+                    let mut parts: Vec<&str> = Vec::new();
+                    for c in joined.split('/') {
+                        match c {
+                            "" | "." => {}
+                            ".." => {
+                                parts.pop();
+                            }
+                            c => parts.push(c),
+                        }
+                    }
+                    parts.join("/")
+                }
+                None => path.clone(),
+            };
+            let bytes = files
+                .get(&real)
+                .ok_or_else(|| format!("open {real}: no such file or directory"))?;
+            let found = format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)));
+            if found != *diff_id {
+                return Err(format!(
+                    "invalid diffID for layer {path}: expected {diff_id}, got {found}"
+                ));
+            }
+            layers.push((diff_id.clone(), bytes.clone()));
+        }
+        out.push((id, config.clone(), tags, layers));
     }
     Ok(out)
 }

@@ -51,11 +51,13 @@ fn genuine() -> &'static (Vec<u8>, Trust) {
             format: turtle_bundle::format::VERSION,
             architecture: "amd64".into(),
             project,
+            release: None,
             images: vec![Image {
                 id: format!("sha256:{id}"),
                 repo_tags: vec!["demo-web:1".into()],
                 config: format!("{id}.json"),
                 layers: vec!["1111/layer.tar".into(), "2222/layer.tar".into()],
+                diff_ids: vec![],
             }],
             parts: files
                 .iter()
@@ -66,6 +68,8 @@ fn genuine() -> &'static (Vec<u8>, Trust) {
                 })
                 .collect(),
             links: vec![],
+            bases: vec![],
+            delta: None,
         };
         let key = SecretKey::from_seed(&[7; 32]);
         let mut out = Vec::new();

@@ -79,6 +79,68 @@ fn build_image(recipe: &str, tag: &str) {
     );
 }
 
+/// Builds `tag` from a Dockerfile of `FROM from` and `steps` (classic
+/// builder, no context), e.g. an image with a layer of its own that `docker
+/// rmi` really removes.
+pub fn build_from(from: &str, tag: &str, steps: &str) {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run docker build");
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(format!("FROM {from}\n{steps}\n").as_bytes())
+        .expect("write the Dockerfile");
+    let out = child.wait_with_output().expect("docker build");
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Image tags a test made, removed when it ends (even when it fails), the
+/// last made first, so an image goes before the one it builds FROM.
+#[derive(Default)]
+pub struct Images(pub Vec<String>);
+
+impl Images {
+    /// Builds `tag` as [`build_from`] does and removes it at the end.
+    pub fn build(&mut self, from: &str, tag: &str, steps: &str) {
+        self.0.push(tag.to_string());
+        build_from(from, tag, steps);
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for tag in self.0.iter().rev() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", tag])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Whether the engine has the image `reference` (or ID).
+pub fn has_image(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A TCP port free on the host right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("0.0.0.0:0")

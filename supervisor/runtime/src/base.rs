@@ -122,6 +122,31 @@ pub fn bases_in(dockerfile: &str) -> Vec<String> {
     out
 }
 
+/// The bases the project's builds start FROM, in service order, each once:
+/// each build's Dockerfile (or inline Dockerfile) read now; one that cannot
+/// be read names none.
+pub fn project_bases(project: &turtle_compose::Project) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in project.services.values() {
+        let Some(build) = &s.build else { continue };
+        let text = match &build.dockerfile_inline {
+            Some(text) => Some(text.clone()),
+            None => std::fs::read_to_string(
+                build
+                    .context
+                    .join(build.dockerfile.as_deref().unwrap_or("Dockerfile")),
+            )
+            .ok(),
+        };
+        for base in text.as_deref().map(bases_in).unwrap_or_default() {
+            if !out.contains(&base) {
+                out.push(base);
+            }
+        }
+    }
+    out
+}
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Makes the base `reference` if the engine lacks it: see the module docs.
@@ -346,6 +371,31 @@ mod tests {
         assert_eq!(suite_of("turtle-debian"), None);
         assert_eq!(suite_of("turtle-debian:../x"), None);
         assert_eq!(suite_of("turtle-debianx:bookworm"), None);
+    }
+
+    #[test]
+    fn a_project_names_the_bases_its_builds_start_from() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("web")).unwrap();
+        std::fs::write(
+            dir.path().join("web/Dockerfile"),
+            "FROM turtle-debian:bookworm\nRUN true\n",
+        )
+        .unwrap();
+        let project: turtle_compose::Project = serde_json::from_value(serde_json::json!({
+            "name": "demo",
+            "working_dir": dir.path(),
+            "services": {
+                "web": {"image": "web:1", "build": {"context": dir.path().join("web")}},
+                "tool": {"image": "tool:1", "build": {"context": dir.path(), "dockerfile_inline": "FROM turtle-debian:trixie\n"}},
+                "again": {"image": "web:2", "build": {"context": dir.path().join("web")}},
+                "db": {"image": "postgres:16"},
+            },
+        }))
+        .unwrap();
+        let mut bases = project_bases(&project);
+        bases.sort();
+        assert_eq!(bases, ["turtle-debian:bookworm", "turtle-debian:trixie"]);
     }
 
     #[tokio::test]

@@ -43,6 +43,11 @@
 //!   [`crate::Control::push`] with `origin: Bundle`, so a remote push is
 //!   health-gated and rolled back like a local one, and its progress lines
 //!   ([`crate::wire::ReleaseLine`]) stream back to the pushing side.
+//! - **A delta when the box has a release**: the pushing side asks for the
+//!   box's current release and its images' layers ([`CurrentRelease`]) and
+//!   leaves out every layer the box has (`turtle_bundle::prepare_with` with
+//!   a base set); [`turtle_bundle::load`] refuses it before loading anything
+//!   when a required layer went away meanwhile.
 //! - **One push at a time** per box (409 for a second one while the first
 //!   is received, verified or applied): two large uploads must not share the
 //!   disk the space check counted for one.
@@ -62,9 +67,6 @@
 //!
 //! # Current limitations
 //!
-//! - Full bundles only: the pushing side asks for the box's current release
-//!   and the layers of its images ([`CurrentRelease`], what a delta needs to
-//!   know), but the bundle crate on this branch does not make deltas yet.
 //! - The pushing side does not build: the project's images must be in its
 //!   engine (`turtle up --build`, `docker compose build`).
 //! - The body is spooled before it is verified (no early refusal of an

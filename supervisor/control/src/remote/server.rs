@@ -617,9 +617,10 @@ fn refused(e: &BundleError) -> RemoteError {
 fn load_error(e: BundleError) -> ControlError {
     let message = e.to_string();
     match e {
-        BundleError::Verify { .. } | BundleError::Architecture { .. } | BundleError::Key(_) => {
-            ControlError::Invalid(message)
-        }
+        BundleError::Verify { .. }
+        | BundleError::Architecture { .. }
+        | BundleError::Key(_)
+        | BundleError::MissingLayers { .. } => ControlError::Invalid(message),
         BundleError::Engine(_) | BundleError::NotLoaded { .. } => ControlError::Engine(message),
         BundleError::Create { .. } | BundleError::Io { .. } => ControlError::Failed(message),
     }

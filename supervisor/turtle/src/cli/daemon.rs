@@ -1,4 +1,6 @@
-//! `turtle daemon`: serve the API and keep every applied project alive.
+//! `turtle daemon`: serve the API and keep every applied project alive; on
+//! its first start, apply the preload directory's bundles
+//! ([`super::preload`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +46,12 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
+    // On the first start, the preload directory's bundles, beside the API.
+    let preload = tokio::spawn(super::preload::run(
+        Arc::clone(&sup),
+        file,
+        g.state_dir.clone(),
+    ));
     let result = serve(
         sup,
         listener,
@@ -53,6 +61,7 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
         shutdown_signal(),
     )
     .await;
+    preload.abort();
     let _ = std::fs::remove_file(&pid_file);
     result
 }

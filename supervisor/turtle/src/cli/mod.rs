@@ -20,6 +20,7 @@ mod events;
 mod logs;
 mod names;
 mod output;
+mod preload;
 mod ps;
 mod push;
 mod releases;

@@ -146,36 +146,49 @@ async fn bundle_of_project(
     key: Option<SecretKey>,
 ) -> Result<BundleBody, Failure> {
     let project = context::load_project(&a.project_args())?;
-    // The box's current release and its images' layers: what a delta
-    // bundle would leave out (a `BaseSet` of `current.layers`, once the
-    // bundle crate makes deltas). Until then a full bundle is sent
-    // whatever the box has.
-    match client
+    // The box's current release and its images' layers: what the delta
+    // bundle leaves out. The box checks it has every one before it loads
+    // anything (a layer removed meanwhile refuses the push, naming it).
+    let since = match client
         .current_release(&project.name)
         .await
         .map_err(Failure::op)?
     {
-        Some(current) => eprintln!(
-            "turtle: {} runs release {} (version {}) of {} with {} image(s), {} layer(s); sending a full bundle (delta bundles are not made yet)",
-            client.url(),
-            current.release.id,
-            current.release.version,
-            current.release.project,
-            current.release.image_ids().len(),
-            current.layers.values().map(Vec::len).sum::<usize>()
-        ),
-        None => eprintln!(
-            "turtle: {} has no release of {} yet; sending a full bundle",
-            client.url(),
-            project.name
-        ),
-    }
+        Some(current) => {
+            let mut set = turtle_bundle::BaseSet::new(format!(
+                "release {} (version {}) on {}",
+                current.release.id,
+                current.release.version,
+                client.url()
+            ));
+            for (image, layers) in &current.layers {
+                set.add_image(image, layers);
+            }
+            Some(set)
+        }
+        None => {
+            eprintln!(
+                "turtle: {} has no release of {} yet; sending a complete bundle",
+                client.url(),
+                project.name
+            );
+            None
+        }
+    };
     let engine = Docker::connect(g.docker_socket.as_deref()).map_err(Failure::op)?;
     engine.ping().await.map_err(Failure::op)?;
     // The images are saved into an unnamed file in TMPDIR; the bundle
-    // itself is only ever streamed.
+    // itself is only ever streamed. The Debian base the services build
+    // FROM travels too, as `bundle create` carries it (only its config
+    // when the box has its layers).
     let spool = std::env::temp_dir();
-    let prepared = turtle_bundle::prepare(&engine, &project, key.as_ref(), &spool)
+    let opts = turtle_bundle::CreateOptions {
+        key: key.as_ref(),
+        bases: turtle_runtime::base::project_bases(&project),
+        since: since.as_ref(),
+        release: None,
+    };
+    let prepared = turtle_bundle::prepare_with(&engine, &project, &opts, &spool)
         .await
         .map_err(Failure::op)?;
     let m = prepared.manifest();
@@ -188,8 +201,18 @@ async fn bundle_of_project(
         )));
     }
     let len = prepared.len();
+    let kind = match (&m.delta, &since) {
+        (Some(d), _) => format!(
+            "a delta against {}: {} layer(s) ({} bytes) left out",
+            d.since,
+            d.omitted.len(),
+            prepared.left_out_bytes()
+        ),
+        (None, Some(_)) => "complete: nothing in common with the box's release".to_string(),
+        (None, None) => "complete".to_string(),
+    };
     eprintln!(
-        "turtle: bundle of {}: {} image(s), {} part(s), {len} bytes, {}",
+        "turtle: bundle of {}: {} image(s), {} part(s), {len} bytes, {kind}, {}",
         m.project.name,
         m.images.len(),
         m.parts.len(),

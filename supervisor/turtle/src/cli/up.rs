@@ -99,7 +99,7 @@ pub async fn up_project(
 
 /// Starts `turtle daemon` in its own process group, logging to
 /// STATE_DIR/daemon.log, and waits for its socket.
-async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> {
+pub(super) async fn start_daemon(g: &GlobalArgs, socket: &Path) -> Result<Client, Failure> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(&g.state_dir)
         .map_err(|e| Failure::op(format!("{}: {e}", g.state_dir.display())))?;

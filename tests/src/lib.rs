@@ -453,6 +453,16 @@ pub fn now_stamp() -> String {
 impl Drop for Env {
     fn drop(&mut self) {
         self.kill_daemon();
+        // A failed test shows what its daemon said: the log goes with the
+        // temporary directory.
+        if std::thread::panicking() {
+            let log = self.daemon_log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- the daemon's log (last {} lines) ---", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         let label = format!("label=com.docker.compose.project={}", self.project);
         let ids = |kind: &[&str]| -> Vec<String> {
             let mut args: Vec<&str> = kind.to_vec();

@@ -219,6 +219,28 @@ pub struct Journal {
     pub reason: Option<String>,
 }
 
+impl Journal {
+    /// The journal of an update of `release` starting in `phase` now.
+    pub fn begin(
+        release: &Release,
+        previous: Option<&Release>,
+        phase: Phase,
+        settle: Duration,
+        force: bool,
+    ) -> Self {
+        Self {
+            project: release.project.clone(),
+            release: release.id.clone(),
+            previous: previous.map(|p| p.id.clone()),
+            phase,
+            since_ms: crate::store::now_millis(),
+            settle_ms: settle.as_millis() as u64,
+            force,
+            reason: None,
+        }
+    }
+}
+
 /// How `push` goes about it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PushOptions {

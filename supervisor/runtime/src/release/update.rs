@@ -69,16 +69,13 @@ impl<E: Engine> Supervisor<E> {
             finished_ms: None,
         };
         self.store().add_release(&mut release)?;
-        let mut journal = Journal {
-            project: project.name.to_string(),
-            release: release.id.clone(),
-            previous: previous.as_ref().map(|p| p.id.clone()),
-            phase: Phase::Download,
-            since_ms: now_millis(),
-            settle_ms: settle.as_millis() as u64,
-            force: opts.force,
-            reason: None,
-        };
+        let mut journal = Journal::begin(
+            &release,
+            previous.as_ref(),
+            Phase::Download,
+            settle,
+            opts.force,
+        );
         self.store().write_journal(&journal)?;
         self.say(
             &release,
@@ -187,16 +184,7 @@ impl<E: Engine> Supervisor<E> {
             ..target.clone()
         };
         self.store().add_release(&mut release)?;
-        let journal = Journal {
-            project: project.to_string(),
-            release: release.id.clone(),
-            previous: current.map(|c| c.id.clone()),
-            phase: Phase::Switch,
-            since_ms: now_millis(),
-            settle_ms: settle.as_millis() as u64,
-            force: opts.force,
-            reason: None,
-        };
+        let journal = Journal::begin(&release, current, Phase::Switch, settle, opts.force);
         self.store().write_journal(&journal)?;
         self.say(
             &release,

@@ -179,7 +179,8 @@ impl Config {
 }
 
 /// `host` or `host:port` when the port is not 443.
-fn with_port(host: &str, port: u16) -> String {
+/// `host`, with `:port` unless it is 443.
+pub fn with_port(host: &str, port: u16) -> String {
     if port == 443 {
         host.to_string()
     } else {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -139,6 +139,17 @@ pub async fn register(
                 .into(),
         ));
     }
+    let identity = match (&body.uuid, &body.device_key) {
+        (Some(uuid), Some(key)) => Some(check_identity(uuid, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "uuid and device_key go together: send both (the device's own identity) or \
+                 neither (the api makes them)"
+                    .into(),
+            ));
+        }
+    };
     let key_hash = secret::sha256(&body.provisioning_key);
     let now = Instant::now();
     let limiters = &state.limiters;
@@ -172,6 +183,14 @@ pub async fn register(
         )
     };
     let mut client = state.pool.get().await?;
+    // A registration sent again (a restart, a lost answer) with the identity
+    // of a registered device answers that device, whatever became of the
+    // provisioning key since: no second device, no use counted.
+    if let Some((uuid, device_key)) = &identity
+        && let Some(again) = registered_again(&client, &state, uuid, device_key).await?
+    {
+        return Ok(Json(again).into_response());
+    }
     let tx = client.transaction().await?;
     // Locks in the order a fleet's deletion takes them (the fleet, then its
     // keys), so the two never wait on each other in a cycle.
@@ -218,14 +237,20 @@ pub async fn register(
         Some(_) => Some(vpn::allocate(&tx, &state.config.vpn).await?),
         None => None,
     };
-    let device_key = secret::new_key();
+    let (uuid, device_key) = match identity {
+        Some((uuid, key)) => (Some(uuid), key),
+        None => (None, secret::new_key()),
+    };
     let row = tx
         .query_one(
             "INSERT INTO devices
-                 (fleet_id, name, key_sha256, provisioning_key_id, wireguard_public_key, vpn_address)
-             VALUES ($1, $2, $3, $4, $5, $6::text::inet)
+                 (uuid, fleet_id, name, key_sha256, provisioning_key_id, wireguard_public_key,
+                  vpn_address)
+             VALUES (COALESCE($1::text::uuid, gen_random_uuid()), $2, $3, $4, $5, $6,
+                     $7::text::inet)
              RETURNING uuid::text",
             &[
+                &uuid,
                 &fleet_id,
                 &name,
                 &secret::sha256(&device_key).as_slice(),
@@ -243,6 +268,14 @@ pub async fn register(
                 ApiError::Conflict(
                     "this WireGuard public key belongs to another device: generate a new key \
                      pair for this device"
+                        .into(),
+                )
+            } else if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && constraint == Some("devices_pkey")
+            {
+                ApiError::Conflict(
+                    "a device with this uuid was registered meanwhile: send the registration \
+                     again"
                         .into(),
                 )
             } else {
@@ -272,6 +305,66 @@ pub async fn register(
             name: fleet_name,
         },
         uuid,
+        vpn: address.map(|a| vpn::device_config(&state.config.vpn, a)),
+    }))
+}
+
+/// A device's own identity as it sent it: a UUID (any case; stored and
+/// answered lowercase) and 64 lowercase hex characters.
+fn check_identity(uuid: &str, key: &str) -> ApiResult<(String, String)> {
+    let uuid = uuid.trim().to_ascii_lowercase();
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !shaped {
+        return Err(ApiError::BadRequest(format!(
+            "uuid {uuid:?} is not a UUID (8-4-4-4-12 hex digits)"
+        )));
+    }
+    if key.len() != 64 || !key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(ApiError::BadRequest(
+            "device_key must be 64 lowercase hex characters (32 random bytes)".into(),
+        ));
+    }
+    Ok((uuid, key.to_string()))
+}
+
+/// The registration of device `uuid` when its key is `device_key`; `None`
+/// when no such device exists; a conflict when it exists with another key.
+async fn registered_again(
+    client: &tokio_postgres::Client,
+    state: &AppState,
+    uuid: &str,
+    device_key: &str,
+) -> ApiResult<Option<Registered>> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT d.key_sha256, d.fleet_id, f.name, host(d.vpn_address)
+             FROM devices d JOIN fleets f ON f.id = d.fleet_id
+             WHERE d.uuid = $1::text::uuid",
+            &[&uuid],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let stored: Vec<u8> = row.get(0);
+    if stored.as_slice() != secret::sha256(device_key).as_slice() {
+        return Err(ApiError::Conflict(format!(
+            "device {uuid} is registered with another key: a device registers with an identity \
+             of its own (make a new uuid and key)"
+        )));
+    }
+    let address: Option<String> = row.get(3);
+    Ok(Some(Registered {
+        device_key: device_key.to_string(),
+        fleet: FleetRef {
+            id: row.get(1),
+            name: fleets::stored_name(row.get(2))?,
+        },
+        uuid: uuid.to_string(),
         vpn: address.map(|a| vpn::device_config(&state.config.vpn, a)),
     }))
 }

@@ -178,12 +178,56 @@ mod tests {
                 name: Some("n".into()),
                 provisioning_key: "k".into(),
                 wireguard_public_key: Some("w".into()),
+                uuid: Some("u".into()),
+                device_key: Some("k".into()),
             },
             &Registration {
                 name: None,
                 provisioning_key: "k".into(),
                 wireguard_public_key: None,
+                uuid: None,
+                device_key: None,
             },
+        );
+        check(
+            &doc,
+            &schema("NewProvisioningConfig"),
+            &NewProvisioningConfig {
+                description: Some("d".into()),
+                expires_in_secs: Some(1),
+                max_uses: Some(1),
+                device_profile: Some("p".into()),
+            },
+            &NewProvisioningConfig::default(),
+        );
+        let endpoint = VpnEndpoint {
+            host: "h".into(),
+            port: 1,
+        };
+        check(&doc, &schema("VpnEndpoint"), &endpoint, &endpoint);
+        let config = ProvisioningConfig {
+            api: "a".into(),
+            registry: "r".into(),
+            fleet: fleet_ref.clone(),
+            provisioning_key: Some("k".into()),
+            provisioning_key_id: 1,
+            expires_at: "t".into(),
+            max_uses: 1,
+            root_ca: "c".into(),
+            root_sha256: "s".into(),
+            vpn: endpoint,
+            device_profile: Some("p".into()),
+        };
+        let registered_config = ProvisioningConfig {
+            provisioning_key: None,
+            device_profile: None,
+            ..config.clone()
+        };
+        check(
+            &doc,
+            &schema("ProvisioningConfig"),
+            &config,
+            &registered_config,
         );
         check(&doc, &schema("DeviceVpn"), &vpn, &vpn);
         check(

@@ -10,7 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use tokio_postgres::Row;
-use turtle_fleet_api::{NewProvisioningKey, ProvisioningKey, ProvisioningKeyInfo};
+use turtle_fleet_api::{
+    FleetRef, NewProvisioningConfig, NewProvisioningKey, ProvisioningConfig, ProvisioningKey,
+    ProvisioningKeyInfo, VpnEndpoint,
+};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -40,6 +43,104 @@ pub async fn create(
     // Every field is optional, so a request without a body is `{}`.
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let fleet_id = extract::id(&id, "fleet")?;
+    let (key, _) = insert(&state, fleet_id, body).await?;
+    Ok(created(key))
+}
+
+/// `POST /v1/fleets/{id}/provisioning-config`: a new provisioning key (as
+/// `provisioning-keys` makes it) in the one file a device needs to join
+/// the fleet: the api's URL, the registry's name, the root certificate and
+/// its SHA-256 pin, the VPN endpoint and the device profile.
+pub async fn config(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<JsonBody<NewProvisioningConfig>>,
+) -> ApiResult<Response> {
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
+    let fleet_id = extract::id(&id, "fleet")?;
+    if let Some(p) = &body.device_profile {
+        check_label("device_profile", p, PROFILE_MAX)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    // The root first: a config without it is of no use, and no key is made.
+    let root_ca = tokio::fs::read_to_string(&state.config.ca_file)
+        .await
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "the CA's root certificate is not readable at {} ({e})",
+                state.config.ca_file.display()
+            ))
+        })?;
+    let root_sha256 = pem_sha256(&root_ca).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "{} holds no PEM certificate",
+            state.config.ca_file.display()
+        ))
+    })?;
+    let asked = NewProvisioningKey {
+        description: body.description,
+        expires_in_secs: body.expires_in_secs,
+        max_uses: body.max_uses,
+    };
+    let (key, fleet) = insert(&state, fleet_id, asked).await?;
+    let c = &state.config;
+    Ok(created(ProvisioningConfig {
+        api: format!(
+            "https://{}",
+            crate::config::with_port(&format!("api.{}", c.domain), c.https_port)
+        ),
+        registry: c.registry_service.clone(),
+        fleet: FleetRef {
+            id: fleet_id,
+            name: fleet,
+        },
+        provisioning_key: Some(key.key),
+        provisioning_key_id: key.id,
+        expires_at: key.expires_at,
+        max_uses: key.max_uses,
+        root_ca,
+        root_sha256,
+        vpn: VpnEndpoint {
+            host: c.vpn.host.clone(),
+            port: c.vpn.port,
+        },
+        device_profile: body.device_profile,
+    }))
+}
+
+/// The longest device profile name.
+const PROFILE_MAX: usize = 64;
+
+/// SHA-256 of the first certificate of a PEM text (its DER), as uppercase
+/// hex pairs joined by `:`.
+pub fn pem_sha256(pem: &str) -> Option<String> {
+    use base64::Engine;
+    use sha2::Digest;
+    let body = pem
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)?
+        .split("-----END CERTIFICATE-----")
+        .next()?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let digest = sha2::Sha256::digest(&der);
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// Makes a provisioning key for fleet `fleet_id` as `body` asks; answers it
+/// and the fleet's name.
+async fn insert(
+    state: &AppState,
+    fleet_id: i64,
+    body: NewProvisioningKey,
+) -> ApiResult<(ProvisioningKey, turtle_fleet_api::FleetName)> {
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
     if !(0..=MAX_LIFETIME_SECS).contains(&lifetime) {
         return Err(ApiError::BadRequest(format!(
@@ -59,7 +160,7 @@ pub async fn create(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let key = secret::new_key();
     let client = state.pool.get().await?;
-    fleets::find(&client, fleet_id).await?;
+    let fleet = fleets::stored_name(fleets::find(&client, fleet_id).await?.get("name"))?;
     let row = client
         .query_one(
             "INSERT INTO provisioning_keys (fleet_id, key_sha256, description, expires_at, max_uses)
@@ -79,14 +180,17 @@ pub async fn create(
         row.get::<_, i64>(0),
         if max_uses == 1 { "" } else { "s" }
     );
-    Ok(created(ProvisioningKey {
-        description,
-        expires_at: rfc3339(row.get(1)),
-        fleet_id,
-        id: row.get(0),
-        key,
-        max_uses,
-    }))
+    Ok((
+        ProvisioningKey {
+            description,
+            expires_at: rfc3339(row.get(1)),
+            fleet_id,
+            id: row.get(0),
+            key,
+            max_uses,
+        },
+        fleet,
+    ))
 }
 
 fn info_from_row(row: &Row) -> ProvisioningKeyInfo {

@@ -66,6 +66,11 @@ pub fn table() -> Vec<Route> {
             "/v1/fleets/{id}/provisioning-keys/{key}",
             provisioning::delete,
         ),
+        route(
+            M::POST,
+            "/v1/fleets/{id}/provisioning-config",
+            provisioning::config,
+        ),
         route(M::POST, "/v1/devices/register", devices::register),
         route(M::GET, "/v1/devices", devices::list),
         route(M::GET, "/v1/devices/{uuid}", devices::get),

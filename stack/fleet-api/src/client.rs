@@ -639,6 +639,21 @@ impl Client {
         self.json(call, StatusCode::CREATED).await
     }
 
+    /// `POST /v1/fleets/{id}/provisioning-config`: a new provisioning key in
+    /// the one file a device joins the fleet with.
+    pub async fn provisioning_config(
+        &self,
+        fleet: i64,
+        config: &NewProvisioningConfig,
+    ) -> Result<ProvisioningConfig> {
+        let call = Call::new(
+            Method::POST,
+            format!("/v1/fleets/{fleet}/provisioning-config"),
+        )
+        .json(config);
+        self.json(call, StatusCode::CREATED).await
+    }
+
     /// `GET /v1/fleets/{id}/provisioning-keys`, oldest first, without the keys.
     pub async fn provisioning_keys(&self, fleet: i64) -> Result<Vec<ProvisioningKeyInfo>> {
         let call = Call::new(Method::GET, format!("/v1/fleets/{fleet}/provisioning-keys"));
@@ -660,9 +675,16 @@ impl Client {
 
     /// `POST /v1/devices/register`: needs no credentials (the provisioning key is
     /// in the body). [`Credentials::device`] makes the answer a credential.
+    /// A registration sent again with the identity of a registered device
+    /// (`uuid` and `device_key`) answers that device (200, not 201).
     pub async fn register(&self, registration: &Registration) -> Result<Registered> {
         let call = Call::new(Method::POST, "/v1/devices/register").json(registration);
-        self.json(call, StatusCode::CREATED).await
+        let answer = self.send(call).await?;
+        if answer.status == StatusCode::OK {
+            answer.json()
+        } else {
+            answer.expect(StatusCode::CREATED)?.json()
+        }
     }
 
     /// `GET /v1/devices`, in order of registration (admin).

@@ -146,7 +146,7 @@ pub struct ProvisioningKeyInfo {
 
 /// `POST /v1/devices/register` (schema `Registration`); it needs no
 /// `Authorization`: the provisioning key is the credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     /// At most 253 bytes, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +156,66 @@ pub struct Registration {
     /// gets a tunnel address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wireguard_public_key: Option<String>,
+    /// The device's own identity, made before it registers (a UUID, and 64
+    /// hex characters), so that a registration sent again (a restart, a
+    /// lost answer) answers the same device instead of making another.
+    /// Both or neither; without them the api makes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<String>,
+}
+
+/// `POST /v1/fleets/{id}/provisioning-config` (schema
+/// `NewProvisioningConfig`): a provisioning key as
+/// [`NewProvisioningKey`], and the device profile the devices get.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProvisioningConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i32>,
+    /// A device profile name (`raspberrypi3`, `nuc`, ...); none: the device
+    /// detects its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_profile: Option<String>,
+}
+
+/// Everything a new device needs to join a fleet, in one file (schema
+/// `ProvisioningConfig`). The device checks `root_ca` against
+/// `root_sha256` and trusts only that root for the api and the registry;
+/// it drops `provisioning_key` once registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningConfig {
+    /// The api's public URL (`https://api.<domain>[:port]`).
+    pub api: String,
+    /// The registry's name as image references write it
+    /// (`registry.<domain>[:port]`).
+    pub registry: String,
+    pub fleet: FleetRef,
+    /// The key (shown this once); `None` once the device registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_key: Option<String>,
+    pub provisioning_key_id: i64,
+    pub expires_at: String,
+    pub max_uses: i32,
+    /// The stack's root certificate (PEM).
+    pub root_ca: String,
+    /// SHA-256 of the root (DER) as uppercase hex pairs joined by `:`, as
+    /// `turtle ca status` shows it.
+    pub root_sha256: String,
+    pub vpn: VpnEndpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_profile: Option<String>,
+}
+
+/// Where devices reach the VPN server (schema `VpnEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpnEndpoint {
+    pub host: String,
+    pub port: u16,
 }
 
 /// A registered device (schema `Registered`): `device_key` is shown this once.
@@ -471,6 +531,7 @@ mod tests {
             name: Some("n".into()),
             provisioning_key: "k".into(),
             wireguard_public_key: Some("w".into()),
+            ..Default::default()
         });
         canonical(&LogLineIn {
             message: "m".into(),
@@ -509,6 +570,7 @@ mod tests {
                 name: None,
                 provisioning_key: "k".into(),
                 wireguard_public_key: None,
+                ..Default::default()
             })
             .unwrap(),
             json!({"provisioning_key": "k"})

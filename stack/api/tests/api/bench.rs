@@ -143,6 +143,7 @@ async fn register_with_one_key(api: &Client, key: &str, attempts: usize) -> Stri
         name: None,
         provisioning_key: key.into(),
         wireguard_public_key: None,
+        ..Default::default()
     };
     let start = Instant::now();
     let (mut created, mut used_up, mut limited, mut other) = (0, 0, 0, Vec::new());

@@ -19,6 +19,7 @@ async fn register(api: &Client, key: &str) -> Result<Registered, Error> {
         name: Some("pi".into()),
         provisioning_key: key.into(),
         wireguard_public_key: None,
+        ..Default::default()
     })
     .await
 }
@@ -440,6 +441,7 @@ async fn registration_gives_tunnel_addresses() {
         name: None,
         provisioning_key: key.key.clone(),
         wireguard_public_key: Some(wireguard_public_key),
+        ..Default::default()
     };
     let e = stack.api.register(&with_key(wg(1))).await.unwrap_err();
     assert_eq!(e.status(), Some(409), "{e}");

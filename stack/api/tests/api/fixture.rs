@@ -53,6 +53,8 @@ pub struct Files {
     pub leaf_cert_pem: String,
     pub intermediate_pem: String,
     pub root_pem: String,
+    /// The root's SHA-256 as `turtle ca status` shows it.
+    pub root_fingerprint: String,
 }
 
 impl Files {
@@ -83,6 +85,7 @@ impl Files {
             leaf_cert_pem: leaf.cert_pem.clone(),
             intermediate_pem: ca.intermediate_pem().to_string(),
             root_pem: ca.root_pem().to_string(),
+            root_fingerprint: ca.fingerprint(),
             dir,
         }
     }
@@ -272,6 +275,7 @@ impl Stack {
                 name: Some("test device".into()),
                 provisioning_key: key.key,
                 wireguard_public_key: wireguard_public_key.map(str::to_string),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -222,6 +222,7 @@ async fn device_names_hold_no_control_characters() {
             name: Some("pi\u{1b}[2J\u{1b}]0;owned\u{7}".into()),
             provisioning_key: key.key.clone(),
             wireguard_public_key: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -238,6 +239,7 @@ async fn device_names_hold_no_control_characters() {
             name: Some("x".repeat(254)),
             provisioning_key: key.key.clone(),
             wireguard_public_key: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -249,6 +251,7 @@ async fn device_names_hold_no_control_characters() {
             name: Some("pi in the hall".into()),
             provisioning_key: key.key,
             wireguard_public_key: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -4,7 +4,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use turtle_fleet_api::{Error, Registered, Registration};
+use turtle_fleet_api::{Error, NewProvisioningConfig, Registered, Registration};
+
+use crate::fixture::{DOMAIN, HTTPS_PORT};
 
 use crate::fixture::{Stack, VPN_PUBLIC_KEY};
 
@@ -13,6 +15,7 @@ fn registration(key: &str, wireguard_public_key: Option<String>) -> Registration
         name: None,
         provisioning_key: key.into(),
         wireguard_public_key,
+        ..Default::default()
     }
 }
 
@@ -216,4 +219,124 @@ async fn a_device_cannot_take_the_servers_or_anothers_key() {
         .modified()
         .unwrap();
     assert!(peers.peers.iter().all(|p| p.public_key != VPN_PUBLIC_KEY));
+}
+
+/// The provisioning config: the api's URL, the registry, the root and its pin
+/// as `turtle ca status` shows it, the VPN endpoint, the profile, and a key
+/// that registers.
+#[tokio::test]
+async fn a_provisioning_config_holds_everything_a_device_needs() {
+    let stack = Stack::start().await;
+    let fleet = stack.fleet("prod").await;
+    let config = stack
+        .admin()
+        .provisioning_config(
+            fleet,
+            &NewProvisioningConfig {
+                max_uses: Some(2),
+                device_profile: Some("raspberrypi3".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(config.api, format!("https://api.{DOMAIN}:{HTTPS_PORT}"));
+    assert_eq!(config.registry, format!("registry.{DOMAIN}:{HTTPS_PORT}"));
+    assert_eq!(config.fleet.id, fleet);
+    assert_eq!(config.fleet.name.as_str(), "prod");
+    assert_eq!(config.root_ca, stack.files.root_pem);
+    assert_eq!(config.root_sha256, stack.files.root_fingerprint);
+    assert_eq!(config.vpn.host, DOMAIN);
+    assert_eq!(config.device_profile.as_deref(), Some("raspberrypi3"));
+    assert_eq!(config.max_uses, 2);
+    let keys = stack.admin().provisioning_keys(fleet).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id, config.provisioning_key_id);
+    let device = stack
+        .api
+        .register(&registration(
+            config.provisioning_key.as_ref().unwrap(),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(device.fleet.id, fleet);
+    // Not for a fleet that does not exist, and no key is made.
+    let e = stack
+        .admin()
+        .provisioning_config(fleet + 100, &NewProvisioningConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+}
+
+/// A device that registers with its own identity and sends it again (a
+/// restart, a lost answer) is one device, and the key is used once, even
+/// after the key ran out; another key for that uuid is a conflict.
+#[tokio::test]
+async fn a_registration_sent_again_answers_the_same_device() {
+    let stack = Stack::start().await;
+    let fleet = stack.fleet("prod").await;
+    let key = stack.provisioning_key_for(fleet, 3600, 1).await;
+    let uuid = "0E5B2C1A-1111-4222-8333-444455556666";
+    let own = |device_key: &str| Registration {
+        provisioning_key: key.key.clone(),
+        uuid: Some(uuid.into()),
+        device_key: Some(device_key.into()),
+        wireguard_public_key: Some(wg(7)),
+        ..Default::default()
+    };
+    let device_key = "ab".repeat(32);
+    let first = stack.api.register(&own(&device_key)).await.unwrap();
+    assert_eq!(first.uuid, uuid.to_ascii_lowercase());
+    assert_eq!(first.device_key, device_key);
+    let again = stack.api.register(&own(&device_key)).await.unwrap();
+    assert_eq!(again, first, "the same device, tunnel address included");
+    assert_eq!(stack.admin().devices().await.unwrap().len(), 1);
+    assert_eq!(
+        stack.admin().provisioning_keys(fleet).await.unwrap()[0].uses,
+        1
+    );
+    // The identity is a credential.
+    stack.as_device(&first).target(None).await.unwrap();
+    // Another key for the uuid.
+    let e = stack
+        .api
+        .register(&own(&"cd".repeat(32)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409), "{e}");
+    assert!(e.api_message().unwrap().contains("another key"), "{e}");
+    // Half an identity, or a malformed one.
+    for body in [
+        Registration {
+            uuid: Some(uuid.into()),
+            ..registration(&key.key, None)
+        },
+        Registration {
+            uuid: Some("not-a-uuid".into()),
+            device_key: Some(device_key.clone()),
+            ..registration(&key.key, None)
+        },
+        Registration {
+            uuid: Some(uuid.into()),
+            device_key: Some("AB".repeat(32)),
+            ..registration(&key.key, None)
+        },
+    ] {
+        let e = stack.api.register(&body).await.unwrap_err();
+        assert_eq!(e.status(), Some(400), "{e}");
+    }
+    // A new identity with the used-up key is refused as before.
+    let e = stack
+        .api
+        .register(&Registration {
+            uuid: Some("0e5b2c1a-1111-4222-8333-777777777777".into()),
+            device_key: Some("ef".repeat(32)),
+            ..registration(&key.key, None)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    assert!(e.api_message().unwrap().contains("is used up"), "{e}");
 }

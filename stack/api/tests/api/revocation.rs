@@ -144,6 +144,7 @@ async fn a_deleted_provisioning_key_registers_nothing() {
         name: None,
         provisioning_key: key.key.clone(),
         wireguard_public_key: None,
+        ..Default::default()
     };
     let register = || stack.api.register(&body);
     let device = register().await.unwrap();

@@ -12,7 +12,7 @@ and the Docker engine. What it does, in order:
   full      `turtle bundle create --key` of the stack (its six services' four
             images and the Debian base they build FROM), then `bundle verify`
   change    one service changed: the db's image rebuilt with one more layer
-            (a file under /etc), under a tag of its own, in a copy of the stack
+            (a file under /tmp), under a tag of its own, in a copy of the stack
   delta     `bundle create --since full.tbundle` of the changed copy, then
             `bundle verify`
   apply     onto an empty box: a private dockerd (its own data root, socket
@@ -186,7 +186,7 @@ def main() -> None:
             shutil.copytree(REPO / "stack", copy / "stack", ignore=shutil.ignore_patterns("target"))
             dockerfile = copy / "images" / "postgres" / "Dockerfile"
             dockerfile.write_text(dockerfile.read_text()
-                                  + "\nRUN echo 'bench: one service changed' > /etc/turtle-bench-change\n")
+                                  + "\nRUN echo 'bench: one service changed' > /tmp/turtle-bench-change\n")
             compose = copy / "stack" / "docker-compose.yml"
             compose.write_text(compose.read_text().replace("image: turtle/postgres:bookworm-2",
                                                            f"image: {changed_tag}"))

@@ -126,6 +126,20 @@ pub(crate) fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// The fingerprint of the one certificate in `pem` (a root as `turtle ca
+/// export` prints it): SHA-256 of its DER, as [`crate::Authority::fingerprint`]
+/// writes it; the pin a device checks its parent's root against.
+pub fn pem_fingerprint(pem: &str) -> Result<String, String> {
+    match pem_certs(pem)?.as_slice() {
+        [der] => Ok(fingerprint(der)),
+        [] => Err("no CERTIFICATE block in the PEM".into()),
+        more => Err(format!(
+            "{} CERTIFICATE blocks where one is expected",
+            more.len()
+        )),
+    }
+}
+
 /// SHA-256 of the DER, as uppercase hex pairs joined by ':'.
 pub(crate) fn fingerprint(der: &[u8]) -> String {
     hex_pairs(&Sha256::digest(der))

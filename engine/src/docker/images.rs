@@ -93,9 +93,10 @@ impl Docker {
         let socket = self.socket.clone();
         let what = format!("image {reference}");
         let mut failed = false;
+        let credentials = self.auth_for(reference);
         let stream = self
             .client
-            .create_image(Some(opts), None, None)
+            .create_image(Some(opts), None, credentials)
             .map(move |item| match item {
                 Ok(info) => Ok(Progress::Layer {
                     id: info.id.unwrap_or_default(),

@@ -92,6 +92,36 @@ pub struct Docker {
     socket: String,
     /// The server's API version, `(major, minor)`, read on first use.
     api: Arc<OnceCell<(u64, u64)>>,
+    /// Credentials pulls send, by registry host (`registry.box.local:8443`);
+    /// shared by every clone, so one set by the fleet agent reaches the
+    /// supervisor's pulls.
+    registry_auth: Arc<std::sync::RwLock<std::collections::BTreeMap<String, RegistryAuth>>>,
+}
+
+/// A user and password a registry accepts (for a device: its uuid and key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The registry host of an image reference (`registry.box.local:8443` of
+/// `registry.box.local:8443/prod/web@sha256:…`), `None` for Docker Hub's
+/// (a first component without a dot or a port, other than `localhost`).
+pub fn registry_host(reference: &str) -> Option<&str> {
+    let (first, rest) = reference.split_once('/')?;
+    if rest.is_empty() {
+        return None;
+    }
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
 }
 
 /// The socket `Docker::connect(None)` uses: `DOCKER_HOST` when it is a
@@ -129,6 +159,31 @@ impl Docker {
             client,
             socket,
             api: Arc::new(OnceCell::new()),
+            registry_auth: Default::default(),
+        })
+    }
+
+    /// Pulls from registry `host` send these credentials from now on (the
+    /// engine then runs the registry's token flow with them).
+    pub fn set_registry_auth(&self, host: &str, auth: RegistryAuth) {
+        self.registry_auth
+            .write()
+            .expect("the credentials lock is never poisoned")
+            .insert(host.to_string(), auth);
+    }
+
+    /// The credentials set for `reference`'s registry.
+    pub(crate) fn auth_for(&self, reference: &str) -> Option<bollard::auth::DockerCredentials> {
+        let host = registry_host(reference)?;
+        let map = self
+            .registry_auth
+            .read()
+            .expect("the credentials lock is never poisoned");
+        map.get(host).map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(host.to_string()),
+            ..Default::default()
         })
     }
 
@@ -786,6 +841,48 @@ impl Engine for Docker {
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn the_registry_of_a_reference() {
+        assert_eq!(
+            registry_host("registry.box.local:8443/prod/web@sha256:ab"),
+            Some("registry.box.local:8443")
+        );
+        assert_eq!(registry_host("localhost/x:1"), Some("localhost"));
+        assert_eq!(registry_host("host:5000/x"), Some("host:5000"));
+        // Docker Hub's: no registry component.
+        assert_eq!(registry_host("library/debian:12"), None);
+        assert_eq!(registry_host("debian:12"), None);
+        assert_eq!(registry_host("busybox"), None);
+    }
+
+    #[test]
+    fn credentials_go_to_their_registry_only() {
+        let d = Docker::connect(Some("/nonexistent/turtle-test.sock"));
+        // connect fails without the socket; the map is tested on a client
+        // made for a socket path that exists as a file.
+        assert!(d.is_err());
+        let dir = std::env::temp_dir().join(format!("turtle-auth-{}", std::process::id()));
+        std::fs::write(&dir, b"").unwrap();
+        let d = Docker::connect(Some(dir.to_str().unwrap())).unwrap();
+        let _ = std::fs::remove_file(&dir);
+        let copy = d.clone();
+        d.set_registry_auth(
+            "registry.box.local:8443",
+            RegistryAuth {
+                username: "uuid".into(),
+                password: "key".into(),
+            },
+        );
+        let c = copy
+            .auth_for("registry.box.local:8443/prod/web@sha256:ab")
+            .expect("a clone sees the credentials");
+        assert_eq!(c.username.as_deref(), Some("uuid"));
+        assert_eq!(c.password.as_deref(), Some("key"));
+        assert_eq!(c.serveraddress.as_deref(), Some("registry.box.local:8443"));
+        assert!(copy.auth_for("other.local/prod/web:1").is_none());
+        assert!(copy.auth_for("busybox").is_none());
+    }
 
     #[test]
     fn health_from_status_text() {

@@ -72,12 +72,8 @@ pub async fn config(
                 state.config.ca_file.display()
             ))
         })?;
-    let root_sha256 = pem_sha256(&root_ca).ok_or_else(|| {
-        ApiError::Internal(format!(
-            "{} holds no PEM certificate",
-            state.config.ca_file.display()
-        ))
-    })?;
+    let root_sha256 = turtle_certs::pem_fingerprint(&root_ca)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", state.config.ca_file.display())))?;
     let asked = NewProvisioningKey {
         description: body.description,
         expires_in_secs: body.expires_in_secs,
@@ -111,28 +107,6 @@ pub async fn config(
 
 /// The longest device profile name.
 const PROFILE_MAX: usize = 64;
-
-/// SHA-256 of the first certificate of a PEM text (its DER), as uppercase
-/// hex pairs joined by `:`.
-pub fn pem_sha256(pem: &str) -> Option<String> {
-    use base64::Engine;
-    use sha2::Digest;
-    let body = pem
-        .split("-----BEGIN CERTIFICATE-----")
-        .nth(1)?
-        .split("-----END CERTIFICATE-----")
-        .next()?;
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let digest = sha2::Sha256::digest(&der);
-    Some(
-        digest
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
-}
 
 /// Makes a provisioning key for fleet `fleet_id` as `body` asks; answers it
 /// and the fleet's name.

@@ -63,6 +63,25 @@ pub struct Config {
     pub bundles: BundlesSection,
     pub releases: ReleasesSection,
     pub remote: RemoteSection,
+    pub agent: AgentSection,
+}
+
+/// The fleet agent: with a provisioning config, the daemon joins a fleet of
+/// a parent backend and follows its releases. Off unless `provisioning` is
+/// set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// The provisioning config (`turtle fleet provision FLEET` on the
+    /// parent writes it). Its key is dropped from the file once this box
+    /// registered.
+    pub provisioning: Option<PathBuf>,
+    /// How often the fleet's target is asked for [default: 30s]; each wait
+    /// is jittered by a tenth either way, and an unreachable parent is
+    /// retried sooner, backing off up to this interval.
+    pub poll_interval: Option<Duration>,
+    /// This box's name in the fleet [default: the host name].
+    pub name: Option<String>,
 }
 
 /// Remote push: the daemon's TCP listener, off unless `listen` is set.

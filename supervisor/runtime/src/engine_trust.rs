@@ -182,6 +182,29 @@ impl EngineTrust {
         })
     }
 
+    /// Trusts `root_pem` for one registry (`host[:port]`) that is not this
+    /// box's own: a fleet agent's parent registry. The directory carries
+    /// `owner` as its marker; another's directory is never taken over.
+    pub fn trust_registry(
+        &self,
+        registry: &str,
+        owner: &str,
+        root_pem: &str,
+    ) -> Result<(), EngineTrustError> {
+        let Some(dir) = &self.certs_dir else {
+            return Ok(());
+        };
+        // `host:443` is looked up as `host`.
+        let name = registry.strip_suffix(":443").unwrap_or(registry);
+        let d = dir.join(name);
+        if d.exists() && !is_ours(&d, owner) {
+            return Err(EngineTrustError::NotOurs { path: d });
+        }
+        std::fs::create_dir_all(&d).map_err(io("create", &d))?;
+        write_if_changed(&d.join("ca.crt"), root_pem)?;
+        write_if_changed(&d.join(MARKER), owner)
+    }
+
     /// Removes what [`Self::apply`] wrote for the project.
     pub fn remove(&self, project: &ProjectName) -> Result<(), EngineTrustError> {
         if let Some(dir) = &self.certs_dir {
@@ -348,6 +371,39 @@ mod tests {
         let p = project("s", vec![("proxy", proxy(&[(80, "80")]))]);
         let e = registries(&p, "box.local").unwrap_err().to_string();
         assert!(e.contains("service proxy") && e.contains("443"), "{e}");
+    }
+
+    #[test]
+    fn a_parent_registry_is_trusted_and_anothers_directory_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = EngineTrust {
+            certs_dir: Some(dir.path().to_path_buf()),
+            hosts_file: None,
+        };
+        t.trust_registry("registry.parent.local:8443", "fleet-agent", "ROOT")
+            .unwrap();
+        let d = dir.path().join("registry.parent.local:8443");
+        assert_eq!(std::fs::read_to_string(d.join("ca.crt")).unwrap(), "ROOT");
+        // Again, with a new root: replaced.
+        t.trust_registry("registry.parent.local:8443", "fleet-agent", "NEW")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("ca.crt")).unwrap(), "NEW");
+        // Port 443 is looked up without it.
+        t.trust_registry("registry.p.local:443", "fleet-agent", "R")
+            .unwrap();
+        assert!(dir.path().join("registry.p.local/ca.crt").exists());
+        // An admin's own directory is not taken over.
+        let mine = dir.path().join("registry.mine.local");
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::write(mine.join("ca.crt"), "ADMIN").unwrap();
+        let e = t
+            .trust_registry("registry.mine.local", "fleet-agent", "R")
+            .unwrap_err();
+        assert!(matches!(e, EngineTrustError::NotOurs { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(mine.join("ca.crt")).unwrap(),
+            "ADMIN"
+        );
     }
 
     #[test]

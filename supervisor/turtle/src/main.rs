@@ -1,3 +1,4 @@
+mod agent;
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -117,6 +117,13 @@ pub enum Origin {
     Adopted,
     /// `turtle bundle apply`, a remote push or a preload.
     Bundle { file: String },
+    /// A fleet's release, followed by the fleet agent from its parent's
+    /// api: the fleet, the release's id there and its version.
+    Fleet {
+        fleet: String,
+        release: i64,
+        version: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,6 +46,12 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .map_err(|e| Failure::op(format!("{}: {e}", pid_file.display())))?;
     tracing::info!(socket = %g.socket_path().display(), state_dir = %g.state_dir.display(), "turtle daemon started");
+    // With a provisioning config, the fleet agent, beside the API.
+    let agent = tokio::spawn(crate::agent::run(
+        Arc::clone(&sup),
+        file.clone(),
+        g.state_dir.clone(),
+    ));
     // On the first start, the preload directory's bundles, beside the API.
     let preload = tokio::spawn(super::preload::run(
         Arc::clone(&sup),
@@ -62,6 +68,7 @@ pub async fn run(g: &GlobalArgs, a: DaemonArgs) -> Result<(), Failure> {
     )
     .await;
     preload.abort();
+    agent.abort();
     let _ = std::fs::remove_file(&pid_file);
     result
 }

@@ -1,0 +1,307 @@
+//! The fleet agent: the same `turtle daemon`, with a parent. With
+//! `agent.provisioning` set in turtle.yaml, the daemon joins its fleet
+//! ([`identity`]), then follows the fleet's target ([`follow`]): an ETag
+//! poll of the parent's api (a 304 costs the parent one indexed read),
+//! jittered, backing off while the parent is away; a new target is pulled
+//! from the parent's registry with this box's credentials and applied as a
+//! release (`Supervisor::push`: strategies, update locks, health gate,
+//! automatic rollback); a release rolled back here is reported and not
+//! tried again until the target moves. After every decision the box
+//! reports its state (`PUT /v1/device/state`).
+//!
+//! Offline first: nothing here stops or changes what runs when the parent
+//! is away; the supervisor keeps the last good release alive, and the
+//! agent catches up when the parent answers again.
+
+pub mod follow;
+pub mod identity;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use turtle_control::Control;
+use turtle_engine::docker::{Docker, RegistryAuth};
+use turtle_fleet_api::{Client, Conditional, Release as FleetRelease, Target};
+use turtle_runtime::config::Config;
+use turtle_runtime::engine_trust::EngineTrust;
+use turtle_runtime::release::{Origin, PushOptions, Release};
+use turtle_runtime::supervisor::Supervisor;
+
+use follow::Decision;
+use identity::Identity;
+
+/// The poll interval when the config gives none.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// The marker of the registry trust directory the agent writes.
+const OWNER: &str = "fleet-agent";
+
+/// Joins the fleet and follows it until the task is dropped. Errors are
+/// logged and retried: the agent never stops the daemon.
+pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBuf) {
+    let Some(provisioning) = config.agent.provisioning.clone() else {
+        return;
+    };
+    let interval = config
+        .agent
+        .poll_interval
+        .map_or(DEFAULT_POLL_INTERVAL, |d| d.as_std())
+        .max(Duration::from_secs(1));
+    let name = config.agent.name.clone().or_else(hostname);
+    // Registration, retried while the parent cannot be reached; a refusal
+    // (a pin mismatch, a used-up key) is retried too, slowly: an admin may
+    // fix the file meanwhile.
+    let mut wait = Duration::ZERO;
+    let id = loop {
+        match identity::join(&state_dir, &provisioning, name.clone()).await {
+            Ok(id) => break id,
+            Err(e) => {
+                wait = follow::backoff(wait, interval);
+                tracing::error!("fleet agent: {e}; trying again in {} s", wait.as_secs());
+                record(&sup, "", "agent-error", &e);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    let trust = EngineTrust {
+        certs_dir: config.engine.certs_dir.clone(),
+        hosts_file: None,
+    };
+    if let Err(e) = trust.trust_registry(&id.registry, OWNER, &id.root_ca) {
+        tracing::error!(
+            "fleet agent: the engine cannot be made to trust {}: {e}; pulls from it will fail",
+            id.registry
+        );
+    }
+    sup.engine().set_registry_auth(
+        &id.registry,
+        RegistryAuth {
+            username: id.uuid.clone(),
+            password: id.device_key.clone(),
+        },
+    );
+    let client = match id.client(id.credentials()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("fleet agent: {e}");
+            return;
+        }
+    };
+    let mut agent = Agent {
+        sup,
+        id,
+        client,
+        workdir: identity::dir(&state_dir).join("project"),
+        etag: None,
+        target: None,
+        retry: false,
+        last: None,
+    };
+    let mut wait = Duration::ZERO;
+    loop {
+        match agent.tick().await {
+            Ok(()) => {
+                wait = Duration::ZERO;
+                tokio::time::sleep(follow::jittered(interval)).await;
+            }
+            Err(e) => {
+                wait = follow::backoff(wait, interval);
+                tracing::warn!("fleet agent: {e}; again in {} s", wait.as_secs());
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// An event of the agent, under the fleet's project in `turtle events`.
+fn record(sup: &Supervisor<Docker>, project: &str, kind: &str, message: &str) {
+    sup.record(project, None, None, kind, message);
+}
+
+struct Agent {
+    sup: Arc<Supervisor<Docker>>,
+    id: Identity,
+    client: Client,
+    workdir: PathBuf,
+    /// The ETag of the last target answer.
+    etag: Option<String>,
+    target: Option<Target>,
+    /// The last apply failed before it made a release (the engine, a
+    /// journal in flight): try again at the next tick even on a 304.
+    retry: bool,
+    /// The last update this agent made: what the report says of it.
+    last: Option<Release>,
+}
+
+impl Agent {
+    async fn tick(&mut self) -> Result<(), String> {
+        let answer = self
+            .client
+            .target(self.etag.as_deref())
+            .await
+            .map_err(|e| format!("asking {} for the target: {e}", self.id.api))?;
+        let changed = match answer {
+            Conditional::Modified { value, etag } => {
+                self.etag = etag;
+                self.target = Some(value);
+                true
+            }
+            Conditional::NotModified { etag } => {
+                self.etag = etag;
+                false
+            }
+        };
+        if changed || self.retry {
+            self.apply().await;
+        }
+        if changed || self.retry || self.last.is_some() {
+            self.report().await?;
+        }
+        Ok(())
+    }
+
+    fn project_name(&self) -> Result<turtle_compose::ProjectName, String> {
+        self.id
+            .fleet
+            .name
+            .as_str()
+            .parse::<turtle_compose::ProjectName>()
+            .map_err(|e| format!("fleet {}: {e}", self.id.fleet.name))
+    }
+
+    async fn releases(&self) -> Vec<Release> {
+        match self.project_name() {
+            Ok(name) => Control::releases(&*self.sup, &name)
+                .await
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn apply(&mut self) {
+        self.retry = false;
+        let target = self.target.as_ref().and_then(|t| t.release.clone());
+        let releases = self.releases().await;
+        match follow::decide(target.as_ref(), &releases) {
+            Decision::Nothing | Decision::UpToDate => {}
+            Decision::Skip { outcome, reason } => {
+                let r = target.as_ref().expect("a skip has a target");
+                tracing::info!(
+                    "fleet agent: release {} of fleet {} was {outcome} here ({reason}); not tried again until the fleet's target moves",
+                    r.version,
+                    self.id.fleet.name
+                );
+            }
+            Decision::Apply => {
+                let r = target.expect("an apply has a target");
+                if let Err(e) = self.push(&r).await {
+                    tracing::error!("fleet agent: {e}");
+                    record(&self.sup, self.id.fleet.name.as_str(), "agent-error", &e);
+                    self.retry = true;
+                }
+            }
+        }
+    }
+
+    async fn push(&mut self, r: &FleetRelease) -> Result<(), String> {
+        let fleet = self.id.fleet.name.to_string();
+        std::fs::create_dir_all(&self.workdir)
+            .map_err(|e| format!("{}: {e}", self.workdir.display()))?;
+        let project = follow::project_of(&fleet, r, &self.workdir)?;
+        tracing::info!(
+            "fleet agent: applying release {} (id {}) of fleet {fleet}",
+            r.version,
+            r.id
+        );
+        let opts = PushOptions {
+            version: Some(r.version.to_string()),
+            notes: Some(format!("fleet {fleet}, release {}", r.id)),
+            origin: Some(Origin::Fleet {
+                fleet: fleet.clone(),
+                release: r.id,
+                version: r.version,
+            }),
+            ..Default::default()
+        };
+        let release = self
+            .sup
+            .push(&project, &opts, &|e| {
+                if let turtle_runtime::apply::Event::Release { line } = e {
+                    tracing::info!("fleet agent: {line}");
+                }
+            })
+            .await
+            .map_err(|e| format!("release {} of fleet {fleet}: {e}", r.version))?;
+        tracing::info!(
+            "fleet agent: release {} of fleet {fleet} {}{}",
+            r.version,
+            release.outcome,
+            release
+                .reason
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
+        );
+        self.last = Some(release);
+        Ok(())
+    }
+
+    /// `PUT /v1/device/state`: the current and target release, the last
+    /// update's result, each service's state and health, the box's facts.
+    async fn report(&mut self) -> Result<(), String> {
+        let releases = self.releases().await;
+        let current = releases
+            .iter()
+            .find(|r| r.outcome == turtle_runtime::release::Outcome::Committed);
+        let last = self.last.clone().or_else(|| releases.first().cloned());
+        let services = match self.project_name() {
+            Ok(name) => Control::status(&*self.sup, &name)
+                .await
+                .map(|s| s.containers)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let device = Control::device(&*self.sup).await.ok();
+        let target = self.target.as_ref().and_then(|t| t.release.as_ref());
+        let state = serde_json::json!({
+            "current_release": current.map(summary),
+            "target_release": target.map(|t| serde_json::json!({"id": t.id, "version": t.version})),
+            "last_update": last.as_ref().map(summary),
+            "services": services.iter().map(|c| serde_json::json!({
+                "service": c.service,
+                "state": c.state,
+                "health": c.health,
+                "restarts": c.restarts,
+            })).collect::<Vec<_>>(),
+            "device": device,
+            "turtle": env!("CARGO_PKG_VERSION"),
+        });
+        self.client
+            .report_state(&state)
+            .await
+            .map_err(|e| format!("reporting state to {}: {e}", self.id.api))
+    }
+}
+
+/// A local release as the parent sees it.
+fn summary(r: &Release) -> serde_json::Value {
+    let fleet_release = match &r.origin {
+        Origin::Fleet { release, .. } => Some(*release),
+        _ => None,
+    };
+    serde_json::json!({
+        "fleet_release": fleet_release,
+        "version": r.version,
+        "local_id": r.id,
+        "outcome": r.outcome,
+        "reason": r.reason,
+        "finished_ms": r.finished_ms,
+    })
+}

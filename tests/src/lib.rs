@@ -150,15 +150,24 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `cond` every 100 ms until it holds or `timeout` passes.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, cond),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Polls `cond` every 100 ms until it holds (true) or `timeout` passes
+/// (false): for a caller that says more than "timed out" on failure.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    true
 }
 
 /// Runs `docker ARGS`, returning stdout (trimmed); panics with stderr on failure.

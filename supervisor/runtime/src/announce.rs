@@ -162,18 +162,7 @@ fn announcement(
             Err(e) => tracing::warn!(project = %p.name, "{e}"),
         }
     }
-    let api = format!("api.{domain}");
-    let host = if names.contains(&api) {
-        api
-    } else {
-        domain.to_string()
-    };
-    let port = https_port(projects, domain, &host);
-    let api_url = if port == HTTPS_PORT {
-        format!("https://{host}")
-    } else {
-        format!("https://{host}:{port}")
-    };
+    let (api_url, port) = api(projects, domain, &names);
     MdnsConfig {
         domain: domain.to_string(),
         names: names.into_iter().collect(),
@@ -186,6 +175,35 @@ fn announcement(
         ],
         interfaces: config.interfaces.clone(),
     }
+}
+
+/// The URL of the API these projects serve (`https://api.<domain>[:port]`;
+/// the domain itself when no project names `api`), as mDNS announces it.
+pub fn api_url(projects: &[Project], domain: &str) -> String {
+    let mut names = BTreeSet::new();
+    for p in projects {
+        if let Ok(n) = trust::public_names(p, domain) {
+            names.extend(n);
+        }
+    }
+    api(projects, domain, &names).0
+}
+
+/// The API's URL and HTTPS port among `names`.
+fn api(projects: &[Project], domain: &str, names: &BTreeSet<String>) -> (String, u16) {
+    let api = format!("api.{domain}");
+    let host = if names.contains(&api) {
+        api
+    } else {
+        domain.to_string()
+    };
+    let port = https_port(projects, domain, &host);
+    let url = if port == HTTPS_PORT {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{port}")
+    };
+    (url, port)
 }
 
 /// The host port that serves `host` over HTTPS: the port published for

@@ -11,6 +11,7 @@ mod backend;
 mod base;
 mod bundle;
 mod ca;
+mod child;
 mod config;
 mod context;
 mod daemon;
@@ -148,6 +149,9 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Print a secret the supervisor made for a project's services (e.g. admin-token).
     Secret(secret::SecretArgs),
+    /// Child devices on this box: each a container with its own Docker
+    /// engine and turtle, provisioned into a fleet of this box's backend.
+    Child(child::ChildArgs),
     /// Remote push to this box (`turtle push --to` on another machine):
     /// print or rotate the token it must present.
     Remote(remote::RemoteArgs),
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bundle(a) => bundle::run(&g, a).await,
         Command::Secret(a) => secret::run(&g, a),
         Command::Remote(a) => remote::run(&g, a),
+        Command::Child(a) => child::run(&g, a).await,
         Command::Backend(a) => backend::run(*a).await,
     }
 }

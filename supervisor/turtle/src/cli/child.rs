@@ -4,7 +4,8 @@
 //! engine, as a device on the LAN would have. Each is the compose project
 //! `child-NAME` (see `images/child`), kept alive by this box's daemon.
 //!
-//! What the nested engine needs (docs/ARCHITECTURE.md, "Children"): every
+//! What the nested engine needs (ARCHITECTURE.md, "The fleet agent and
+//! child devices"): every
 //! capability but SYS_RESOURCE (which this machine's bounding set lacks,
 //! so `privileged` fails), no seccomp or AppArmor profile, every device
 //! (`a *:* rwm`), the host's cgroup tree read-write (cgroup v1 here), a

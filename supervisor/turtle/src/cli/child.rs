@@ -5,12 +5,11 @@
 //! `child-NAME` (see `images/child`), kept alive by this box's daemon.
 //!
 //! What the nested engine needs (ARCHITECTURE.md, "The fleet agent and
-//! child devices"): every
-//! capability but SYS_RESOURCE (which this machine's bounding set lacks,
-//! so `privileged` fails), no seccomp or AppArmor profile, every device
-//! (`a *:* rwm`), the host's cgroup tree read-write (cgroup v1 here), a
-//! tmpfs at /run, /dev/fuse for fuse-overlayfs, and a volume for
-//! /var/lib/docker.
+//! child devices"): every capability but SYS_RESOURCE (which this
+//! machine's bounding set lacks, so `privileged` fails), no seccomp or
+//! AppArmor profile, every device (`a *:* rwm`), the host's cgroup tree
+//! read-write (cgroup v1 here), a tmpfs at /run, /dev/fuse for
+//! fuse-overlayfs, and a volume for /var/lib/docker.
 
 use std::path::{Path, PathBuf};
 

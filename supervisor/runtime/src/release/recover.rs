@@ -60,6 +60,10 @@ impl<E: Engine> Supervisor<E> {
                 Phase::Download => {
                     let why =
                         "the supervisor stopped during the download; the previous release runs";
+                    // A strategy's stop the killed daemon sent may still be
+                    // on its way through the engine: finished first, it
+                    // cannot land after the previous release started.
+                    self.finish_stops(&journal.project).await;
                     if let Some(p) = &previous {
                         self.switch(p, sink).await?;
                     }
@@ -90,5 +94,37 @@ impl<E: Engine> Supervisor<E> {
             out.push(ended);
         }
         Ok(out)
+    }
+}
+
+impl<E: Engine> Supervisor<E> {
+    /// Stops the containers of the project's held services (those a
+    /// kill-then-download strategy stops are held before the stop is
+    /// sent): a stop already under way completes before this returns, and
+    /// one never sent is done now, as the strategy wanted. Errors are
+    /// logged: the switch that follows decides what runs.
+    async fn finish_stops(&self, project: &str) {
+        let held = match self.store().held(project) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(project, "recovery: cannot read the held services: {e}");
+                return;
+            }
+        };
+        let engine = &*self.handle().engine;
+        for service in held {
+            let filter = turtle_reconcile::names::service_filter(project, &service);
+            let Ok(containers) = engine.list_containers(&filter).await else {
+                continue;
+            };
+            for c in containers
+                .iter()
+                .filter(|c| c.state == turtle_engine::State::Running)
+            {
+                if let Err(e) = engine.stop_container(&c.id, None).await {
+                    tracing::warn!(project, service, "recovery: stopping {}: {e}", c.name);
+                }
+            }
+        }
     }
 }

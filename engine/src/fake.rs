@@ -616,6 +616,14 @@ impl Engine for FakeEngine {
 
     async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
         self.record(format!("tag_image {source} {target}"));
+        // As the engine: a reference by digest is not a tag.
+        if target.contains('@') {
+            return Err(crate::EngineError::Api {
+                what: format!("tag {source} as {target}"),
+                status: 500,
+                message: "invalid tag format".into(),
+            });
+        }
         let mut i = self.inner.lock().unwrap();
         match i.images.get(source).cloned() {
             // A tag names the same image.

@@ -323,7 +323,11 @@ async fn run_step<E: Engine>(
             }
             // Stamps the image's LastTagTime with the time of this pull, so
             // `pull_policy: every_<d>` counts from it (see
-            // turtle_reconcile::refresh).
+            // turtle_reconcile::refresh). A reference by digest names one
+            // image for good (nothing to refresh) and cannot be a tag.
+            if image.contains('@') {
+                return Ok(());
+            }
             engine
                 .tag_image(image, image)
                 .await

@@ -79,6 +79,28 @@ mod tests {
         assert_eq!(engine.mutating_calls(), Vec::<String>::new());
     }
 
+    /// An image named by digest (a fleet release's pin) is pulled and run
+    /// without the tag that stamps a pull's time: a digest is not a tag.
+    #[tokio::test(start_paused = true)]
+    async fn an_image_by_digest_is_pulled_and_never_tagged() {
+        let engine = FakeEngine::new();
+        let image = "registry.p.local:8443/prod/web@sha256:ab";
+        let p = project(vec![("web", service(image))]);
+        let plan = up(&engine, &p).await;
+        assert!(
+            actions(&plan).contains(&format!("pull image {image}")),
+            "{plan}"
+        );
+        assert!(
+            !engine.calls().iter().any(|c| c.starts_with("tag_image")),
+            "{:?}",
+            engine.calls()
+        );
+        let web = engine.containers();
+        assert_eq!(web.len(), 1);
+        assert_eq!(web[0].summary.state, State::Running);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_changed_service_alone_is_recreated_and_restart_dependents_follow() {
         let engine = FakeEngine::new();

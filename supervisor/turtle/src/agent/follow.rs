@@ -17,12 +17,18 @@ pub enum Decision {
     Nothing,
     /// The target runs, committed.
     UpToDate,
-    /// This box already tried the target and it was rolled back or failed:
-    /// not tried again until the target moves (the reason is reported).
+    /// This box already ran the target and it was rolled back: not tried
+    /// again until the target moves (the reason is reported).
     Skip { outcome: Outcome, reason: String },
+    /// The target failed before it ran (a pull, the disk): tried again
+    /// after a wait that doubles with each failure.
+    Wait { until_ms: i64 },
     /// Apply the target.
     Apply,
 }
+
+/// The longest wait between tries of a release that failed before it ran.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
 
 /// The fleet release a local release came from.
 fn fleet_release(r: &Release) -> Option<i64> {
@@ -32,8 +38,15 @@ fn fleet_release(r: &Release) -> Option<i64> {
     }
 }
 
-/// Decides from the target and the project's local releases (newest first).
-pub fn decide(target: Option<&FleetRelease>, releases: &[Release]) -> Decision {
+/// Decides from the target and the project's local releases (newest
+/// first), at `now_ms`, retrying a failure after `interval` doubled per
+/// failure (at most [`MAX_RETRY_WAIT`]).
+pub fn decide(
+    target: Option<&FleetRelease>,
+    releases: &[Release],
+    now_ms: i64,
+    interval: Duration,
+) -> Decision {
     let Some(target) = target else {
         return Decision::Nothing;
     };
@@ -41,16 +54,31 @@ pub fn decide(target: Option<&FleetRelease>, releases: &[Release]) -> Decision {
     if current.and_then(fleet_release) == Some(target.id) {
         return Decision::UpToDate;
     }
-    // The newest try of the target decides: a later push of it after a
-    // failed one (the target moved away and back) counts.
-    match releases
+    let tries: Vec<&Release> = releases
         .iter()
-        .find(|r| fleet_release(r) == Some(target.id))
-    {
-        Some(r) if matches!(r.outcome, Outcome::RolledBack | Outcome::Failed) => Decision::Skip {
+        .filter(|r| fleet_release(r) == Some(target.id))
+        .collect();
+    // The newest try of the target decides.
+    match tries.first() {
+        Some(r) if r.outcome == Outcome::RolledBack => Decision::Skip {
             outcome: r.outcome,
             reason: r.reason.clone().unwrap_or_default(),
         },
+        Some(r) if r.outcome == Outcome::Failed => {
+            let failures = tries
+                .iter()
+                .take_while(|r| r.outcome == Outcome::Failed)
+                .count() as u32;
+            let wait = interval
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(MAX_RETRY_WAIT);
+            let until_ms = r.finished_ms.unwrap_or(r.created_ms) + wait.as_millis() as i64;
+            if now_ms >= until_ms {
+                Decision::Apply
+            } else {
+                Decision::Wait { until_ms }
+            }
+        }
         _ => Decision::Apply,
     }
 }
@@ -154,34 +182,67 @@ mod tests {
 
     #[test]
     fn the_target_is_applied_once_and_a_bad_one_not_again() {
-        assert_eq!(decide(None, &[]), Decision::Nothing);
+        let i = Duration::from_secs(30);
+        let d = |t, r: &[Release]| decide(t, r, 0, i);
+        assert_eq!(d(None, &[]), Decision::Nothing);
         let v1 = fleet_rel(10, 1);
         let v2 = fleet_rel(11, 2);
-        assert_eq!(decide(Some(&v1), &[]), Decision::Apply);
+        assert_eq!(d(Some(&v1), &[]), Decision::Apply);
         let on_v1 = [local(10, Outcome::Committed)];
-        assert_eq!(decide(Some(&v1), &on_v1), Decision::UpToDate);
-        assert_eq!(decide(Some(&v2), &on_v1), Decision::Apply);
+        assert_eq!(d(Some(&v1), &on_v1), Decision::UpToDate);
+        assert_eq!(d(Some(&v2), &on_v1), Decision::Apply);
         // v2 rolled back: v1 still runs, v2 is not tried again.
         let rolled = [
             local(11, Outcome::RolledBack),
             local(10, Outcome::Committed),
         ];
         assert_eq!(
-            decide(Some(&v2), &rolled),
+            d(Some(&v2), &rolled),
             Decision::Skip {
                 outcome: Outcome::RolledBack,
                 reason: "web: unhealthy".into()
             }
         );
         // The fleet pinned back to v1: up to date.
-        assert_eq!(decide(Some(&v1), &rolled), Decision::UpToDate);
+        assert_eq!(d(Some(&v1), &rolled), Decision::UpToDate);
         // A push cut short (pending) is applied again.
         let pending = [local(11, Outcome::Pending), local(10, Outcome::Committed)];
-        assert_eq!(decide(Some(&v2), &pending), Decision::Apply);
+        assert_eq!(d(Some(&v2), &pending), Decision::Apply);
         // A local push on top: the fleet's target is applied again.
         let mut mine = local(10, Outcome::Committed);
         mine.origin = Origin::Push;
-        assert_eq!(decide(Some(&v1), &[mine]), Decision::Apply);
+        assert_eq!(d(Some(&v1), &[mine]), Decision::Apply);
+    }
+
+    #[test]
+    fn a_release_that_failed_before_it_ran_is_tried_again_later_and_later() {
+        let i = Duration::from_secs(30);
+        let v2 = fleet_rel(11, 2);
+        let failed = |at: i64| {
+            let mut r = local(11, Outcome::Failed);
+            r.finished_ms = Some(at);
+            r
+        };
+        let once = [failed(1_000), local(10, Outcome::Committed)];
+        assert_eq!(
+            decide(Some(&v2), &once, 1_000, i),
+            Decision::Wait { until_ms: 31_000 }
+        );
+        assert_eq!(decide(Some(&v2), &once, 31_000, i), Decision::Apply);
+        // Three failures in a row: 4 intervals.
+        let thrice = [failed(5_000), failed(3_000), failed(1_000)];
+        assert_eq!(
+            decide(Some(&v2), &thrice, 5_000, i),
+            Decision::Wait { until_ms: 125_000 }
+        );
+        // Never more than an hour.
+        let many: Vec<Release> = (0..20).map(|_| failed(0)).collect();
+        assert_eq!(
+            decide(Some(&v2), &many, 0, i),
+            Decision::Wait {
+                until_ms: MAX_RETRY_WAIT.as_millis() as i64
+            }
+        );
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
         etag: None,
         target: None,
         retry: false,
-        last: None,
+        dirty: true,
+        interval,
     };
     let mut wait = Duration::ZERO;
     loop {
@@ -133,11 +134,14 @@ struct Agent {
     /// The ETag of the last target answer.
     etag: Option<String>,
     target: Option<Target>,
-    /// The last apply failed before it made a release (the engine, a
-    /// journal in flight): try again at the next tick even on a 304.
+    /// Decide again at the next tick even on a 304: the last apply failed
+    /// before it made a release (the engine, a journal in flight), or a
+    /// failed release waits for its next try.
     retry: bool,
-    /// The last update this agent made: what the report says of it.
-    last: Option<Release>,
+    /// Something changed since the last report the api took.
+    dirty: bool,
+    /// The poll interval: the unit of the waits between tries.
+    interval: Duration,
 }
 
 impl Agent {
@@ -161,8 +165,12 @@ impl Agent {
         if changed || self.retry {
             self.apply().await;
         }
-        if changed || self.retry || self.last.is_some() {
+        // A report after every change, retried until the api takes it
+        // (its rate limit is a dozen a minute per device).
+        if changed || self.dirty {
+            self.dirty = true;
             self.report().await?;
+            self.dirty = false;
         }
         Ok(())
     }
@@ -189,8 +197,16 @@ impl Agent {
         self.retry = false;
         let target = self.target.as_ref().and_then(|t| t.release.clone());
         let releases = self.releases().await;
-        match follow::decide(target.as_ref(), &releases) {
+        let now = turtle_runtime::store::now_millis();
+        match follow::decide(target.as_ref(), &releases, now, self.interval) {
             Decision::Nothing | Decision::UpToDate => {}
+            Decision::Wait { until_ms } => {
+                self.retry = true;
+                tracing::debug!(
+                    "fleet agent: the target failed here; next try in {} s",
+                    (until_ms - now) / 1000
+                );
+            }
             Decision::Skip { outcome, reason } => {
                 let r = target.as_ref().expect("a skip has a target");
                 tracing::info!(
@@ -201,6 +217,7 @@ impl Agent {
             }
             Decision::Apply => {
                 let r = target.expect("an apply has a target");
+                self.dirty = true;
                 if let Err(e) = self.push(&r).await {
                     tracing::error!("fleet agent: {e}");
                     record(&self.sup, self.id.fleet.name.as_str(), "agent-error", &e);
@@ -249,7 +266,9 @@ impl Agent {
                 .map(|w| format!(": {w}"))
                 .unwrap_or_default()
         );
-        self.last = Some(release);
+        if release.outcome == turtle_runtime::release::Outcome::Failed {
+            self.retry = true;
+        }
         Ok(())
     }
 
@@ -260,7 +279,7 @@ impl Agent {
         let current = releases
             .iter()
             .find(|r| r.outcome == turtle_runtime::release::Outcome::Committed);
-        let last = self.last.clone().or_else(|| releases.first().cloned());
+        let last = releases.first();
         let services = match self.project_name() {
             Ok(name) => Control::status(&*self.sup, &name)
                 .await
@@ -273,7 +292,7 @@ impl Agent {
         let state = serde_json::json!({
             "current_release": current.map(summary),
             "target_release": target.map(|t| serde_json::json!({"id": t.id, "version": t.version})),
-            "last_update": last.as_ref().map(summary),
+            "last_update": last.map(summary),
             "services": services.iter().map(|c| serde_json::json!({
                 "service": c.service,
                 "state": c.state,

@@ -16,10 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use turtle_compose::ProjectName;
 use turtle_control::client::Client;
-use turtle_fleet_api::{Credentials, NewProvisioningConfig};
-use turtle_runtime::secrets::{SecretName, Secrets};
-use turtle_runtime::store::Store;
-use turtle_runtime::trust::Trust;
+use turtle_fleet_api::NewProvisioningConfig;
 
 use super::context::{self, Failure};
 use super::output::Printer;
@@ -115,44 +112,9 @@ async fn create(
 ) -> Result<(), Failure> {
     let project = project_of(name)?;
     let daemon = daemon(g).await?;
-    // The stack: its api's URL as this box reaches it, its admin token.
-    let config = context::supervisor_config(g)?;
-    let trust =
-        Trust::open(&g.state_dir, &config, std::time::SystemTime::now()).map_err(Failure::op)?;
-    let domain = trust.domain().to_string();
-    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
-    let stack_project = store.project(stack).map_err(Failure::op)?.ok_or_else(|| {
-        Failure::input(format!(
-            "no backend stack {stack} on this box: `turtle up -f stack/docker-compose.yml` first (or --stack PROJECT)"
-        ))
-    })?;
-    let api = turtle_runtime::announce::api_url(std::slice::from_ref(&stack_project), &domain);
-    let token_name: SecretName = "admin-token".parse().map_err(Failure::op)?;
-    let token = Secrets::new(&g.state_dir)
-        .read(stack, &token_name)
-        .map_err(Failure::op)?;
-    let admin = turtle_fleet_api::Client::builder(api.clone())
-        .root_ca_pem(trust.authority().root_pem().to_string())
-        .credentials(Credentials::Admin(token.trim().to_string()))
-        .build()
-        .map_err(Failure::op)?;
-    let fleets = admin
-        .fleets()
-        .await
-        .map_err(|e| Failure::op(format!("{api}: {e}")))?;
-    let found = fleets
-        .iter()
-        .find(|f| f.name.as_str() == fleet)
-        .ok_or_else(|| {
-            Failure::input(format!(
-                "no fleet {fleet} in the backend at {api} (it has: {})",
-                fleets
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+    let backend = super::fleet::backend(g, stack).await?;
+    let found = backend.fleet(fleet).await?;
+    let (admin, api, domain) = (&backend.client, &backend.api, &backend.domain);
     let provisioning = admin
         .provisioning_config(
             found.id,
@@ -185,7 +147,7 @@ async fn create(
     let compose = dir.join("docker-compose.yml");
     write(
         &compose,
-        &child_compose(&project, name, &domain, &provisioning_file, &turtle_yaml),
+        &child_compose(&project, name, domain, &provisioning_file, &turtle_yaml),
     )?;
     let loaded = context::load_project_built_by(
         &ProjectArgs {

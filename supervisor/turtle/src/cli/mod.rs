@@ -18,6 +18,7 @@ mod daemon;
 mod device;
 mod down;
 mod events;
+mod fleet;
 mod logs;
 mod names;
 mod output;
@@ -149,6 +150,12 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Print a secret the supervisor made for a project's services (e.g. admin-token).
     Secret(secret::SecretArgs),
+    /// The backend's fleets (on the box that runs it): create, list,
+    /// remove, provisioning configs, releases, pin, unpin, rollback.
+    Fleet(fleet::FleetArgs),
+    /// The backend's devices: fleet, release, last update, profile,
+    /// temperature, last seen. (`turtle device` is this box.)
+    Devices(fleet::DevicesArgs),
     /// Child devices on this box: each a container with its own Docker
     /// engine and turtle, provisioned into a fleet of this box's backend.
     Child(child::ChildArgs),
@@ -213,6 +220,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Secret(a) => secret::run(&g, a),
         Command::Remote(a) => remote::run(&g, a),
         Command::Child(a) => child::run(&g, a).await,
+        Command::Fleet(a) => fleet::run(&g, a).await,
+        Command::Devices(a) => fleet::devices(&g, a).await,
         Command::Backend(a) => backend::run(*a).await,
     }
 }

@@ -1,0 +1,363 @@
+//! `turtle fleet ...` and `turtle devices`: the backend's fleets and
+//! devices, for the admin on the box that runs the backend stack. Every
+//! call goes to the stack's api over its TLS, trusting this box's root,
+//! with the admin token the supervisor made for the stack (`turtle secret
+//! admin-token`). (`turtle device`, singular, is this box's own profile.)
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use turtle_compose::ProjectName;
+use turtle_fleet_api::{Client, Credentials, Fleet, NewFleet, NewProvisioningConfig, SetTarget};
+use turtle_runtime::secrets::{SecretName, Secrets};
+use turtle_runtime::store::Store;
+use turtle_runtime::trust::Trust;
+
+use super::GlobalArgs;
+use super::context::{self, Failure};
+
+/// The backend stack on this box, as its admin.
+pub struct Backend {
+    pub client: Client,
+    /// `https://api.<domain>[:port]`.
+    pub api: String,
+    /// The box's domain.
+    pub domain: String,
+}
+
+/// The stack `stack` on this box: its api's URL as this box reaches it
+/// and a client with its admin token.
+pub async fn backend(g: &GlobalArgs, stack: &ProjectName) -> Result<Backend, Failure> {
+    let config = context::supervisor_config(g)?;
+    let trust =
+        Trust::open(&g.state_dir, &config, std::time::SystemTime::now()).map_err(Failure::op)?;
+    let domain = trust.domain().to_string();
+    let store = Store::open(&g.state_dir).map_err(Failure::op)?;
+    let project = store.project(stack).map_err(Failure::op)?.ok_or_else(|| {
+        Failure::input(format!(
+            "no backend stack {stack} on this box: `turtle up -f stack/docker-compose.yml` first (or --stack PROJECT)"
+        ))
+    })?;
+    let api = turtle_runtime::announce::api_url(std::slice::from_ref(&project), &domain);
+    let name: SecretName = "admin-token".parse().map_err(Failure::op)?;
+    let token = Secrets::new(&g.state_dir)
+        .read(stack, &name)
+        .map_err(Failure::op)?;
+    let client = Client::builder(api.clone())
+        .root_ca_pem(trust.authority().root_pem().to_string())
+        .credentials(Credentials::Admin(token.trim().to_string()))
+        .build()
+        .map_err(Failure::op)?;
+    Ok(Backend {
+        client,
+        api,
+        domain,
+    })
+}
+
+impl Backend {
+    fn failed(&self, e: turtle_fleet_api::Error) -> Failure {
+        Failure::op(format!("{}: {e}", self.api))
+    }
+
+    /// The fleet named `name`.
+    pub async fn fleet(&self, name: &str) -> Result<Fleet, Failure> {
+        let fleets = self.client.fleets().await.map_err(|e| self.failed(e))?;
+        let names: Vec<&str> = fleets.iter().map(|f| f.name.as_str()).collect();
+        let list = names.join(", ");
+        fleets
+            .iter()
+            .find(|f| f.name.as_str() == name)
+            .cloned()
+            .ok_or_else(|| {
+                Failure::input(format!(
+                    "no fleet {name} in the backend at {} (it has: {})",
+                    self.api,
+                    if list.is_empty() { "none" } else { &list }
+                ))
+            })
+    }
+}
+
+/// Which stack the fleet commands talk to.
+#[derive(Debug, Args)]
+pub struct StackArg {
+    /// The backend stack's project on this box.
+    #[arg(long, global = true, default_value = "turtle")]
+    pub stack: ProjectName,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+    #[command(flatten)]
+    pub stack: StackArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create a fleet.
+    Create { name: String },
+    /// List the fleets, each with its target.
+    Ls,
+    /// Remove a fleet, its releases and provisioning keys (refused while it
+    /// has devices: remove them first).
+    Rm { name: String },
+    /// Write a provisioning config: the one file a device joins the fleet
+    /// with (`agent.provisioning` in its turtle.yaml). It holds a new
+    /// provisioning key: keep it like a password until it is used.
+    Provision {
+        name: String,
+        /// Where to write it [default: standard output].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The device profile the devices get (raspberrypi3, nuc, ...).
+        #[arg(long)]
+        profile: Option<String>,
+        /// How many devices the key registers.
+        #[arg(long, default_value_t = 1)]
+        max_uses: i32,
+        /// How long the key is valid, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 3600)]
+        expires_in: i64,
+    },
+    /// List the fleet's releases, newest first; * marks the target.
+    Releases { name: String },
+    /// Pin the fleet to release VERSION: its devices go to it and stay.
+    Pin { name: String, version: i32 },
+    /// Unpin the fleet: its devices follow its newest release again.
+    Unpin { name: String },
+    /// Pin the fleet to the release before its current target.
+    Rollback { name: String },
+}
+
+pub async fn run(g: &GlobalArgs, a: FleetArgs) -> Result<(), Failure> {
+    let b = backend(g, &a.stack.stack).await?;
+    match a.command {
+        FleetCommand::Create { name } => {
+            let name = name.parse().map_err(Failure::input)?;
+            let f = b
+                .client
+                .create_fleet(&NewFleet { name })
+                .await
+                .map_err(|e| b.failed(e))?;
+            eprintln!("turtle: fleet {} created (id {})", f.name, f.id);
+        }
+        FleetCommand::Ls => {
+            let fleets = b.client.fleets().await.map_err(|e| b.failed(e))?;
+            println!("{:<24} {:>6} {:<10}", "NAME", "ID", "TARGET");
+            for f in fleets {
+                let target = match f.target_release_id {
+                    Some(id) => format!("pinned to release id {id}"),
+                    None => "newest".into(),
+                };
+                println!("{:<24} {:>6} {target}", f.name.as_str(), f.id);
+            }
+        }
+        FleetCommand::Rm { name } => {
+            let f = b.fleet(&name).await?;
+            b.client.delete_fleet(f.id).await.map_err(|e| b.failed(e))?;
+            eprintln!("turtle: fleet {name} removed");
+        }
+        FleetCommand::Provision {
+            name,
+            output,
+            profile,
+            max_uses,
+            expires_in,
+        } => {
+            let f = b.fleet(&name).await?;
+            let config = b
+                .client
+                .provisioning_config(
+                    f.id,
+                    &NewProvisioningConfig {
+                        description: Some(format!("turtle fleet provision {name}")),
+                        expires_in_secs: Some(expires_in),
+                        max_uses: Some(max_uses),
+                        device_profile: profile,
+                    },
+                )
+                .await
+                .map_err(|e| b.failed(e))?;
+            let text = serde_json::to_string_pretty(&config).map_err(Failure::op)?;
+            match output {
+                Some(path) => {
+                    write_private(&path, &text)?;
+                    eprintln!(
+                        "turtle: {} written: fleet {name}, key {} for {max_uses} device(s) until {}; root pin {}",
+                        path.display(),
+                        config.provisioning_key_id,
+                        config.expires_at,
+                        config.root_sha256
+                    );
+                }
+                None => println!("{text}"),
+            }
+        }
+        FleetCommand::Releases { name } => {
+            let f = b.fleet(&name).await?;
+            let mut releases = b.client.releases(f.id).await.map_err(|e| b.failed(e))?;
+            releases.sort_by_key(|r| std::cmp::Reverse(r.version));
+            let target = f
+                .target_release_id
+                .or_else(|| releases.first().map(|r| r.id));
+            println!("  {:>7} {:>6} {:<22} IMAGES", "VERSION", "ID", "CREATED");
+            for r in releases {
+                let mark = if Some(r.id) == target { "*" } else { " " };
+                println!(
+                    "{mark} {:>7} {:>6} {:<22} {}",
+                    r.version,
+                    r.id,
+                    r.created_at,
+                    r.images.len()
+                );
+            }
+        }
+        FleetCommand::Pin { name, version } => {
+            let f = b.fleet(&name).await?;
+            let releases = b.client.releases(f.id).await.map_err(|e| b.failed(e))?;
+            let r = releases
+                .iter()
+                .find(|r| r.version == version)
+                .ok_or_else(|| {
+                    Failure::input(format!(
+                        "fleet {name} has no release {version} (`turtle fleet releases {name}`)"
+                    ))
+                })?;
+            set_target(&b, f.id, Some(r.id)).await?;
+            eprintln!("turtle: fleet {name} pinned to release {version}");
+        }
+        FleetCommand::Unpin { name } => {
+            let f = b.fleet(&name).await?;
+            set_target(&b, f.id, None).await?;
+            eprintln!("turtle: fleet {name} follows its newest release");
+        }
+        FleetCommand::Rollback { name } => {
+            let f = b.fleet(&name).await?;
+            let mut releases = b.client.releases(f.id).await.map_err(|e| b.failed(e))?;
+            releases.sort_by_key(|r| std::cmp::Reverse(r.version));
+            let current = f
+                .target_release_id
+                .and_then(|id| releases.iter().find(|r| r.id == id))
+                .or(releases.first())
+                .ok_or_else(|| Failure::input(format!("fleet {name} has no release")))?;
+            let before = releases
+                .iter()
+                .find(|r| r.version < current.version)
+                .ok_or_else(|| {
+                    Failure::input(format!(
+                        "fleet {name}'s target is its first release ({}): nothing before it",
+                        current.version
+                    ))
+                })?;
+            set_target(&b, f.id, Some(before.id)).await?;
+            eprintln!(
+                "turtle: fleet {name} pinned to release {} (was {}); `turtle fleet unpin {name}` follows the newest again",
+                before.version, current.version
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn set_target(b: &Backend, fleet: i64, release: Option<i64>) -> Result<(), Failure> {
+    b.client
+        .set_target(
+            fleet,
+            &SetTarget {
+                release_id: release,
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| b.failed(e))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure::op(format!("{}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Failure::op(format!("{}: {e}", path.display())))
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Only this fleet's devices.
+    #[arg(long)]
+    pub fleet: Option<String>,
+    /// `json`: the api's answer as it is.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub format: String,
+    #[command(flatten)]
+    pub stack: StackArg,
+}
+
+/// `turtle devices`: every device of the backend (or of one fleet), with
+/// what it last reported.
+pub async fn devices(g: &GlobalArgs, a: DevicesArgs) -> Result<(), Failure> {
+    let b = backend(g, &a.stack.stack).await?;
+    if let Some(f) = &a.fleet {
+        b.fleet(f).await?;
+    }
+    let devices: Vec<_> = b
+        .client
+        .devices()
+        .await
+        .map_err(|e| b.failed(e))?
+        .into_iter()
+        .filter(|d| {
+            a.fleet
+                .as_deref()
+                .is_none_or(|f| d.fleet.name.as_str() == f)
+        })
+        .collect();
+    if a.format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&devices).map_err(Failure::op)?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<10} {:<12} {:<8} {:<24} {:<14} {:>6}  LAST SEEN",
+        "NAME", "UUID", "FLEET", "RELEASE", "LAST UPDATE", "PROFILE", "TEMP"
+    );
+    for d in devices {
+        let state = d.state.clone().unwrap_or_default();
+        let release = state["current_release"]["version"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
+        let last = &state["last_update"];
+        let update = match last["outcome"].as_str() {
+            Some(o) => format!("{} {o}", last["version"].as_str().unwrap_or("?")),
+            None => "-".into(),
+        };
+        let profile = state["device"]["profile"].as_str().unwrap_or("-");
+        let temp = state["device"]["thermal"]["hottest"]
+            .as_i64()
+            .map(|m| format!("{:.1}C", m as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<16} {:<10} {:<12} {:<8} {:<24} {:<14} {:>6}  {}",
+            d.name.as_deref().unwrap_or("-"),
+            &d.uuid[..8.min(d.uuid.len())],
+            d.fleet.name.as_str(),
+            release,
+            update,
+            profile,
+            temp,
+            d.last_seen.as_deref().unwrap_or("never")
+        );
+    }
+    Ok(())
+}

@@ -190,7 +190,7 @@ def main() -> None:
             compose = copy / "stack" / "docker-compose.yml"
             compose.write_text(compose.read_text().replace("image: turtle/postgres:bookworm-2",
                                                            f"image: {changed_tag}"))
-            sh(["docker", "build", "-q", "-t", changed_tag, str(copy / "images" / "postgres")],
+            sh(["docker", "build", "-q", "--force-rm", "-t", changed_tag, str(copy / "images" / "postgres")],
                env=dict(os.environ, DOCKER_BUILDKIT="0"))
             delta = tmp / "delta.tbundle"
             create = stack.cmd("bundle", "create", "-f", str(compose), "-p", stack.project,

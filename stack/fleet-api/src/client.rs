@@ -302,6 +302,8 @@ struct Call<'a> {
     /// The `Accept` value: JSON but for the pages that are not.
     accept: &'static str,
     body: Option<Vec<u8>>,
+    /// The body's `Content-Type`.
+    content_type: &'static str,
     basic: bool,
     if_none_match: Option<&'a str>,
 }
@@ -313,6 +315,7 @@ impl<'a> Call<'a> {
             path: path.into(),
             accept: "application/json",
             body: None,
+            content_type: "application/json",
             basic: false,
             if_none_match: None,
         }
@@ -468,7 +471,7 @@ impl Client {
         }
         let body = match call.body {
             Some(body) => {
-                request = request.header(CONTENT_TYPE, "application/json");
+                request = request.header(CONTENT_TYPE, call.content_type);
                 Bytes::from(body)
             }
             None => Bytes::new(),
@@ -669,6 +672,50 @@ impl Client {
         );
         self.send(call).await?.expect(StatusCode::NO_CONTENT)?;
         Ok(())
+    }
+
+    // The builder (a client whose base is the builder's URL,
+    // `https://builder.<domain>[:port]`, with the builder or admin token).
+
+    /// `POST /v1/builds?tag=..&dockerfile=..` with the build context (a
+    /// tar): the builder builds it on the box's engine and pushes it to the
+    /// stack's registry under each tag (`<fleet>/<name>[:tag]`); answers
+    /// the pushed references by digest. The builder streams its log and
+    /// ends with one result line; a failed build is [`Error::Status`] with
+    /// the builder's message (status 200: the answer had begun).
+    pub async fn build(
+        &self,
+        tags: &[String],
+        dockerfile: &str,
+        context: Vec<u8>,
+    ) -> Result<Built> {
+        let mut query: Vec<String> = tags.iter().map(|t| format!("tag={}", encode(t))).collect();
+        query.push(format!("dockerfile={}", encode(dockerfile)));
+        let mut call = Call::new(Method::POST, format!("/v1/builds?{}", query.join("&")));
+        call.accept = "application/x-ndjson";
+        call.body = Some(context);
+        call.content_type = "application/x-tar";
+        let answer = self.send(call).await?.expect(StatusCode::OK)?;
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let fail = |message: String| Error::Status {
+            method: "POST".into(),
+            url: format!("{}/v1/builds", self.base),
+            status: 200,
+            message,
+            challenge: None,
+            retry_after: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(last)
+            .map_err(|_| fail(format!("the build's answer ended without a result: {last}")))?;
+        if let Some(e) = v["error"].as_str() {
+            return Err(fail(e.to_string()));
+        }
+        serde_json::from_value(v).map_err(|e| fail(format!("the build's result: {e}")))
     }
 
     // Devices.

@@ -622,3 +622,11 @@ mod tests {
         );
     }
 }
+
+/// What the stack's builder pushed (its last answer line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Built {
+    pub digest: String,
+    /// `<registry>/<path>@sha256:...`, one per tag.
+    pub images: Vec<String>,
+}

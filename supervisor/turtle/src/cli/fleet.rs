@@ -13,12 +13,14 @@ use turtle_runtime::secrets::{SecretName, Secrets};
 use turtle_runtime::store::Store;
 use turtle_runtime::trust::Trust;
 
-use super::GlobalArgs;
 use super::context::{self, Failure};
+use super::{GlobalArgs, ProjectArgs};
 
 /// The backend stack on this box, as its admin.
 pub struct Backend {
     pub client: Client,
+    /// This box's root (PEM), the only one trusted.
+    pub root_pem: String,
     /// `https://api.<domain>[:port]`.
     pub api: String,
     /// The box's domain.
@@ -50,6 +52,7 @@ pub async fn backend(g: &GlobalArgs, stack: &ProjectName) -> Result<Backend, Fai
         .map_err(Failure::op)?;
     Ok(Backend {
         client,
+        root_pem: trust.authority().root_pem().to_string(),
         api,
         domain,
     })
@@ -121,6 +124,19 @@ pub enum FleetCommand {
         /// How long the key is valid, in seconds (at most 30 days).
         #[arg(long, default_value_t = 3600)]
         expires_in: i64,
+    },
+    /// Push a release to the fleet: every service's image built by the
+    /// backend's builder (from its build context, or `FROM` its image) and
+    /// pushed to the backend's registry, pinned by digest; the compose file
+    /// and those digests become the fleet's next release, and the fleet's
+    /// devices go to it (unless the fleet is pinned).
+    Push {
+        name: String,
+        /// The project's directory [default: the working directory]; -f
+        /// takes the compose file instead.
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        project: ProjectArgs,
     },
     /// List the fleet's releases, newest first; * marks the target.
     Releases { name: String },
@@ -195,6 +211,9 @@ pub async fn run(g: &GlobalArgs, a: FleetArgs) -> Result<(), Failure> {
                 }
                 None => println!("{text}"),
             }
+        }
+        FleetCommand::Push { name, dir, project } => {
+            push(&b, &name, dir.as_deref(), project).await?;
         }
         FleetCommand::Releases { name } => {
             let f = b.fleet(&name).await?;
@@ -359,5 +378,150 @@ pub async fn devices(g: &GlobalArgs, a: DevicesArgs) -> Result<(), Failure> {
             d.last_seen.as_deref().unwrap_or("never")
         );
     }
+    Ok(())
+}
+
+/// The largest build context `fleet push` sends (it is sent whole).
+const MAX_CONTEXT: usize = 512 << 20;
+
+/// `turtle fleet push`: see [`FleetCommand::Push`].
+async fn push(
+    b: &Backend,
+    fleet_name: &str,
+    dir: Option<&std::path::Path>,
+    mut args: ProjectArgs,
+) -> Result<(), Failure> {
+    let fleet = b.fleet(fleet_name).await?;
+    if args.files.is_empty() {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_dir().map_err(Failure::op)?,
+        };
+        args.files = super::push::compose_files_in(&dir);
+    }
+    let [file] = args.files.as_slice() else {
+        return Err(Failure::input(
+            "a fleet release carries one compose file: give one -f (merge several into one first)",
+        ));
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    let project = context::load_project(&args)?;
+    // The device reads the text alone: a file that includes or extends
+    // others would not load there.
+    let alone = tempfile::tempdir().map_err(Failure::op)?;
+    let name = std::path::PathBuf::from("docker-compose.yml");
+    turtle_compose::load_in_memory(
+        &turtle_compose::LoadOptions {
+            files: vec![name.clone()],
+            project_name: Some(project.name.clone()),
+            cwd: alone.path().to_path_buf(),
+            ..Default::default()
+        },
+        [(name, text.clone())],
+    )
+    .map_err(|e| {
+        Failure::input(format!(
+            "{} does not stand alone, as a device reads it ({e}): put what it includes or extends into it",
+            file.display()
+        ))
+    })?;
+    let releases = b.client.releases(fleet.id).await.map_err(|e| b.failed(e))?;
+    let next = releases.iter().map(|r| r.version).max().unwrap_or(0) + 1;
+    let builder_url = b.api.replacen("https://api.", "https://builder.", 1);
+    let builder = Client::builder(builder_url.clone())
+        .root_ca_pem(b.root_pem.clone())
+        .credentials(b.client.credentials().clone())
+        .timeout(std::time::Duration::from_secs(3600))
+        .max_answer_bytes(64 << 20)
+        .build()
+        .map_err(Failure::op)?;
+    let mut images = std::collections::BTreeMap::new();
+    for (service, s) in &project.services {
+        let tag = format!("{}/{service}:{next}", fleet.name);
+        let empty = tempfile::tempdir().map_err(Failure::op)?;
+        let ctx = match (&s.build, &s.image) {
+            (Some(build), _) => {
+                if !build.args.is_empty() {
+                    eprintln!(
+                        "turtle: warning: service {service}: build args are not sent to the builder; the Dockerfile's defaults apply"
+                    );
+                }
+                let self_files = match s.labels.get(turtle_runtime::images::BUILD_SELF_LABEL) {
+                    Some(n) => vec![(
+                        n.clone(),
+                        turtle_runtime::images::self_exe().map_err(Failure::op)?,
+                    )],
+                    None => Vec::new(),
+                };
+                let ctx = turtle_engine::docker::context::BuildContext::new(
+                    &build.context,
+                    build.dockerfile.as_deref().unwrap_or("Dockerfile"),
+                    &self_files,
+                )
+                .map_err(|e| Failure::input(format!("service {service}: {e}")))?;
+                match &build.dockerfile_inline {
+                    Some(text) => ctx
+                        .with_inline_dockerfile(text.clone())
+                        .map_err(|e| Failure::input(format!("service {service}: {e}")))?,
+                    None => ctx,
+                }
+            }
+            (None, Some(image)) => {
+                turtle_engine::docker::context::BuildContext::new(empty.path(), "Dockerfile", &[])
+                    .and_then(|c| c.with_inline_dockerfile(format!("FROM {image}\n")))
+                    .map_err(|e| Failure::op(format!("service {service}: {e}")))?
+            }
+            (None, None) => {
+                return Err(Failure::input(format!(
+                    "service {service} has neither build nor image"
+                )));
+            }
+        };
+        let tar = ctx
+            .write_to(Vec::new())
+            .map_err(|e| Failure::input(format!("service {service}: {e}")))?;
+        if tar.len() > MAX_CONTEXT {
+            return Err(Failure::input(format!(
+                "service {service}: its build context is {} MiB; fleet push sends at most {} MiB (.dockerignore leaves files out)",
+                tar.len() >> 20,
+                MAX_CONTEXT >> 20
+            )));
+        }
+        eprintln!(
+            "turtle: service {service}: building {tag} on the backend ({} KiB of context)",
+            tar.len() >> 10
+        );
+        let built = builder
+            .build(std::slice::from_ref(&tag), ctx.dockerfile(), tar)
+            .await
+            .map_err(|e| Failure::op(format!("service {service}: {e}")))?;
+        let pinned = built.images.into_iter().next().ok_or_else(|| {
+            Failure::op(format!("service {service}: the builder pushed no image"))
+        })?;
+        images.insert(service.to_string(), pinned);
+    }
+    let release = b
+        .client
+        .create_release(
+            fleet.id,
+            &turtle_fleet_api::NewRelease {
+                compose: text,
+                images,
+            },
+        )
+        .await
+        .map_err(|e| b.failed(e))?;
+    eprintln!(
+        "turtle: release {} of fleet {fleet_name} (id {}): {} image(s); {}",
+        release.version,
+        release.id,
+        release.images.len(),
+        if fleet.target_release_id.is_some() {
+            "the fleet is pinned: `turtle fleet unpin` sends its devices to it"
+        } else {
+            "the fleet's devices go to it"
+        }
+    );
     Ok(())
 }

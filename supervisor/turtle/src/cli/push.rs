@@ -89,23 +89,25 @@ impl PushArgs {
         if p.files.is_empty()
             && let Some(dir) = &self.dir
         {
-            p.files = [
-                "compose.yaml",
-                "compose.yml",
-                "docker-compose.yml",
-                "docker-compose.yaml",
-            ]
-            .iter()
-            .map(|f| dir.join(f))
-            .filter(|f| f.exists())
-            .take(1)
-            .collect();
-            if p.files.is_empty() {
-                p.files.push(dir.join("compose.yaml"));
-            }
+            p.files = compose_files_in(dir);
         }
         p
     }
+}
+
+/// DIR's compose file: the first of compose's default names there (or
+/// `compose.yaml`, to be reported missing).
+pub fn compose_files_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    let found = [
+        "compose.yaml",
+        "compose.yml",
+        "docker-compose.yml",
+        "docker-compose.yaml",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .find(|f| f.exists());
+    vec![found.unwrap_or_else(|| dir.join("compose.yaml"))]
 }
 
 pub async fn run(g: &GlobalArgs, a: PushArgs) -> Result<(), Failure> {

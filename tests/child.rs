@@ -1,0 +1,364 @@
+//! Child devices end to end: the real backend on this box, and a real child
+//! (`turtle child create`: a container with its own Docker engine and the
+//! same turtle) provisioned into a fleet. The child registers with the pin
+//! checked, pulls the fleet's release from the parent's registry with its
+//! own credentials, follows v1 then v2, rolls a bad v3 back by itself and
+//! reports it, and a restart of the child keeps it one device.
+//!
+//! The child shares nothing with the parent but the kernel: its engine,
+//! state, CA and names are its own; it reaches the parent by the parent's
+//! names and published ports, as a device on the LAN would.
+
+// The stack test's fixture; this test uses part of it.
+#[path = "stack/fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use turtle_e2e::{docker, test_image, wait_until};
+
+use fixture::*;
+
+/// Removes the child's containers and volumes (its engine, its state) and
+/// image, even when the test fails: first through the parent's daemon
+/// (which would otherwise re-create what is removed behind its back), then
+/// whatever is left, by label.
+struct ChildGuard {
+    project: String,
+    image_prefix: &'static str,
+    rm: Command,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.rm.output();
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let list = |args: &[&str]| -> Vec<String> {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let containers = list(&["ps", "-aq", "--filter", &label]);
+        if !containers.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&containers)
+                .output();
+        }
+        for v in list(&["volume", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["volume", "rm", &v]).output();
+        }
+        for n in list(&["network", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["network", "rm", &n]).output();
+        }
+        for i in list(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("reference={}*", self.image_prefix),
+        ]) {
+            let _ = Command::new("docker").args(["rmi", "-f", &i]).output();
+        }
+    }
+}
+
+/// A fleet release of one web service on `image` (pinned by digest).
+fn release(web_version: &str, health: &str, image: &str) -> Value {
+    json!({
+        "compose": format!(
+            "services:\n  web:\n    image: web\n    command: [\"sh\", \"-c\", \"echo {web_version} > /tmp/v; exec sleep 3600\"]\n    restart: unless-stopped\n    stop_signal: SIGKILL\n    healthcheck: {{test: [\"CMD-SHELL\", \"{health}\"], interval: 1s, retries: 2}}\n    labels: {{io.turtle.settle: 3s}}\n"
+        ),
+        "images": {"web": image},
+    })
+}
+
+#[test]
+fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
+    let mut stack = Stack::new();
+    stack.env.start_daemon();
+    let stack = stack;
+    let env = &stack.env;
+    let mut images = ImageGuard::default();
+    ok("turtle up of the stack", stack.up());
+    std::fs::write(&stack.root, env.box_ok(&["ca", "export"])).unwrap();
+    let admin = format!("Bearer {}", stack.secret("admin-token"));
+    let fleet_name = format!("f{}", std::process::id());
+    let fleet = stack.json(
+        "POST",
+        "/v1/fleets",
+        &admin,
+        Some(json!({"name": fleet_name})),
+        201,
+    );
+    let fleet_id = fleet["id"].to_string();
+
+    // The fleet's image in the parent's registry, pinned by digest.
+    let registry = stack.registry();
+    let login = tempfile::tempdir().unwrap();
+    ok(
+        "docker login as admin",
+        docker_login(
+            login.path(),
+            &registry,
+            "admin",
+            &stack.secret("admin-token"),
+        ),
+    );
+    let pushed = format!("{registry}/{fleet_name}/web:1");
+    images.0.push(pushed.clone());
+    docker(&["tag", test_image(), &pushed]);
+    ok("docker push", docker_as(login.path(), &["push", &pushed]));
+    let digest = docker(&["inspect", "-f", "{{index .RepoDigests 0}}", &pushed]);
+    assert!(digest.contains("@sha256:"), "{digest}");
+
+    let v1 = stack.json(
+        "POST",
+        &format!("/v1/fleets/{fleet_id}/releases"),
+        &admin,
+        Some(release("v1", "true", &digest)),
+        201,
+    );
+
+    // The child: built, started, provisioned into the fleet.
+    let name = format!("c{}", std::process::id());
+    let _child = ChildGuard {
+        project: format!("child-{name}"),
+        image_prefix: "turtle/child",
+        rm: stack.command(&["child", "rm", &name]),
+    };
+    ok(
+        "turtle child create",
+        stack
+            .command(&[
+                "child",
+                "create",
+                &name,
+                "--fleet",
+                &fleet_name,
+                "--stack",
+                &env.project,
+                "--profile",
+                "raspberrypi3",
+                "--poll-interval",
+                "2s",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let device = |stack: &Stack| -> Option<Value> {
+        let list = stack.json("GET", "/v1/devices", &admin, None, 200);
+        list.as_array()?
+            .iter()
+            .find(|d| d["name"] == name.as_str())
+            .cloned()
+    };
+    let reported = |stack: &Stack, key: &str| -> Value {
+        device(stack)
+            .map(|d| d["state"][key].clone())
+            .unwrap_or(Value::Null)
+    };
+    let child = format!("child-{name}-device-1");
+    let child_log = || {
+        let out = Command::new("docker")
+            .args([
+                "exec",
+                &child,
+                "sh",
+                "-c",
+                "tail -n 40 /var/log/dockerd.log",
+            ])
+            .output()
+            .unwrap();
+        let logs = Command::new("docker")
+            .args(["logs", "--tail", "60", &child])
+            .output()
+            .unwrap();
+        format!(
+            "child's daemon:\n{}{}\nchild's engine:\n{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    };
+    let on_version = |stack: &Stack, v: &str| {
+        reported(stack, "current_release")["version"] == v
+            && reported(stack, "current_release")["fleet_release"].is_i64()
+    };
+    let deadline = Duration::from_secs(600);
+    if !turtle_e2e::poll_until(deadline, || on_version(&stack, "1")) {
+        panic!(
+            "the child did not report release 1 of its fleet: {:?}\n{}",
+            device(&stack),
+            child_log()
+        );
+    }
+    let d = device(&stack).unwrap();
+    assert_eq!(d["fleet"]["name"], fleet_name.as_str(), "{d}");
+    assert_eq!(
+        reported(&stack, "current_release")["fleet_release"],
+        v1["id"],
+        "{d}"
+    );
+    // The service runs in the child's own engine, not in the parent's.
+    let in_child = |cmd: &str| -> String {
+        let out = Command::new("docker")
+            .args(["exec", &child, "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v")),
+        "v1"
+    );
+    assert!(
+        docker(&["ps", "-aq", "--filter", &format!("name={fleet_name}-web")]).is_empty(),
+        "the fleet's service runs in the parent's engine"
+    );
+    // Registered: the provisioning key is gone from the child's copy.
+    let copy = in_child("cat /var/lib/turtle/provisioning.json");
+    assert!(
+        copy.contains("root_sha256") && !copy.contains("\"provisioning_key\""),
+        "{copy}"
+    );
+
+    // v2, pushed with `turtle fleet push`: built by the backend's builder
+    // from its context, pinned by digest, followed.
+    let v2_dir = env.dir.path().join("v2");
+    std::fs::create_dir_all(v2_dir.join("web")).unwrap();
+    std::fs::write(
+        v2_dir.join("web/Dockerfile"),
+        format!("FROM {}\nRUN echo built > /built\n", test_image()),
+    )
+    .unwrap();
+    std::fs::write(
+        v2_dir.join("compose.yaml"),
+        "services:\n  web:\n    build: ./web\n    image: web\n    command: [\"sh\", \"-c\", \"echo v2 > /tmp/v; exec sleep 3600\"]\n    restart: unless-stopped\n    stop_signal: SIGKILL\n    healthcheck: {test: [\"CMD-SHELL\", \"cat /built\"], interval: 1s, retries: 2}\n    labels: {io.turtle.settle: 3s}\n",
+    )
+    .unwrap();
+    images.0.push(format!("{registry}/{fleet_name}/web:2"));
+    ok(
+        "turtle fleet push",
+        stack
+            .command(&[
+                "fleet",
+                "push",
+                &fleet_name,
+                v2_dir.to_str().unwrap(),
+                "--stack",
+                &env.project,
+            ])
+            .output()
+            .unwrap(),
+    );
+    let releases = env.box_ok(&["fleet", "releases", &fleet_name, "--stack", &env.project]);
+    assert!(releases.contains("*       2"), "{releases}");
+    if !turtle_e2e::poll_until(Duration::from_secs(300), || on_version(&stack, "2")) {
+        panic!(
+            "the child did not follow v2: {:?}\n{}",
+            device(&stack),
+            child_log()
+        );
+    }
+    assert_eq!(
+        in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v /built")),
+        "v2\nbuilt"
+    );
+
+    // A bad v3 (its healthcheck fails): rolled back by the child itself,
+    // reported, and v2 serves again.
+    let v3 = stack.json(
+        "POST",
+        &format!("/v1/fleets/{fleet_id}/releases"),
+        &admin,
+        Some(release("v3", "false", &digest)),
+        201,
+    );
+    let rolled_back = || {
+        let last = reported(&stack, "last_update");
+        last["fleet_release"] == v3["id"] && last["outcome"] == "rolled-back"
+    };
+    if !turtle_e2e::poll_until(Duration::from_secs(180), rolled_back) {
+        panic!(
+            "the child did not roll v3 back: {:?}\n{}",
+            device(&stack),
+            child_log()
+        );
+    }
+    let last = reported(&stack, "last_update");
+    assert!(
+        last["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{last}"
+    );
+    assert!(on_version(&stack, "2"), "{:?}", device(&stack));
+    wait_until("v2 to serve again", Duration::from_secs(60), || {
+        in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v")) == "v2"
+    });
+    assert_eq!(
+        reported(&stack, "target_release")["version"],
+        3,
+        "{:?}",
+        device(&stack)
+    );
+    let listed = env.box_ok(&["devices", "--fleet", &fleet_name, "--stack", &env.project]);
+    assert!(
+        listed.contains(&name)
+            && listed.contains("3 rolled-back")
+            && listed.contains("raspberrypi3"),
+        "{listed}"
+    );
+
+    // A restart of the child: the same device, no second registration, and
+    // v3 is not tried again.
+    docker(&["restart", &child]);
+    let devices_named = |stack: &Stack| {
+        stack
+            .json("GET", "/v1/devices", &admin, None, 200)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"] == name.as_str())
+            .count()
+    };
+    wait_until(
+        "the child's engine after the restart",
+        Duration::from_secs(120),
+        || in_child("docker info --format '{{.ID}}'").len() > 4,
+    );
+    wait_until("v2 after the restart", Duration::from_secs(120), || {
+        in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v")) == "v2"
+    });
+    assert_eq!(devices_named(&stack), 1);
+    let releases = in_child(&format!(
+        "TURTLE_STATE_DIR=/var/lib/turtle turtle releases -p {fleet_name} --format json"
+    ));
+    let local: Value = serde_json::from_str(&releases).unwrap_or(Value::Null);
+    let tries_of_v3 = local
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["origin"]["fleet"]["release"] == v3["id"])
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(tries_of_v3, 1, "{releases}");
+
+    // `child ls` lists it; `child rm` removes its container and volumes.
+    let ls = env.box_ok(&["child", "ls"]);
+    assert!(ls.contains(&name), "{ls}");
+    env.box_ok(&["child", "rm", &name]);
+    assert!(
+        docker(&["ps", "-aq", "--filter", &format!("name={child}")]).is_empty(),
+        "the child's container is left"
+    );
+}

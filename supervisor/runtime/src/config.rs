@@ -82,6 +82,10 @@ pub struct AgentSection {
     pub poll_interval: Option<Duration>,
     /// This box's name in the fleet [default: the host name].
     pub name: Option<String>,
+    /// How many log lines of the fleet's services are kept while the
+    /// parent cannot be reached [default: 10000]; past it the oldest go,
+    /// and the loss is reported.
+    pub log_buffer: Option<usize>,
 }
 
 /// Remote push: the daemon's TCP listener, off unless `listen` is set.

@@ -15,6 +15,7 @@
 
 pub mod follow;
 pub mod identity;
+pub mod logs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,7 +88,17 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
             return;
         }
     };
+    let buffer = Arc::new(std::sync::Mutex::new(logs::Buffer::new(
+        config.agent.log_buffer.unwrap_or(logs::DEFAULT_CAPACITY),
+    )));
+    let collector = tokio::spawn(logs::collect(
+        sup.engine().clone(),
+        id.fleet.name.to_string(),
+        Arc::clone(&buffer),
+    ));
+    let _collector = AbortOnDrop(collector);
     let mut agent = Agent {
+        logs: buffer,
         sup,
         id,
         client,
@@ -126,7 +137,19 @@ fn record(sup: &Supervisor<Docker>, project: &str, kind: &str, message: &str) {
     sup.record(project, None, None, kind, message);
 }
 
+/// Aborts a task when dropped (the agent's own task is aborted at the
+/// daemon's stop; what it spawned goes with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Agent {
+    /// The fleet's service logs not yet shipped.
+    logs: Arc<std::sync::Mutex<logs::Buffer>>,
     sup: Arc<Supervisor<Docker>>,
     id: Identity,
     client: Client,
@@ -172,7 +195,30 @@ impl Agent {
             self.report().await?;
             self.dirty = false;
         }
-        Ok(())
+        self.ship_logs().await
+    }
+
+    /// Ships the buffered log lines in batches; a batch the api does not
+    /// take goes back into the buffer.
+    async fn ship_logs(&mut self) -> Result<(), String> {
+        loop {
+            let now = crate::cli::events::rfc3339(turtle_runtime::store::now_millis());
+            let batch = self
+                .logs
+                .lock()
+                .expect("the log buffer lock is never poisoned")
+                .take(logs::BATCH, &now);
+            if batch.lines.is_empty() {
+                return Ok(());
+            }
+            if let Err(e) = self.client.post_logs(&batch.lines).await {
+                self.logs
+                    .lock()
+                    .expect("the log buffer lock is never poisoned")
+                    .put_back(batch);
+                return Err(format!("shipping logs to {}: {e}", self.id.api));
+            }
+        }
     }
 
     fn project_name(&self) -> Result<turtle_compose::ProjectName, String> {

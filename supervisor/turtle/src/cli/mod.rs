@@ -17,7 +17,7 @@ mod context;
 mod daemon;
 mod device;
 mod down;
-mod events;
+pub(crate) mod events;
 mod fleet;
 mod logs;
 mod names;

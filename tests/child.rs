@@ -15,7 +15,7 @@
 mod fixture;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use turtle_e2e::{docker, test_image, wait_until};
@@ -76,7 +76,7 @@ impl Drop for ChildGuard {
 fn release(web_version: &str, health: &str, image: &str) -> Value {
     json!({
         "compose": format!(
-            "services:\n  web:\n    image: web\n    command: [\"sh\", \"-c\", \"echo {web_version} > /tmp/v; exec sleep 3600\"]\n    restart: unless-stopped\n    stop_signal: SIGKILL\n    healthcheck: {{test: [\"CMD-SHELL\", \"{health}\"], interval: 1s, retries: 2}}\n    labels: {{io.turtle.settle: 3s}}\n"
+            "services:\n  web:\n    image: web\n    command: [\"sh\", \"-c\", \"echo {web_version} > /tmp/v; echo web {web_version} started; exec sleep 3600\"]\n    restart: unless-stopped\n    stop_signal: SIGKILL\n    healthcheck: {{test: [\"CMD-SHELL\", \"{health}\"], interval: 1s, retries: 2}}\n    labels: {{io.turtle.settle: 3s}}\n"
         ),
         "images": {"web": image},
     })
@@ -136,6 +136,8 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
         image_prefix: "turtle/child",
         rm: stack.command(&["child", "rm", &name]),
     };
+    // Times printed for BENCHMARKS.md (never asserted).
+    let created = Instant::now();
     ok(
         "turtle child create",
         stack
@@ -194,6 +196,7 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
         reported(stack, "current_release")["version"] == v
             && reported(stack, "current_release")["fleet_release"].is_i64()
     };
+    let child_up = created.elapsed();
     let deadline = Duration::from_secs(600);
     if !turtle_e2e::poll_until(deadline, || on_version(&stack, "1")) {
         panic!(
@@ -202,6 +205,11 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             child_log()
         );
     }
+    eprintln!(
+        "child: `turtle child create` (image, engine, daemon) {:.1} s; release 1 committed on the child {:.1} s after the create",
+        child_up.as_secs_f64(),
+        created.elapsed().as_secs_f64()
+    );
     let d = device(&stack).unwrap();
     assert_eq!(d["fleet"]["name"], fleet_name.as_str(), "{d}");
     assert_eq!(
@@ -232,6 +240,25 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
         "{copy}"
     );
 
+    // The service's output reaches the parent's device logs.
+    let uuid = d["uuid"].as_str().unwrap().to_string();
+    let device_logs = |stack: &Stack| -> String {
+        stack
+            .json(
+                "GET",
+                &format!("/v1/devices/{uuid}/logs?limit=1000"),
+                &admin,
+                None,
+                200,
+            )
+            .to_string()
+    };
+    wait_until(
+        "v1's output in the parent's logs",
+        Duration::from_secs(60),
+        || device_logs(&stack).contains("web v1 started"),
+    );
+
     // v2, pushed with `turtle fleet push`: built by the backend's builder
     // from its context, pinned by digest, followed.
     let v2_dir = env.dir.path().join("v2");
@@ -247,6 +274,7 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
     )
     .unwrap();
     images.0.push(format!("{registry}/{fleet_name}/web:2"));
+    let pushing = Instant::now();
     ok(
         "turtle fleet push",
         stack
@@ -261,6 +289,7 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             .output()
             .unwrap(),
     );
+    let pushed = pushing.elapsed();
     let releases = env.box_ok(&["fleet", "releases", &fleet_name, "--stack", &env.project]);
     assert!(releases.contains("*       2"), "{releases}");
     if !turtle_e2e::poll_until(Duration::from_secs(300), || on_version(&stack, "2")) {
@@ -270,10 +299,69 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             child_log()
         );
     }
+    eprintln!(
+        "child: `turtle fleet push` (build and push by the backend, release) {:.1} s; release 2 committed on the child {:.1} s after the push began (poll 2 s, pull, apply, 3 s settle)",
+        pushed.as_secs_f64(),
+        pushing.elapsed().as_secs_f64()
+    );
     assert_eq!(
         in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v /built")),
         "v2\nbuilt"
     );
+
+    // The parent's api away: the child keeps serving v2 and keeps its
+    // logs, and ships them once the api is back.
+    let failed_polls = || {
+        let out = Command::new("docker")
+            .args(["logs", &child])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.matches("for the target").count()
+    };
+    let before = failed_polls();
+    env.box_ok(&["stop", "api", "-p", &env.project]);
+    let web = format!("{fleet_name}-web-1");
+    in_child(&format!(
+        "docker exec {web} sh -c 'echo said while the parent was away > /proc/1/fd/1'"
+    ));
+    wait_until("the child's polls to fail", Duration::from_secs(60), || {
+        failed_polls() >= before + 2
+    });
+    assert_eq!(in_child(&format!("docker exec {web} cat /tmp/v")), "v2");
+    env.box_ok(&["start", "api", "-p", &env.project]);
+    wait_until("the api back", Duration::from_secs(120), || {
+        stack.health_answers()
+    });
+    wait_until(
+        "the lines said while away in the parent's logs",
+        Duration::from_secs(120),
+        || device_logs(&stack).contains("said while the parent was away"),
+    );
+
+    // A pinned release is honoured: pinned to v1, the child goes back to
+    // it; unpinned, it follows the newest (v2) again.
+    env.box_ok(&["fleet", "pin", &fleet_name, "1", "--stack", &env.project]);
+    if !turtle_e2e::poll_until(Duration::from_secs(180), || on_version(&stack, "1")) {
+        panic!(
+            "the child did not go to the pinned v1: {:?}\n{}",
+            device(&stack),
+            child_log()
+        );
+    }
+    assert_eq!(in_child(&format!("docker exec {web} cat /tmp/v")), "v1");
+    env.box_ok(&["fleet", "unpin", &fleet_name, "--stack", &env.project]);
+    if !turtle_e2e::poll_until(Duration::from_secs(180), || on_version(&stack, "2")) {
+        panic!(
+            "the child did not follow v2 again: {:?}\n{}",
+            device(&stack),
+            child_log()
+        );
+    }
 
     // A bad v3 (its healthcheck fails): rolled back by the child itself,
     // reported, and v2 serves again.

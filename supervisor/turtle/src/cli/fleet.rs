@@ -138,6 +138,12 @@ pub enum FleetCommand {
         #[command(flatten)]
         project: ProjectArgs,
     },
+    /// List the fleet's provisioning keys (never the keys themselves): uses
+    /// left, expiry.
+    Keys { name: String },
+    /// Revoke a provisioning key by its id (`turtle fleet keys`): it
+    /// registers nothing more; the devices it registered stay.
+    RevokeKey { name: String, id: i64 },
     /// List the fleet's releases, newest first; * marks the target.
     Releases { name: String },
     /// Pin the fleet to release VERSION: its devices go to it and stay.
@@ -214,6 +220,32 @@ pub async fn run(g: &GlobalArgs, a: FleetArgs) -> Result<(), Failure> {
         }
         FleetCommand::Push { name, dir, project } => {
             push(&b, &name, dir.as_deref(), project).await?;
+        }
+        FleetCommand::Keys { name } => {
+            let f = b.fleet(&name).await?;
+            let keys = b
+                .client
+                .provisioning_keys(f.id)
+                .await
+                .map_err(|e| b.failed(e))?;
+            println!("{:>6} {:>5} {:<22} DESCRIPTION", "ID", "USES", "EXPIRES");
+            for k in keys {
+                println!(
+                    "{:>6} {:>5} {:<22} {}",
+                    k.id,
+                    format!("{}/{}", k.uses, k.max_uses),
+                    k.expires_at,
+                    k.description
+                );
+            }
+        }
+        FleetCommand::RevokeKey { name, id } => {
+            let f = b.fleet(&name).await?;
+            b.client
+                .delete_provisioning_key(f.id, id)
+                .await
+                .map_err(|e| b.failed(e))?;
+            eprintln!("turtle: provisioning key {id} of fleet {name} revoked");
         }
         FleetCommand::Releases { name } => {
             let f = b.fleet(&name).await?;
@@ -310,6 +342,8 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<(), Failure> {
 
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
+    #[command(subcommand)]
+    pub command: Option<DevicesCommand>,
     /// Only this fleet's devices.
     #[arg(long)]
     pub fleet: Option<String>,
@@ -320,10 +354,122 @@ pub struct DevicesArgs {
     pub stack: StackArg,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    /// A device's service logs, as it shipped them (oldest first).
+    Logs {
+        /// The device's name or uuid (or a unique start of it).
+        device: String,
+        /// Keep printing lines as they arrive.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        tail: i64,
+    },
+    /// Remove a device: its key is refused everywhere at once (api,
+    /// registry, VPN), its logs go; the device keeps running what it runs.
+    Rm { device: String },
+}
+
+/// A device by name, uuid or unique start of its uuid.
+async fn find_device(b: &Backend, key: &str) -> Result<turtle_fleet_api::Device, Failure> {
+    let devices = b.client.devices().await.map_err(|e| b.failed(e))?;
+    let found: Vec<_> = devices
+        .into_iter()
+        .filter(|d| d.name.as_deref() == Some(key) || d.uuid.starts_with(key))
+        .collect();
+    match <[_; 1]>::try_from(found) {
+        Ok([d]) => Ok(d),
+        Err(v) if v.is_empty() => Err(Failure::input(format!(
+            "no device named {key} or with a uuid starting so (`turtle devices`)"
+        ))),
+        Err(v) => Err(Failure::input(format!(
+            "{key} names {} devices ({}): give more of the uuid",
+            v.len(),
+            v.iter()
+                .map(|d| d.uuid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `turtle devices logs`.
+async fn device_logs(b: &Backend, key: &str, follow: bool, tail: i64) -> Result<(), Failure> {
+    let d = find_device(b, key).await?;
+    let print = |lines: &[turtle_fleet_api::LogLine]| {
+        for l in lines {
+            println!(
+                "{} {} | {}",
+                l.timestamp,
+                l.service.as_deref().unwrap_or("-"),
+                l.message
+            );
+        }
+    };
+    let first = b
+        .client
+        .device_logs(
+            &d.uuid,
+            &turtle_fleet_api::LogQuery {
+                limit: Some(tail.clamp(1, 10_000)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| b.failed(e))?;
+    print(&first);
+    if !follow {
+        return Ok(());
+    }
+    let mut after = first.last().map(|l| l.id);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let lines = b
+            .client
+            .device_logs(
+                &d.uuid,
+                &turtle_fleet_api::LogQuery {
+                    after: Some(after.unwrap_or(0)),
+                    limit: Some(10_000),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| b.failed(e))?;
+        print(&lines);
+        if let Some(l) = lines.last() {
+            after = Some(l.id);
+        }
+    }
+}
+
 /// `turtle devices`: every device of the backend (or of one fleet), with
-/// what it last reported.
+/// what it last reported; `logs` and `rm` of one.
 pub async fn devices(g: &GlobalArgs, a: DevicesArgs) -> Result<(), Failure> {
     let b = backend(g, &a.stack.stack).await?;
+    match &a.command {
+        Some(DevicesCommand::Logs {
+            device,
+            follow,
+            tail,
+        }) => return device_logs(&b, device, *follow, *tail).await,
+        Some(DevicesCommand::Rm { device }) => {
+            let d = find_device(&b, device).await?;
+            b.client
+                .delete_device(&d.uuid)
+                .await
+                .map_err(|e| b.failed(e))?;
+            eprintln!(
+                "turtle: device {} ({}) removed: its key is refused from now on",
+                d.name.as_deref().unwrap_or("-"),
+                d.uuid
+            );
+            return Ok(());
+        }
+        None => {}
+    }
     if let Some(f) = &a.fleet {
         b.fleet(f).await?;
     }

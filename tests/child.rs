@@ -1,11 +1,14 @@
-//! Child devices end to end: the real backend on this box, and a real child
-//! (`turtle child create`: a container with its own Docker engine and the
-//! same turtle) provisioned into a fleet. The child registers with the pin
-//! checked, pulls the fleet's release from the parent's registry with its
-//! own credentials, follows v1 then v2, rolls a bad v3 back by itself and
-//! reports it, and a restart of the child keeps it one device.
+//! Child devices end to end: the real backend on this box, and two real
+//! children of different profiles (`turtle child create`: each a container
+//! with its own Docker engine and the same turtle) provisioned into a
+//! fleet. Each registers with the pin checked, pulls the fleet's release
+//! from the parent's registry with its own credentials, follows v1 then v2
+//! (pushed with `turtle fleet push`), rolls a bad v3 back by itself and
+//! reports it; the service's logs reach the parent, also those said while
+//! the parent's api was away; a pinned release is honoured; a restart of a
+//! child keeps it one device that does not try v3 again.
 //!
-//! The child shares nothing with the parent but the kernel: its engine,
+//! A child shares nothing with the parent but the kernel: its engine,
 //! state, CA and names are its own; it reaches the parent by the parent's
 //! names and published ports, as a device on the LAN would.
 
@@ -83,7 +86,7 @@ fn release(web_version: &str, health: &str, image: &str) -> Value {
 }
 
 #[test]
-fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
+fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
     let mut stack = Stack::new();
     stack.env.start_daemon();
     let stack = stack;
@@ -157,18 +160,45 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             .output()
             .unwrap(),
     );
-    let device = |stack: &Stack| -> Option<Value> {
-        let list = stack.json("GET", "/v1/devices", &admin, None, 200);
-        list.as_array()?
-            .iter()
-            .find(|d| d["name"] == name.as_str())
-            .cloned()
+    // A second child of another profile, beside it.
+    let second = format!("d{}", std::process::id());
+    let _second = ChildGuard {
+        project: format!("child-{second}"),
+        image_prefix: "turtle/child",
+        rm: stack.command(&["child", "rm", &second]),
     };
-    let reported = |stack: &Stack, key: &str| -> Value {
-        device(stack)
+    ok(
+        "turtle child create (the second)",
+        stack
+            .command(&[
+                "child",
+                "create",
+                &second,
+                "--fleet",
+                &fleet_name,
+                "--stack",
+                &env.project,
+                "--profile",
+                "intel-nuc",
+                "--poll-interval",
+                "2s",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let device_named = |stack: &Stack, n: &str| -> Option<Value> {
+        let list = stack.json("GET", "/v1/devices", &admin, None, 200);
+        list.as_array()?.iter().find(|d| d["name"] == n).cloned()
+    };
+    let device = |stack: &Stack| device_named(stack, &name);
+    let reported_by = |stack: &Stack, n: &str, key: &str| -> Value {
+        device_named(stack, n)
             .map(|d| d["state"][key].clone())
             .unwrap_or(Value::Null)
     };
+    let reported = |stack: &Stack, key: &str| reported_by(stack, &name, key);
+    let second_on =
+        |stack: &Stack, v: &str| reported_by(stack, &second, "current_release")["version"] == v;
     let child = format!("child-{name}-device-1");
     let child_log = || {
         let out = Command::new("docker")
@@ -205,8 +235,13 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             child_log()
         );
     }
+    wait_until(
+        "the second child on release 1",
+        Duration::from_secs(300),
+        || second_on(&stack, "1"),
+    );
     eprintln!(
-        "child: `turtle child create` (image, engine, daemon) {:.1} s; release 1 committed on the child {:.1} s after the create",
+        "children: two `turtle child create` (image, engines, daemons) {:.1} s; release 1 committed on both {:.1} s after the first create",
         child_up.as_secs_f64(),
         created.elapsed().as_secs_f64()
     );
@@ -304,6 +339,15 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
         pushed.as_secs_f64(),
         pushing.elapsed().as_secs_f64()
     );
+    wait_until(
+        "the second child on release 2",
+        Duration::from_secs(300),
+        || second_on(&stack, "2"),
+    );
+    eprintln!(
+        "child: both children committed release 2 {:.1} s after the push began",
+        pushing.elapsed().as_secs_f64()
+    );
     assert_eq!(
         in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v /built")),
         "v2\nbuilt"
@@ -342,6 +386,12 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
         Duration::from_secs(120),
         || device_logs(&stack).contains("said while the parent was away"),
     );
+    let cli_logs = env.box_ok(&["devices", "logs", &name, "--stack", &env.project]);
+    assert!(
+        cli_logs.contains("web | web v1 started")
+            && cli_logs.contains("said while the parent was away"),
+        "{cli_logs}"
+    );
 
     // A pinned release is honoured: pinned to v1, the child goes back to
     // it; unpinned, it follows the newest (v2) again.
@@ -362,6 +412,11 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             child_log()
         );
     }
+    wait_until(
+        "the second child on release 2 again",
+        Duration::from_secs(300),
+        || second_on(&stack, "2"),
+    );
 
     // A bad v3 (its healthcheck fails): rolled back by the child itself,
     // reported, and v2 serves again.
@@ -383,6 +438,15 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
             child_log()
         );
     }
+    wait_until(
+        "the second child to roll v3 back",
+        Duration::from_secs(300),
+        || {
+            let last = reported_by(&stack, &second, "last_update");
+            last["fleet_release"] == v3["id"] && last["outcome"] == "rolled-back"
+        },
+    );
+    assert!(second_on(&stack, "2"));
     let last = reported(&stack, "last_update");
     assert!(
         last["reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -401,8 +465,10 @@ fn a_child_follows_its_fleet_and_rolls_a_bad_release_back_by_itself() {
     let listed = env.box_ok(&["devices", "--fleet", &fleet_name, "--stack", &env.project]);
     assert!(
         listed.contains(&name)
-            && listed.contains("3 rolled-back")
-            && listed.contains("raspberrypi3"),
+            && listed.contains(&second)
+            && listed.matches("3 rolled-back").count() == 2
+            && listed.contains("raspberrypi3")
+            && listed.contains("intel-nuc"),
         "{listed}"
     );
 

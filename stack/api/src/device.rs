@@ -18,7 +18,7 @@ use turtle_fleet_api::{FleetRef, LogLineIn, Target};
 
 use crate::auth::{DeviceAuth, revoked};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, QueryParams};
 use crate::logs::{self, Batch};
 use crate::releases;
 use crate::respond::json_with_etag;
@@ -41,26 +41,58 @@ pub fn parse_time(text: &str) -> ApiResult<OffsetDateTime> {
     })
 }
 
+/// The longest `wait` of a long-poll of the target.
+pub const MAX_TARGET_WAIT_SECS: u64 = 60;
+
+/// The query of `GET /v1/device/target`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetQuery {
+    /// With `If-None-Match` naming the current target: wait up to this many
+    /// seconds (at most [`MAX_TARGET_WAIT_SECS`]) for it to move before
+    /// answering 304.
+    #[serde(default)]
+    pub wait: Option<u64>,
+}
+
 /// `GET /v1/device/target`: `{"fleet": {"id","name"}, "release": {...} | null}` with
-/// an ETag.
+/// an ETag; with `?wait=N` and the current ETag, a long-poll: the answer
+/// comes as soon as the fleet's target moves, or as 304 after N seconds.
 pub async fn target(
     DeviceAuth(device): DeviceAuth,
     State(state): State<AppState>,
     headers: HeaderMap,
+    QueryParams(query): QueryParams<TargetQuery>,
 ) -> ApiResult<Response> {
-    let client = state.pool.get().await?;
-    let release = releases::target(&client, device.fleet_id)
-        .await?
-        .map(|row| releases::from_row(&row))
-        .transpose()?;
-    let body = Target {
-        fleet: FleetRef {
-            id: device.fleet_id,
-            name: device.fleet_name,
-        },
-        release,
-    };
-    Ok(json_with_etag(&headers, &body))
+    let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0).min(MAX_TARGET_WAIT_SECS));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Watched before the read, so a move between the two is not missed.
+        let mut moved = state.targets.watch(device.fleet_id);
+        let release = {
+            let client = state.pool.get().await?;
+            releases::target(&client, device.fleet_id)
+                .await?
+                .map(|row| releases::from_row(&row))
+                .transpose()?
+        };
+        let body = Target {
+            fleet: FleetRef {
+                id: device.fleet_id,
+                name: device.fleet_name.clone(),
+            },
+            release,
+        };
+        let answer = json_with_etag(&headers, &body);
+        if answer.status() != StatusCode::NOT_MODIFIED || wait.is_zero() {
+            return Ok(answer);
+        }
+        // The database connection went back to the pool while waiting.
+        match tokio::time::timeout_at(deadline, moved.changed()).await {
+            Ok(_) => continue,
+            Err(_) => return Ok(answer),
+        }
+    }
 }
 
 /// `PUT /v1/device/state`: any JSON object of at most 64 KiB, kept as the

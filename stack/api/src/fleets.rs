@@ -163,6 +163,7 @@ pub async fn delete(
             }
         })?;
     tx.commit().await?;
+    state.targets.moved(id);
     tracing::info!("deleted fleet {name} (id {id}) with its releases and provisioning keys");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -208,6 +209,7 @@ pub async fn set_target(
             &[&id, &body.release_id],
         )
         .await?;
+    state.targets.moved(id);
     tracing::info!("fleet {id} targets release {:?}", body.release_id);
     Ok(Json(from_row(&row)?))
 }

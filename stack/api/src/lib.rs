@@ -306,6 +306,7 @@ impl App {
             limiters: Arc::new(Limiters::new(&config.limits)),
             config: Arc::new(config),
             healthy: Arc::new(AtomicBool::new(true)),
+            targets: Arc::default(),
         }
     }
 

@@ -119,6 +119,7 @@ pub async fn create(
         )
         .await?;
     tx.commit().await?;
+    state.targets.moved(fleet_id);
     tracing::info!(
         "fleet {fleet_id}: release {} (version {})",
         row.get::<_, i64>("id"),

@@ -19,6 +19,47 @@ pub struct AppState {
     /// Whether the last health check passed (failures are logged on change only).
     pub healthy: Arc<AtomicBool>,
     pub limiters: Arc<Limiters>,
+    /// Wakes the devices waiting on a fleet's target (long-poll).
+    pub targets: Arc<Targets>,
+}
+
+/// A generation per fleet, bumped when its target may have moved (a
+/// release, a pin, the fleet's removal): what a long-poll of
+/// `GET /v1/device/target?wait=` waits on. In this process only: with
+/// several api replicas, a change made through another one is seen at the
+/// device's next poll (the wait is at most the poll interval).
+#[derive(Debug, Default)]
+pub struct Targets {
+    fleets: std::sync::Mutex<std::collections::HashMap<i64, tokio::sync::watch::Sender<u64>>>,
+}
+
+impl Targets {
+    /// A receiver that changes at the fleet's next [`Targets::moved`].
+    pub fn watch(&self, fleet: i64) -> tokio::sync::watch::Receiver<u64> {
+        let mut map = self
+            .fleets
+            .lock()
+            .expect("the targets lock is never poisoned");
+        map.entry(fleet)
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// The fleet's target may have moved: wakes its waiting devices.
+    pub fn moved(&self, fleet: i64) {
+        let mut map = self
+            .fleets
+            .lock()
+            .expect("the targets lock is never poisoned");
+        if let Some(tx) = map.get(&fleet) {
+            tx.send_modify(|g| *g += 1);
+            // Nobody waits: the entry goes, and comes back with the next
+            // waiter.
+            if tx.receiver_count() == 0 {
+                map.remove(&fleet);
+            }
+        }
+    }
 }
 
 /// The rate limiters, by what they count.

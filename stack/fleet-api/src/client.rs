@@ -776,6 +776,19 @@ impl Client {
         self.conditional("/v1/device/target", if_none_match).await
     }
 
+    /// `GET /v1/device/target?wait=N`: a long-poll. With `if_none_match`
+    /// naming the current target, the api answers as soon as the fleet's
+    /// target moves, or 304 after `wait` (at most 60 s). The client's
+    /// timeout must be longer than `wait`.
+    pub async fn target_wait(
+        &self,
+        if_none_match: Option<&str>,
+        wait: Duration,
+    ) -> Result<Conditional<Target>> {
+        let path = format!("/v1/device/target?wait={}", wait.as_secs());
+        self.conditional(&path, if_none_match).await
+    }
+
     /// `PUT /v1/device/state`: `report` must be a JSON object of at most 64 KiB
     /// (the api answers 400 or 413 otherwise); it is kept as the device's last
     /// report. Reports are rate-limited per device: 429 with

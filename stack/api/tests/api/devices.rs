@@ -251,6 +251,111 @@ async fn the_target_has_an_etag() {
     }
 }
 
+/// A long-poll of the target: unchanged, 304 once the wait is over; a
+/// release made while the device waits answers it at once with the new
+/// target; a pin too. Another fleet's release does not wake it.
+#[tokio::test]
+async fn a_long_poll_answers_when_the_target_moves() {
+    let stack = Stack::start().await;
+    let fleet = stack.fleet("prod").await;
+    let other = stack.fleet("other").await;
+    let device = stack.device(fleet, None).await;
+    let as_device = stack.as_device(&device);
+    let Conditional::Modified { etag, .. } = as_device.target(None).await.unwrap() else {
+        panic!("an unconditional GET answers the target");
+    };
+    let etag = etag.unwrap();
+    let asked = std::time::Instant::now();
+    let answer = as_device
+        .target_wait(Some(&etag), std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Conditional::NotModified { .. }),
+        "{answer:?}"
+    );
+    // Not before the wait is over (a lower bound, never a race).
+    assert!(asked.elapsed() >= std::time::Duration::from_secs(1));
+
+    let release = |tag: char| NewRelease {
+        compose: "services: {}\n".into(),
+        images: BTreeMap::from([(
+            "web".into(),
+            format!("r/prod/web@sha256:{}", tag.to_string().repeat(64)),
+        )]),
+    };
+    let waiting = {
+        let as_device = stack.as_device(&device);
+        let etag = etag.clone();
+        tokio::spawn(async move {
+            as_device
+                .target_wait(Some(&etag), std::time::Duration::from_secs(60))
+                .await
+        })
+    };
+    // Another fleet's release first: it must not answer the device.
+    stack
+        .admin()
+        .create_release(other, &release('a'))
+        .await
+        .unwrap();
+    let made = stack
+        .admin()
+        .create_release(fleet, &release('b'))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(50), waiting)
+        .await
+        .expect("the long-poll answered before its wait was over")
+        .unwrap()
+        .unwrap();
+    let Conditional::Modified { value, etag: moved } = answer else {
+        panic!("the new release answers the waiting device: {answer:?}");
+    };
+    assert_eq!(value.release.as_ref().map(|r| r.id), Some(made.id));
+    let moved = moved.unwrap();
+
+    // A pin answers a waiting device too.
+    let first = stack
+        .admin()
+        .create_release(fleet, &release('c'))
+        .await
+        .unwrap();
+    let Conditional::Modified { etag: newest, .. } = as_device.target(Some(&moved)).await.unwrap()
+    else {
+        panic!("the newest release moved the target");
+    };
+    let waiting = {
+        let as_device = stack.as_device(&device);
+        let etag = newest.unwrap();
+        tokio::spawn(async move {
+            as_device
+                .target_wait(Some(&etag), std::time::Duration::from_secs(60))
+                .await
+        })
+    };
+    stack
+        .admin()
+        .set_target(
+            fleet,
+            &turtle_fleet_api::SetTarget {
+                release_id: Some(made.id),
+            },
+        )
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(50), waiting)
+        .await
+        .expect("the long-poll answered before its wait was over")
+        .unwrap()
+        .unwrap();
+    let Conditional::Modified { value, .. } = answer else {
+        panic!("the pin answers the waiting device: {answer:?}");
+    };
+    assert_eq!(value.release.map(|r| r.id), Some(made.id));
+    assert_ne!(first.id, made.id);
+}
+
 /// A state report is kept as the device's last report and shown to admins with
 /// last_seen; a report that is not an object is 400.
 #[tokio::test]

@@ -39,11 +39,17 @@ impl Identity {
         }
     }
 
-    /// A client of the parent's api trusting its root alone.
-    pub fn client(&self, credentials: Credentials) -> Result<Client, String> {
+    /// A client of the parent's api trusting its root alone, waiting at
+    /// most `timeout` for an answer.
+    pub fn client(
+        &self,
+        credentials: Credentials,
+        timeout: std::time::Duration,
+    ) -> Result<Client, String> {
         Client::builder(self.api.clone())
             .root_ca_pem(self.root_ca.clone())
             .credentials(credentials)
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("a client of {}: {e}", self.api))
     }
@@ -128,7 +134,7 @@ pub async fn join(
         },
     };
     write_identity(&dir, &path, &id)?;
-    let client = id.client(Credentials::None)?;
+    let client = id.client(Credentials::None, std::time::Duration::from_secs(60))?;
     let registered: Registered = client
         .register(&Registration {
             name,

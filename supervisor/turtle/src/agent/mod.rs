@@ -81,7 +81,11 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
             password: id.device_key.clone(),
         },
     );
-    let client = match id.client(id.credentials()) {
+    // Longer than a long-poll's wait.
+    let client = match id.client(
+        id.credentials(),
+        wait_of(interval) + Duration::from_secs(30),
+    ) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("fleet agent: {e}");
@@ -111,10 +115,21 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
     };
     let mut wait = Duration::ZERO;
     loop {
+        let asked = tokio::time::Instant::now();
         match agent.tick().await {
             Ok(()) => {
                 wait = Duration::ZERO;
-                tokio::time::sleep(follow::jittered(interval)).await;
+                // A long-poll that waited: ask again at once (a second's
+                // jitter spreads a fleet after a move). One answered at
+                // once (an api without long-poll, a first poll): wait the
+                // interval.
+                let waited = asked.elapsed() >= wait_of(interval) / 2;
+                let pause = if waited {
+                    follow::jittered(Duration::from_secs(1))
+                } else {
+                    follow::jittered(interval)
+                };
+                tokio::time::sleep(pause).await;
             }
             Err(e) => {
                 wait = follow::backoff(wait, interval);
@@ -123,6 +138,11 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
             }
         }
     }
+}
+
+/// How long a long-poll waits: the poll interval, at most the api's 60 s.
+fn wait_of(interval: Duration) -> Duration {
+    interval.min(Duration::from_secs(60))
 }
 
 fn hostname() -> Option<String> {
@@ -169,11 +189,17 @@ struct Agent {
 
 impl Agent {
     async fn tick(&mut self) -> Result<(), String> {
-        let answer = self
-            .client
-            .target(self.etag.as_deref())
-            .await
-            .map_err(|e| format!("asking {} for the target: {e}", self.id.api))?;
+        // With the last ETag, a long-poll: the api answers when the target
+        // moves, or 304 after the wait.
+        let answer = match &self.etag {
+            Some(etag) => {
+                self.client
+                    .target_wait(Some(etag), wait_of(self.interval))
+                    .await
+            }
+            None => self.client.target(None).await,
+        }
+        .map_err(|e| format!("asking {} for the target: {e}", self.id.api))?;
         let changed = match answer {
             Conditional::Modified { value, etag } => {
                 self.etag = etag;

@@ -38,39 +38,15 @@ struct ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.rm.output();
-        let label = format!("label=com.docker.compose.project={}", self.project);
-        let list = |args: &[&str]| -> Vec<String> {
-            Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let containers = list(&["ps", "-aq", "--filter", &label]);
-        if !containers.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v"])
-                .args(&containers)
-                .output();
-        }
-        for v in list(&["volume", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker").args(["volume", "rm", &v]).output();
-        }
-        for n in list(&["network", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker").args(["network", "rm", &n]).output();
-        }
-        for i in list(&[
-            "images",
-            "-q",
-            "--filter",
-            &format!("reference={}*", self.image_prefix),
-        ]) {
-            let _ = Command::new("docker").args(["rmi", "-f", &i]).output();
+        turtle_e2e::remove_project(&self.project);
+        let images = Command::new("docker")
+            .args(["images", "-q", "--filter"])
+            .arg(format!("reference={}*", self.image_prefix))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for i in images.split_whitespace() {
+            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
         }
     }
 }
@@ -335,7 +311,7 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
         );
     }
     eprintln!(
-        "child: `turtle fleet push` (build and push by the backend, release) {:.1} s; release 2 committed on the child {:.1} s after the push began (poll 2 s, pull, apply, 3 s settle)",
+        "child: `turtle fleet push` (build and push by the backend, release) {:.1} s; release 2 committed on the child {:.1} s after the push began (long-poll, pull, apply, 3 s settle)",
         pushed.as_secs_f64(),
         pushing.elapsed().as_secs_f64()
     );

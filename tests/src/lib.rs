@@ -472,48 +472,55 @@ impl Drop for Env {
                 eprintln!("{line}");
             }
         }
-        let label = format!("label=com.docker.compose.project={}", self.project);
-        let ids = |kind: &[&str]| -> Vec<String> {
-            let mut args: Vec<&str> = kind.to_vec();
-            args.extend(["--filter", &label, "-q"]);
-            Command::new("docker")
-                .args(&args)
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let rm = |cmd: &[&str], ids: Vec<String>| {
-            if !ids.is_empty() {
-                let _ = Command::new("docker").args(cmd).args(&ids).output();
-            }
-        };
-        let containers = ids(&["ps", "-a"]);
-        // Volumes carried over a recreate are mounted by name: `rm -v` keeps them.
-        let mut mounted = Vec::new();
-        for c in &containers {
-            if let Ok(o) = Command::new("docker")
-                .args(["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", c])
-                .output()
-            {
-                mounted.extend(
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .filter(|n| n.len() == 64)
-                        .map(String::from),
-                );
-            }
-        }
-        rm(&["rm", "-f", "-v"], containers);
-        rm(&["volume", "rm", "-f"], mounted);
-        rm(&["network", "rm"], ids(&["network", "ls"]));
-        rm(&["volume", "rm", "-f"], ids(&["volume", "ls"]));
-        rm(&["image", "rm", "-f"], ids(&["image", "ls"]));
+        remove_project(&self.project);
     }
+}
+
+/// Removes what carries compose project `project`'s label from the engine:
+/// containers (with their volumes, also those carried over a recreate),
+/// networks, volumes and images.
+pub fn remove_project(project: &str) {
+    let label = format!("label=com.docker.compose.project={}", project);
+    let ids = |kind: &[&str]| -> Vec<String> {
+        let mut args: Vec<&str> = kind.to_vec();
+        args.extend(["--filter", &label, "-q"]);
+        Command::new("docker")
+            .args(&args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rm = |cmd: &[&str], ids: Vec<String>| {
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(cmd).args(&ids).output();
+        }
+    };
+    let containers = ids(&["ps", "-a"]);
+    // Volumes carried over a recreate are mounted by name: `rm -v` keeps them.
+    let mut mounted = Vec::new();
+    for c in &containers {
+        if let Ok(o) = Command::new("docker")
+            .args(["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", c])
+            .output()
+        {
+            mounted.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter(|n| n.len() == 64)
+                    .map(String::from),
+            );
+        }
+    }
+    rm(&["rm", "-f", "-v"], containers);
+    rm(&["volume", "rm", "-f"], mounted);
+    rm(&["network", "rm"], ids(&["network", "ls"]));
+    rm(&["volume", "rm", "-f"], ids(&["volume", "ls"]));
+    rm(&["image", "rm", "-f"], ids(&["image", "ls"]));
 }
 
 /// The lines a child writes to its piped stdout, as they come (read by a

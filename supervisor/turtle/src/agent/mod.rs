@@ -6,8 +6,9 @@
 //! from the parent's registry with this box's credentials and applied as a
 //! release (`Supervisor::push`: strategies, update locks, health gate,
 //! automatic rollback); a release rolled back here is reported and not
-//! tried again until the target moves. After every decision the box
-//! reports its state (`PUT /v1/device/state`).
+//! tried again until the target moves. After every change, and every ten
+//! poll intervals besides, the box reports its state (`PUT
+//! /v1/device/state`).
 //!
 //! Offline first: nothing here stops or changes what runs when the parent
 //! is away; the supervisor keeps the last good release alive, and the
@@ -111,6 +112,7 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
         target: None,
         retry: false,
         dirty: true,
+        reported: None,
         interval,
     };
     let mut wait = Duration::ZERO;
@@ -138,6 +140,12 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
             }
         }
     }
+}
+
+/// How often the box reports when nothing changed: ten poll intervals,
+/// at least 20 s (the api takes a dozen reports a minute).
+fn heartbeat(interval: Duration) -> Duration {
+    (interval * 10).max(Duration::from_secs(20))
 }
 
 /// How long a long-poll waits: the poll interval, at most the api's 60 s.
@@ -183,6 +191,9 @@ struct Agent {
     retry: bool,
     /// Something changed since the last report the api took.
     dirty: bool,
+    /// When the api last took a report: the box's facts (temperature,
+    /// memory, services) are reported again every [`heartbeat`].
+    reported: Option<tokio::time::Instant>,
     /// The poll interval: the unit of the waits between tries.
     interval: Duration,
 }
@@ -216,10 +227,14 @@ impl Agent {
         }
         // A report after every change, retried until the api takes it
         // (its rate limit is a dozen a minute per device).
-        if changed || self.dirty {
+        let due = self
+            .reported
+            .is_none_or(|at| at.elapsed() >= heartbeat(self.interval));
+        if changed || self.dirty || due {
             self.dirty = true;
             self.report().await?;
             self.dirty = false;
+            self.reported = Some(tokio::time::Instant::now());
         }
         self.ship_logs().await
     }

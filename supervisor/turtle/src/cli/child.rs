@@ -139,6 +139,23 @@ async fn create(
         &serde_json::to_string_pretty(&provisioning).map_err(Failure::op)?,
     )?;
     set_mode(&provisioning_file, 0o600)?;
+    // A board's /proc and /sys for the profile: the child's sensors,
+    // memory and identity read from it (and a test may heat it up).
+    let device_root = dir.join("device-root");
+    if let Some(p) = &profile {
+        let found = turtle_device::builtin_profiles()
+            .map_err(Failure::op)?
+            .into_iter()
+            .find(|b| &b.name == p)
+            .ok_or_else(|| {
+                Failure::input(format!(
+                    "--profile {p}: no such device profile (`turtle device --help` names them)"
+                ))
+            })?;
+        fake_device_tree(&device_root, &found).map_err(|e| io(&device_root, e))?;
+    } else {
+        std::fs::create_dir_all(&device_root).map_err(|e| io(&device_root, e))?;
+    }
     let turtle_yaml = dir.join("turtle.yaml");
     write(
         &turtle_yaml,
@@ -147,7 +164,14 @@ async fn create(
     let compose = dir.join("docker-compose.yml");
     write(
         &compose,
-        &child_compose(&project, name, domain, &provisioning_file, &turtle_yaml),
+        &child_compose(
+            &project,
+            name,
+            domain,
+            &provisioning_file,
+            &turtle_yaml,
+            profile.is_some().then_some(device_root.as_path()),
+        ),
     )?;
     let loaded = context::load_project_built_by(
         &ProjectArgs {
@@ -193,16 +217,20 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 
 /// The child's turtle.yaml: a box of its own (its domain), which never
 /// tunes the host's kernel (a child's swap and sysctls would be the
-/// host's), publishes nothing on the LAN, and follows its fleet.
+/// host's), publishes nothing on the LAN, and follows its fleet. It sheds
+/// by its own sensors: on its own containers, in its own engine.
 fn child_config(name: &str, profile: Option<&str>, poll_interval: &str) -> String {
+    // With a profile, the board's /proc and /sys are the fake tree mounted
+    // at /var/lib/turtle-device (the profile is named too: detection also
+    // checks the real architecture, which a board of another kind lacks).
     let profile = profile
-        .map(|p| format!(", profile: {p}"))
+        .map(|p| format!(", profile: {p}, root: {DEVICE_ROOT}"))
         .unwrap_or_default();
     format!(
         "# Written by `turtle child create {name}` on the parent.\n\
          domain: {name}.local\n\
          mdns: {{enabled: false}}\n\
-         device: {{tune: false, shed: false{profile}}}\n\
+         device: {{tune: false, shed: true{profile}}}\n\
          agent:\n  provisioning: /var/lib/turtle/provisioning.json\n  poll_interval: {poll_interval}\n  name: {name}\n"
     )
 }
@@ -216,7 +244,11 @@ fn child_compose(
     domain: &str,
     provisioning: &Path,
     turtle_yaml: &Path,
+    device_root: Option<&Path>,
 ) -> String {
+    let device_root = device_root
+        .map(|d| format!("\n      - {}:{DEVICE_ROOT}", d.display()))
+        .unwrap_or_default();
     format!(
         r#"# Written by `turtle child create {name}`.
 name: {project}
@@ -246,7 +278,7 @@ services:
       - engine:/var/lib/docker
       - state:/var/lib/turtle
       - {provisioning}:/etc/turtle/provisioning.json:ro
-      - {turtle_yaml}:/etc/turtle/turtle.yaml:ro
+      - {turtle_yaml}:/etc/turtle/turtle.yaml:ro{device_root}
     healthcheck:
       test: ["CMD", "docker", "info", "--format", "{{{{.ID}}}}"]
       interval: 2s
@@ -258,6 +290,45 @@ volumes:
         provisioning = provisioning.display(),
         turtle_yaml = turtle_yaml.display(),
     )
+}
+
+/// Where a child sees its board's fake `/proc` and `/sys`.
+const DEVICE_ROOT: &str = "/var/lib/turtle-device";
+
+/// A board's `/proc` and `/sys` as the device layer reads them: the
+/// profile's memory, its identity (device-tree model or DMI product name),
+/// one thermal zone at 45 °C and no memory pressure. Rewriting
+/// `sys/class/thermal/thermal_zone0/temp` heats the board up.
+fn fake_device_tree(root: &Path, profile: &turtle_device::Profile) -> std::io::Result<()> {
+    let kb = profile.memory.map_or(1 << 20, |m| m.bytes() / 1024);
+    std::fs::create_dir_all(root.join("proc/pressure"))?;
+    std::fs::write(
+        root.join("proc/meminfo"),
+        format!(
+            "MemTotal:       {kb} kB\nMemFree:        {} kB\nMemAvailable:   {} kB\n",
+            kb / 2,
+            kb / 2
+        ),
+    )?;
+    std::fs::write(
+        root.join("proc/pressure/memory"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    )?;
+    if let Some(model) = profile.matching.device_tree_model.first() {
+        std::fs::create_dir_all(root.join("proc/device-tree"))?;
+        std::fs::write(root.join("proc/device-tree/model"), format!("{model}\0"))?;
+    }
+    if let Some(product) = profile.matching.dmi_product_name.first() {
+        std::fs::create_dir_all(root.join("sys/class/dmi/id"))?;
+        std::fs::write(
+            root.join("sys/class/dmi/id/product_name"),
+            format!("{product}\n"),
+        )?;
+    }
+    let zone = root.join("sys/class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone)?;
+    std::fs::write(zone.join("type"), "cpu-thermal\n")?;
+    std::fs::write(zone.join("temp"), "45000\n")
 }
 
 async fn ls(g: &GlobalArgs) -> Result<(), Failure> {
@@ -313,6 +384,7 @@ mod tests {
                 "parent.local",
                 Path::new("/s/provisioning.json"),
                 Path::new("/s/turtle.yaml"),
+                Some(Path::new("/s/device-root")),
             ),
         )
         .unwrap();
@@ -329,6 +401,11 @@ mod tests {
         assert_eq!(s.image.as_deref(), Some("turtle/child:b1"));
         assert!(s.cap_drop.iter().any(|c| c == "SYS_RESOURCE"));
         assert_eq!(s.extra_hosts.len(), 3);
+        assert!(
+            s.volumes.iter().any(|v| v.target.as_str() == DEVICE_ROOT),
+            "{:?}",
+            s.volumes
+        );
         assert!(project_of("Bad_Name").is_err());
         assert!(project_of("-x").is_err());
     }
@@ -337,12 +414,46 @@ mod tests {
     fn a_child_never_tunes_the_host() {
         let text = child_config("c1", Some("raspberrypi3"), "5s");
         let c: turtle_runtime::config::Config = serde_norway::from_str(&text).unwrap();
-        assert!(!c.device.tune && !c.device.shed);
+        assert!(!c.device.tune, "a child's tuning would be the host's");
+        assert!(c.device.shed, "a child sheds its own containers");
         assert!(!c.mdns.enabled);
         assert_eq!(c.device.profile.as_deref(), Some("raspberrypi3"));
+        assert_eq!(c.device.root, Path::new(DEVICE_ROOT));
         assert_eq!(
             c.agent.provisioning.as_deref(),
             Some(Path::new("/var/lib/turtle/provisioning.json"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    /// The device layer reads the fake tree as it reads a board: the
+    /// profile's memory, its DMI name, one zone at 45 °C.
+    #[test]
+    fn the_fake_tree_reads_as_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let nuc = turtle_device::builtin_profiles()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "intel-nuc")
+            .unwrap();
+        fake_device_tree(dir.path(), &nuc).unwrap();
+        let meminfo = std::fs::read_to_string(dir.path().join("proc/meminfo")).unwrap();
+        assert!(
+            meminfo.starts_with("MemTotal:       16777216 kB"),
+            "{meminfo}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sys/class/dmi/id/product_name")).unwrap(),
+            "NUC\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sys/class/thermal/thermal_zone0/temp"))
+                .unwrap(),
+            "45000\n"
         );
     }
 }

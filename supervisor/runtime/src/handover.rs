@@ -622,8 +622,19 @@ impl<E: Engine> Run<'_, E> {
         // through the forwarder.
         let steering = match self.steering {
             Some(s) if old_running => {
-                s.allow(&self.serving(&[]).await?)
+                let generation = s
+                    .allow(&self.serving(&[]).await?)
                     .map_err(|e| self.fail(e))?;
+                // Loaded before the new container exists: else, on a busy
+                // box, the forwarder may still connect to every address the
+                // name resolves to when the new one starts resolving, and
+                // send a request to it while it warms up.
+                if !s.drained(generation, &[], DRAIN_TIMEOUT).await {
+                    self.say(format!(
+                        "{service}: the port forwarder did not confirm its backends within {} s: the new container may get connections before it takes over",
+                        DRAIN_TIMEOUT.as_secs()
+                    ));
+                }
                 Some(s)
             }
             _ => None,

@@ -136,6 +136,49 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
             .output()
             .unwrap(),
     );
+    // A box whose provisioning config pins another root than the one in
+    // it (a swapped file) registers nothing: refused before anything is
+    // sent. It starts no container, so it runs as a daemon on this engine.
+    {
+        let mut tampered_box = turtle_e2e::Env::new("pinned");
+        let other_root = tampered_box.box_ok(&["ca", "export"]);
+        let config = env
+            .state_dir()
+            .join(format!("children/{name}/provisioning.json"));
+        let mut text: Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        text["root_ca"] = Value::String(other_root);
+        let file = tampered_box.dir.path().join("provisioning.json");
+        std::fs::write(&file, text.to_string()).unwrap();
+        tampered_box.config(&format!(
+            "mdns: {{enabled: false}}\ndevice: {{tune: false, shed: false}}\nagent: {{provisioning: {}, poll_interval: 1s}}\n",
+            file.display()
+        ));
+        let devices_before = stack
+            .json("GET", "/v1/devices", &admin, None, 200)
+            .as_array()
+            .unwrap()
+            .len();
+        tampered_box.start_daemon();
+        wait_until("the pin refused", Duration::from_secs(60), || {
+            tampered_box.daemon_log().contains("nothing was sent")
+        });
+        assert_eq!(
+            stack
+                .json("GET", "/v1/devices", &admin, None, 200)
+                .as_array()
+                .unwrap()
+                .len(),
+            devices_before
+        );
+        assert!(
+            !tampered_box
+                .state_dir()
+                .join("agent/identity.json")
+                .exists()
+        );
+    }
+
     // A second child of another profile, beside it.
     let second = format!("d{}", std::process::id());
     let _second = ChildGuard {
@@ -438,6 +481,19 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
         "{:?}",
         device(&stack)
     );
+    // Each child's board is the fake tree of its profile: its sensor reads
+    // 45 °C, and heating the Pi's tree shows in its report and its level.
+    let listed = env.box_ok(&["devices", "--fleet", &fleet_name, "--stack", &env.project]);
+    assert_eq!(listed.matches("45.0C").count(), 2, "{listed}");
+    let temp = env.state_dir().join(format!(
+        "children/{name}/device-root/sys/class/thermal/thermal_zone0/temp"
+    ));
+    std::fs::write(&temp, "82000\n").unwrap();
+    wait_until("the hot Pi in its report", Duration::from_secs(120), || {
+        let device = reported(&stack, "device");
+        device["thermal"]["hottest"] == 82000 && device["thermal"]["level"] != "normal"
+    });
+    std::fs::write(&temp, "45000\n").unwrap();
     let listed = env.box_ok(&["devices", "--fleet", &fleet_name, "--stack", &env.project]);
     assert!(
         listed.contains(&name)
@@ -447,6 +503,28 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
             && listed.contains("intel-nuc"),
         "{listed}"
     );
+
+    // The second child's key revoked: refused at once (its polls get 401),
+    // gone from the device list; what it runs keeps running.
+    env.box_ok(&["devices", "rm", &second, "--stack", &env.project]);
+    let second_child = format!("child-{second}-device-1");
+    wait_until(
+        "the revoked child's polls refused",
+        Duration::from_secs(120),
+        || {
+            let out = Command::new("docker")
+                .args(["logs", "--since", "2m", &second_child])
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .contains("answered 401")
+        },
+    );
+    assert!(device_named(&stack, &second).is_none());
 
     // A restart of the child: the same device, no second registration, and
     // v3 is not tried again.

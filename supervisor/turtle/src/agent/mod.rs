@@ -119,14 +119,14 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
     loop {
         let asked = tokio::time::Instant::now();
         match agent.tick().await {
-            Ok(()) => {
+            Ok(moved) => {
                 wait = Duration::ZERO;
-                // A long-poll that waited: ask again at once (a second's
-                // jitter spreads a fleet after a move). One answered at
-                // once (an api without long-poll, a first poll): wait the
-                // interval.
+                // A long-poll that waited, or one the target's move
+                // answered: ask again at once (a second's jitter spreads a
+                // fleet after a move). One answered at once with nothing
+                // new (an api without long-poll): wait the interval.
                 let waited = asked.elapsed() >= wait_of(interval) / 2;
-                let pause = if waited {
+                let pause = if waited || moved {
                     follow::jittered(Duration::from_secs(1))
                 } else {
                     follow::jittered(interval)
@@ -199,7 +199,9 @@ struct Agent {
 }
 
 impl Agent {
-    async fn tick(&mut self) -> Result<(), String> {
+    /// One poll of the target, and what follows from it; whether the
+    /// target had moved.
+    async fn tick(&mut self) -> Result<bool, String> {
         // With the last ETag, a long-poll: the api answers when the target
         // moves, or 304 after the wait.
         let answer = match &self.etag {
@@ -236,7 +238,8 @@ impl Agent {
             self.dirty = false;
             self.reported = Some(tokio::time::Instant::now());
         }
-        self.ship_logs().await
+        self.ship_logs().await?;
+        Ok(changed)
     }
 
     /// Ships the buffered log lines in batches; a batch the api does not

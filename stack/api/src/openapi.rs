@@ -193,9 +193,11 @@ mod tests {
             &doc,
             &schema("NewProvisioningConfig"),
             &NewProvisioningConfig {
-                description: Some("d".into()),
-                expires_in_secs: Some(1),
-                max_uses: Some(1),
+                key: NewProvisioningKey {
+                    description: Some("d".into()),
+                    expires_in_secs: Some(1),
+                    max_uses: Some(1),
+                },
                 device_profile: Some("p".into()),
             },
             &NewProvisioningConfig::default(),

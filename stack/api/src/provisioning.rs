@@ -74,12 +74,7 @@ pub async fn config(
         })?;
     let root_sha256 = turtle_certs::pem_fingerprint(&root_ca)
         .map_err(|e| ApiError::Internal(format!("{}: {e}", state.config.ca_file.display())))?;
-    let asked = NewProvisioningKey {
-        description: body.description,
-        expires_in_secs: body.expires_in_secs,
-        max_uses: body.max_uses,
-    };
-    let (key, fleet) = insert(&state, fleet_id, asked).await?;
+    let (key, fleet) = insert(&state, fleet_id, body.key).await?;
     let c = &state.config;
     Ok(created(ProvisioningConfig {
         api: format!(

@@ -171,12 +171,9 @@ pub struct Registration {
 /// [`NewProvisioningKey`], and the device profile the devices get.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProvisioningConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_in_secs: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_uses: Option<i32>,
+    /// The key's settings, as `provisioning-keys` takes them.
+    #[serde(flatten)]
+    pub key: NewProvisioningKey,
     /// A device profile name (`raspberrypi3`, `nuc`, ...); none: the device
     /// detects its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]

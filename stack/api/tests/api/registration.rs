@@ -233,9 +233,11 @@ async fn a_provisioning_config_holds_everything_a_device_needs() {
         .provisioning_config(
             fleet,
             &NewProvisioningConfig {
-                max_uses: Some(2),
+                key: turtle_fleet_api::NewProvisioningKey {
+                    max_uses: Some(2),
+                    ..Default::default()
+                },
                 device_profile: Some("raspberrypi3".into()),
-                ..Default::default()
             },
         )
         .await

@@ -119,9 +119,11 @@ async fn create(
         .provisioning_config(
             found.id,
             &NewProvisioningConfig {
-                description: Some(format!("child {name} of this box")),
+                key: turtle_fleet_api::NewProvisioningKey {
+                    description: Some(format!("child {name} of this box")),
+                    ..Default::default()
+                },
                 device_profile: profile.clone(),
-                ..Default::default()
             },
         )
         .await

@@ -195,9 +195,11 @@ pub async fn run(g: &GlobalArgs, a: FleetArgs) -> Result<(), Failure> {
                 .provisioning_config(
                     f.id,
                     &NewProvisioningConfig {
-                        description: Some(format!("turtle fleet provision {name}")),
-                        expires_in_secs: Some(expires_in),
-                        max_uses: Some(max_uses),
+                        key: turtle_fleet_api::NewProvisioningKey {
+                            description: Some(format!("turtle fleet provision {name}")),
+                            expires_in_secs: Some(expires_in),
+                            max_uses: Some(max_uses),
+                        },
                         device_profile: profile,
                     },
                 )

@@ -251,6 +251,31 @@ async fn the_target_has_an_etag() {
     }
 }
 
+/// The device's long-poll of its target with `etag`, waiting up to 60 s.
+fn long_poll(
+    stack: &Stack,
+    device: &Registered,
+    etag: String,
+) -> tokio::task::JoinHandle<Result<Conditional<Target>, Error>> {
+    let as_device = stack.as_device(device);
+    tokio::spawn(async move {
+        as_device
+            .target_wait(Some(&etag), std::time::Duration::from_secs(60))
+            .await
+    })
+}
+
+/// A long-poll's answer, which must come before its wait is over.
+async fn answered(
+    waiting: tokio::task::JoinHandle<Result<Conditional<Target>, Error>>,
+) -> Conditional<Target> {
+    tokio::time::timeout(std::time::Duration::from_secs(50), waiting)
+        .await
+        .expect("the long-poll answered before its wait was over")
+        .unwrap()
+        .unwrap()
+}
+
 /// A long-poll of the target: unchanged, 304 once the wait is over; a
 /// release made while the device waits answers it at once with the new
 /// target; a pin too. Another fleet's release does not wake it.
@@ -284,15 +309,7 @@ async fn a_long_poll_answers_when_the_target_moves() {
             format!("r/prod/web@sha256:{}", tag.to_string().repeat(64)),
         )]),
     };
-    let waiting = {
-        let as_device = stack.as_device(&device);
-        let etag = etag.clone();
-        tokio::spawn(async move {
-            as_device
-                .target_wait(Some(&etag), std::time::Duration::from_secs(60))
-                .await
-        })
-    };
+    let waiting = long_poll(&stack, &device, etag.clone());
     // Another fleet's release first: it must not answer the device.
     stack
         .admin()
@@ -304,11 +321,7 @@ async fn a_long_poll_answers_when_the_target_moves() {
         .create_release(fleet, &release('b'))
         .await
         .unwrap();
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(50), waiting)
-        .await
-        .expect("the long-poll answered before its wait was over")
-        .unwrap()
-        .unwrap();
+    let answer = answered(waiting).await;
     let Conditional::Modified { value, etag: moved } = answer else {
         panic!("the new release answers the waiting device: {answer:?}");
     };
@@ -325,15 +338,7 @@ async fn a_long_poll_answers_when_the_target_moves() {
     else {
         panic!("the newest release moved the target");
     };
-    let waiting = {
-        let as_device = stack.as_device(&device);
-        let etag = newest.unwrap();
-        tokio::spawn(async move {
-            as_device
-                .target_wait(Some(&etag), std::time::Duration::from_secs(60))
-                .await
-        })
-    };
+    let waiting = long_poll(&stack, &device, newest.unwrap());
     stack
         .admin()
         .set_target(
@@ -344,11 +349,7 @@ async fn a_long_poll_answers_when_the_target_moves() {
         )
         .await
         .unwrap();
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(50), waiting)
-        .await
-        .expect("the long-poll answered before its wait was over")
-        .unwrap()
-        .unwrap();
+    let answer = answered(waiting).await;
     let Conditional::Modified { value, .. } = answer else {
         panic!("the pin answers the waiting device: {answer:?}");
     };

@@ -31,7 +31,7 @@ pub enum Decision {
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
 
 /// The fleet release a local release came from.
-fn fleet_release(r: &Release) -> Option<i64> {
+pub fn fleet_release(r: &Release) -> Option<i64> {
     match &r.origin {
         Origin::Fleet { release, .. } => Some(*release),
         _ => None,

@@ -401,12 +401,8 @@ impl Agent {
 
 /// A local release as the parent sees it.
 fn summary(r: &Release) -> serde_json::Value {
-    let fleet_release = match &r.origin {
-        Origin::Fleet { release, .. } => Some(*release),
-        _ => None,
-    };
     serde_json::json!({
-        "fleet_release": fleet_release,
+        "fleet_release": follow::fleet_release(r),
         "version": r.version,
         "local_id": r.id,
         "outcome": r.outcome,

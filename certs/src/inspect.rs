@@ -126,6 +126,11 @@ pub(crate) fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// The DNS names (subject alternative names) of a DER certificate.
+pub fn dns_names(der: &[u8]) -> Result<Vec<String>, String> {
+    parse(der).map(|c| c.names)
+}
+
 /// The fingerprint of the one certificate in `pem` (a root as `turtle ca
 /// export` prints it): SHA-256 of its DER, as [`crate::Authority::fingerprint`]
 /// writes it; the pin a device checks its parent's root against.

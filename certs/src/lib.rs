@@ -141,7 +141,7 @@ pub use bundle::{SYSTEM_BUNDLE_CANDIDATES, find_system_bundle, trust_bundle};
 pub use config::{CaConfig, DEFAULT_PERMITTED_IPS, IpNet};
 pub use error::Error;
 pub use fs::own_dir;
-pub use inspect::pem_fingerprint;
+pub use inspect::{dns_names, pem_fingerprint};
 pub use issue::{Leaf, LeafInfo};
 pub use leaves::{CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE, RECORD_FILE};
 pub use names::LeafId;

@@ -522,6 +522,7 @@ impl Engine for FakeEngine {
             true => ExecOutcome {
                 exit_code: 1,
                 output_tail: "never healthy (fake)".into(),
+                ..Default::default()
             },
             false => ExecOutcome::default(),
         };

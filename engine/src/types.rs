@@ -245,6 +245,10 @@ pub struct ExecSpec {
     pub working_dir: Option<String>,
     /// `KEY=value` entries.
     pub env: Vec<String>,
+    /// Bytes of stdout and of stderr kept whole, each from its start, in
+    /// [`ExecOutcome::stdout`] and [`ExecOutcome::stderr`] (0: none, only
+    /// the tail): what a person who ran the command reads.
+    pub capture: usize,
 }
 
 /// How an exec ended: its exit code and the end of its output (stderr
@@ -253,6 +257,12 @@ pub struct ExecSpec {
 pub struct ExecOutcome {
     pub exit_code: i64,
     pub output_tail: String,
+    /// The first [`ExecSpec::capture`] bytes of stdout.
+    pub stdout: Vec<u8>,
+    /// The first [`ExecSpec::capture`] bytes of stderr.
+    pub stderr: Vec<u8>,
+    /// Output past `capture` was dropped.
+    pub truncated: bool,
 }
 
 /// An image as the engine has it.

@@ -48,6 +48,7 @@ impl Docker {
             .await
             .map_err(|e| self.err(what.clone(), e))?;
         let (mut out, mut err) = (Tail::default(), Tail::default());
+        let (mut stdout, mut stderr) = (Head::new(spec.capture), Head::new(spec.capture));
         match self
             .client
             .start_exec(&created.id, None)
@@ -57,9 +58,15 @@ impl Docker {
             StartExecResults::Attached { mut output, .. } => {
                 while let Some(chunk) = output.next().await {
                     match chunk.map_err(|e| self.err(what.clone(), e))? {
-                        bollard::container::LogOutput::StdErr { message } => err.push(&message),
+                        bollard::container::LogOutput::StdErr { message } => {
+                            err.push(&message);
+                            stderr.push(&message);
+                        }
                         bollard::container::LogOutput::StdOut { message }
-                        | bollard::container::LogOutput::Console { message } => out.push(&message),
+                        | bollard::container::LogOutput::Console { message } => {
+                            out.push(&message);
+                            stdout.push(&message);
+                        }
                         bollard::container::LogOutput::StdIn { .. } => {}
                     }
                 }
@@ -78,7 +85,36 @@ impl Docker {
         Ok(ExecOutcome {
             exit_code: inspected.exit_code.unwrap_or(-1),
             output_tail,
+            truncated: stdout.truncated || stderr.truncated,
+            stdout: stdout.bytes,
+            stderr: stderr.bytes,
         })
+    }
+}
+
+/// The first `limit` bytes of a stream, and whether more came.
+struct Head {
+    bytes: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Head {
+    fn new(limit: usize) -> Self {
+        Head {
+            bytes: Vec::new(),
+            limit,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        let room = self.limit - self.bytes.len();
+        if chunk.len() > room {
+            self.truncated = self.limit > 0;
+        }
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 }
 
@@ -142,6 +178,21 @@ mod tests {
         assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (1000, 1001));
         assert_eq!(h.size().unwrap(), 6);
         assert!(entries.next().is_none());
+    }
+
+    #[test]
+    fn the_head_keeps_the_start_and_says_what_it_dropped() {
+        let mut h = Head::new(4);
+        h.push(b"ab");
+        assert!(!h.truncated);
+        h.push(b"cdef");
+        h.push(b"g");
+        assert_eq!(h.bytes, b"abcd");
+        assert!(h.truncated);
+        // Nothing asked for: nothing kept, nothing said to be lost.
+        let mut none = Head::new(0);
+        none.push(b"abc");
+        assert!(none.bytes.is_empty() && !none.truncated);
     }
 
     #[test]

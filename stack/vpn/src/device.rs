@@ -155,6 +155,24 @@ impl Device {
         }
     }
 
+    /// Adds the server this device joins as its one peer (blocking; see
+    /// [`uapi::add_server_peer`]). Once: boringtun cannot set a peer it has.
+    pub fn add_server(
+        &self,
+        public_key: &Key,
+        endpoint: std::net::SocketAddr,
+        allowed: Cidr,
+        keepalive_secs: u16,
+    ) -> Result<(), DeviceError> {
+        self.request(&uapi::add_server_peer(
+            public_key,
+            endpoint,
+            allowed,
+            keepalive_secs,
+        ))
+        .map(drop)
+    }
+
     /// Sends one request and reads its whole answer, checking its errno.
     fn request(&self, text: &str) -> Result<String, DeviceError> {
         let mut guard = self.uapi.lock().unwrap_or_else(|e| e.into_inner());

@@ -36,6 +36,22 @@ pub fn set_device(private_key: &Key, listen_port: u16) -> String {
     )
 }
 
+/// Adds the one peer of a device that joins a server: its key, where it
+/// listens, what may come from it, and a keepalive that holds the NAT
+/// mapping open (the server never reaches a device first).
+pub fn add_server_peer(
+    public_key: &Key,
+    endpoint: std::net::SocketAddr,
+    allowed: Cidr,
+    keepalive_secs: u16,
+) -> String {
+    format!(
+        "set=1\npublic_key={}\nendpoint={endpoint}\npersistent_keepalive_interval={keepalive_secs}\nallowed_ip={}\n\n",
+        public_key.to_hex(),
+        allowed.network()
+    )
+}
+
 /// The request that applies `changes` (removals first), or None when there
 /// is nothing to do.
 pub fn set_peers(changes: &Changes) -> Option<String> {
@@ -199,6 +215,23 @@ mod tests {
 
     fn ips(list: &[&str]) -> BTreeSet<Cidr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_joining_device_adds_the_server_with_endpoint_and_keepalive() {
+        let text = add_server_peer(
+            &key(1),
+            "192.0.2.1:51820".parse().unwrap(),
+            "10.99.0.1/32".parse().unwrap(),
+            25,
+        );
+        assert_eq!(
+            text,
+            format!(
+                "set=1\npublic_key={}\nendpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\nallowed_ip=10.99.0.1/32\n\n",
+                "01".repeat(32)
+            )
+        );
     }
 
     #[test]

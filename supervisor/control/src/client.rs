@@ -12,24 +12,74 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::wire::{
-    ApplyLine, DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping,
-    Plan, Project, ProjectName, ProjectStatus, PushOptions, PushRequest, Release, ReleaseLine,
-    Report, RollbackRequest, ServiceAction, ServiceName, UpOptions,
+    ApplyLine, DeviceReport, DownReport, EventRecord, EventsQuery, ExecRequest, ExecResult,
+    LogsQuery, MdnsStatus, Ping, Plan, Project, ProjectName, ProjectStatus, PushOptions,
+    PushRequest, Release, ReleaseLine, Report, RollbackRequest, ServiceAction, ServiceName,
+    UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
-/// A client of the daemon at one socket.
+/// A client of one daemon: at its unix socket, or over a connection a
+/// [`Dialer`] opens (the parent reaching a device's daemon through the
+/// VPN, TLS on top).
 pub struct Client {
-    socket: PathBuf,
+    transport: Transport,
     /// The daemon's build id, from the ping that found it.
     build_id: String,
 }
 
+/// A byte stream to a daemon.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Opens a new connection to a daemon, once per request.
+pub type Dialer =
+    std::sync::Arc<dyn Fn() -> BoxFuture<'static, std::io::Result<Box<dyn Io>>> + Send + Sync>;
+
+enum Transport {
+    Unix(PathBuf),
+    Dial {
+        /// The daemon as errors name it.
+        what: String,
+        dial: Dialer,
+    },
+}
+
+impl Transport {
+    fn name(&self) -> String {
+        match self {
+            Transport::Unix(p) => p.display().to_string(),
+            Transport::Dial { what, .. } => what.clone(),
+        }
+    }
+
+    async fn open(&self) -> std::io::Result<Box<dyn Io>> {
+        match self {
+            Transport::Unix(p) => Ok(Box::new(tokio::net::UnixStream::connect(p).await?)),
+            Transport::Dial { dial, .. } => dial().await,
+        }
+    }
+}
+
 impl Client {
+    /// A client of the daemon that `dial` reaches (`what` names it in
+    /// errors), once it answered a ping.
+    pub async fn dial(what: impl Into<String>, dial: Dialer) -> Result<Client> {
+        let mut c = Client {
+            transport: Transport::Dial {
+                what: what.into(),
+                dial,
+            },
+            build_id: String::new(),
+        };
+        c.build_id = c.ping().await?.build_id;
+        Ok(c)
+    }
+
     /// A client for the daemon at `socket`, if one answers there within 5 s.
     pub async fn connect(socket: &Path) -> Option<Client> {
         let mut c = Client {
-            socket: socket.to_path_buf(),
+            transport: Transport::Unix(socket.to_path_buf()),
             build_id: String::new(),
         };
         // A live daemon answers at once; a stale socket or a wedged process
@@ -56,10 +106,12 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<hyper::body::Incoming> {
         let unreachable = |detail: String| ControlError::DaemonUnreachable {
-            socket: self.socket.display().to_string(),
+            socket: self.transport.name(),
             detail,
         };
-        let stream = tokio::net::UnixStream::connect(&self.socket)
+        let stream = self
+            .transport
+            .open()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -346,6 +398,22 @@ impl Control for Client {
                 segment(service)
             );
             self.json(Method::POST, &path, None::<&()>).await
+        })
+    }
+
+    fn exec<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecResult>> {
+        Box::pin(async move {
+            let path = format!(
+                "/v1/projects/{}/services/{}/exec",
+                segment(project),
+                segment(service)
+            );
+            self.json(Method::POST, &path, Some(request)).await
         })
     }
 

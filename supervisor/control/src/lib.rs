@@ -44,9 +44,9 @@ use futures_core::Stream;
 
 pub use error::ControlError;
 use wire::{
-    DeviceReport, DownReport, Event, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan,
-    Project, ProjectName, ProjectStatus, PushOptions, Release, Report, ServiceAction, ServiceName,
-    UpOptions,
+    DeviceReport, DownReport, Event, EventRecord, EventsQuery, ExecRequest, ExecResult, LogsQuery,
+    MdnsStatus, Ping, Plan, Project, ProjectName, ProjectStatus, PushOptions, Release, Report,
+    ServiceAction, ServiceName, UpOptions,
 };
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
@@ -106,6 +106,14 @@ pub trait Control: Send + Sync {
         service: &'a ServiceName,
         action: ServiceAction,
     ) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// Runs a command in a running container of a service and answers its
+    /// exit code and output (no terminal, no standard input).
+    fn exec<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecResult>>;
     /// The project's container output as `service-n | line` lines.
     fn logs<'a>(
         &'a self,

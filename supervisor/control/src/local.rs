@@ -12,9 +12,9 @@ use turtle_runtime::supervisor::{Error, Supervisor};
 use turtle_runtime::trust::TrustError;
 
 use crate::wire::{
-    DeviceReport, DownReport, EventRecord, EventsQuery, LogsQuery, MdnsStatus, Ping, Plan, Project,
-    ProjectName, ProjectStatus, PushOptions, Release, Report, ServiceAction, ServiceName,
-    UpOptions,
+    DeviceReport, DownReport, EventRecord, EventsQuery, ExecRequest, ExecResult, LogsQuery,
+    MdnsStatus, Ping, Plan, Project, ProjectName, ProjectStatus, PushOptions, Release, Report,
+    ServiceAction, ServiceName, UpOptions,
 };
 use crate::{BoxFuture, BoxStream, Control, ControlError, Progress, Result};
 
@@ -39,9 +39,11 @@ impl From<Error> for ControlError {
             ) => Self::Failed(message),
             Error::UnknownProject(_) | Error::UnknownService { .. } => Self::NotFound(message),
             Error::Incomplete(_) => Self::Failed(message),
-            Error::Trust(TrustError::OutsideDomain { .. } | TrustError::BadName { .. }) => {
-                Self::Invalid(message)
-            }
+            Error::Trust(
+                TrustError::OutsideDomain { .. }
+                | TrustError::BadName { .. }
+                | TrustError::Reserved { .. },
+            ) => Self::Invalid(message),
             Error::Trust(TrustError::Certs(_) | TrustError::Io { .. }) => Self::Failed(message),
             Error::Device(DeviceError::Priority { .. }) => Self::Invalid(message),
             Error::Device(
@@ -152,6 +154,15 @@ impl<E: Engine> Control for Supervisor<E> {
         Box::pin(
             async move { Ok(Supervisor::service_action(self, project, service, action).await?) },
         )
+    }
+
+    fn exec<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        service: &'a ServiceName,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecResult>> {
+        Box::pin(async move { Ok(Supervisor::exec(self, project, service, request).await?) })
     }
 
     fn logs<'a>(

@@ -14,6 +14,7 @@
 //! | POST | `/v1/projects/{name}/rollback` | `RollbackRequest` | stream of `ReleaseLine` |
 //! | DELETE | `/v1/projects/{name}` | `?volumes=true` | `DownReport` |
 //! | POST | `/v1/projects/{name}/services/{service}/{action}` | action: start, stop, restart | `[container]` |
+//! | POST | `/v1/projects/{name}/services/{service}/exec` | `ExecRequest` | `ExecResult`: exit code, stdout, stderr |
 //! | GET | `/v1/projects/{name}/logs` | `?follow&tail=N&services=a,b` | text stream |
 //! | GET | `/v1/events` | `?follow&after=ID&limit=N` | stream of `EventRecord` |
 //! | GET | `/v1/names` | | `MdnsStatus`: names published over mDNS, conflicts |
@@ -41,8 +42,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    ApplyLine, EventsQuery, LogsQuery, Project, ProjectName, PushRequest, Release, ReleaseLine,
-    RollbackRequest, ServiceAction, ServiceName, UpOptions,
+    ApplyLine, EventsQuery, ExecRequest, LogsQuery, Project, ProjectName, PushRequest, Release,
+    ReleaseLine, RollbackRequest, ServiceAction, ServiceName, UpOptions,
 };
 use crate::{Control, ControlError};
 
@@ -76,12 +77,36 @@ pub fn router<C: Control + 'static>(control: Arc<C>) -> Router {
         )
         .route("/v1/projects/{name}/rollback", post(rollback::<C>))
         .route(
+            "/v1/projects/{name}/services/{service}/exec",
+            post(exec::<C>),
+        )
+        .route(
             "/v1/projects/{name}/services/{service}/{action}",
             post(service_action::<C>),
         )
         .route("/v1/projects/{name}/logs", get(logs::<C>))
         .route("/v1/events", get(events::<C>))
         .route("/v1/names", get(names::<C>))
+        .route("/v1/device", get(device::<C>))
+        .with_state(control)
+}
+
+/// The routes a device's daemon serves its fleet's operator over the VPN
+/// (`turtle devices ps|logs|exec`): who answers, what runs and its
+/// releases, the output, a command in a container, the box's facts.
+/// Nothing that changes what runs (up, push, down) is among them: the
+/// fleet changes that through releases.
+pub fn operator_router<C: Control + 'static>(control: Arc<C>) -> Router {
+    Router::new()
+        .route("/v1/ping", get(ping::<C>))
+        .route("/v1/projects", get(list_projects::<C>))
+        .route("/v1/projects/{name}", get(project_status::<C>))
+        .route("/v1/projects/{name}/releases", get(releases::<C>))
+        .route(
+            "/v1/projects/{name}/services/{service}/exec",
+            post(exec::<C>),
+        )
+        .route("/v1/projects/{name}/logs", get(logs::<C>))
         .route("/v1/device", get(device::<C>))
         .with_state(control)
 }
@@ -319,6 +344,17 @@ async fn service_action<C: Control>(
 ) -> Answer {
     let (project, service): (ProjectName, ServiceName) = (name(&project)?, name(&service)?);
     Ok(Json(c.service_action(&project, &service, action).await?).into_response())
+}
+
+async fn exec<C: Control>(
+    State(c): App<C>,
+    UrlPath((project, service)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let (project, service): (ProjectName, ServiceName) = (name(&project)?, name(&service)?);
+    let request: ExecRequest = serde_json::from_slice(&body)
+        .map_err(|e| ControlError::Invalid(format!("the body is not a valid exec: {e}")))?;
+    Ok(Json(c.exec(&project, &service, &request).await?).into_response())
 }
 
 async fn logs<C: Control>(

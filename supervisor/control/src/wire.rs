@@ -12,7 +12,7 @@ pub use turtle_runtime::release::{PushOptions, Release};
 pub use turtle_runtime::shed::DeviceReport;
 pub use turtle_runtime::store::EventRecord;
 pub use turtle_runtime::supervisor::{
-    ContainerStatus, DownReport, ProjectStatus, ServiceAction, UpOptions,
+    ContainerStatus, DownReport, ExecRequest, ExecResult, ProjectStatus, ServiceAction, UpOptions,
 };
 
 use crate::ControlError;

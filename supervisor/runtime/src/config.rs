@@ -86,6 +86,13 @@ pub struct AgentSection {
     /// parent cannot be reached [default: 10000]; past it the oldest go,
     /// and the loss is reported.
     pub log_buffer: Option<usize>,
+    /// Join the backend's WireGuard network and answer the fleet's
+    /// operator (`turtle devices ps|logs|exec` on the parent) on the tunnel
+    /// address alone [default: true]. Needs /dev/net/tun, NET_ADMIN and
+    /// iproute2's `ip`; decided when the box registers.
+    pub vpn: Option<bool>,
+    /// The port of that listener on the tunnel address [default: 7444].
+    pub vpn_port: Option<u16>,
 }
 
 /// Remote push: the daemon's TCP listener, off unless `listen` is set.

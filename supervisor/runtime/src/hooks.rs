@@ -119,6 +119,7 @@ async fn run<E: Engine>(
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
+        capture: 0,
     };
     let command = hook.command.join(" ");
     let outcome = engine

@@ -327,6 +327,7 @@ mod tests {
             turtle_engine::ExecOutcome {
                 exit_code: 0,
                 output_tail: String::new(),
+                ..Default::default()
             },
         );
         let p = project(vec![

@@ -47,6 +47,11 @@ use crate::config::Config;
 pub const TRUST_LABEL: &str = "io.turtle.trust";
 /// Set on a service that serves TLS: its public names, comma-separated.
 pub const TLS_LABEL: &str = "io.turtle.tls";
+
+/// The first label of the name in the certificate the box's operator
+/// presents to its devices' daemons over the VPN (`turtle devices exec`):
+/// no service may ask for a leaf of that name, so no container holds one.
+pub const OPERATOR_NAME: &str = "turtle-operator";
 /// Set on a TLS service: the signal that makes it reload its certificate
 /// (e.g. `SIGHUP`); without it, the service is restarted.
 pub const TLS_RELOAD_LABEL: &str = "io.turtle.tls.reload";
@@ -89,6 +94,10 @@ pub enum TrustError {
         "service {service}: {TLS_LABEL} name {name:?} is not a DNS name (expected @, a label such as api, or a full name)"
     )]
     BadName { service: String, name: String },
+    #[error(
+        "service {service}: {TLS_LABEL} name {name:?} is reserved: a certificate named {OPERATOR_NAME} opens this box's devices to whoever holds it (turtle devices exec); choose another name"
+    )]
+    Reserved { service: String, name: String },
     #[error(transparent)]
     Certs(#[from] turtle_certs::Error),
     #[error("{path}: {source}")]
@@ -125,6 +134,12 @@ pub fn tls_names(name: &str, service: &Service, domain: &str) -> Result<Vec<Stri
         } else {
             item.clone()
         };
+        if full.split('.').next() == Some(OPERATOR_NAME) {
+            return Err(TrustError::Reserved {
+                service: name.to_string(),
+                name: item,
+            });
+        }
         if crate::config::validate_domain(&full).is_err() {
             return Err(TrustError::BadName {
                 service: name.to_string(),
@@ -500,6 +515,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names, ["box.local", "api.box.local", "registry.box.local"]);
+    }
+
+    #[test]
+    fn no_service_may_take_the_operators_name() {
+        for asked in [
+            "turtle-operator",
+            "turtle-operator.box.local",
+            "Turtle-Operator.",
+        ] {
+            let e = tls_names("web", &tls(asked), "box.local").unwrap_err();
+            assert!(matches!(e, TrustError::Reserved { .. }), "{asked}: {e}");
+            assert!(e.to_string().contains("reserved"), "{e}");
+        }
+        // A name that merely contains it is another name.
+        tls_names("web", &tls("my-turtle-operator"), "box.local").unwrap();
     }
 
     #[test]

@@ -75,6 +75,7 @@
 //!   start; the token file is read at every request.
 
 pub mod client;
+pub mod operator;
 pub mod server;
 pub mod tls;
 pub mod token;

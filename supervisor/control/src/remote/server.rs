@@ -191,7 +191,8 @@ pub fn start<E: Engine + 'static>(
     {
         let _ = std::fs::remove_file(entry.path());
     }
-    let resolver = LeafResolver::new(trust, settings.listen).map_err(StartError::Leaf)?;
+    let resolver =
+        LeafResolver::new(trust, settings.listen, super::tls::LEAF_ID).map_err(StartError::Leaf)?;
     let names = resolver.names();
     let tls = super::tls::server_config(resolver);
     let bind = |addr: SocketAddr| -> std::io::Result<tokio::net::TcpListener> {
@@ -245,8 +246,20 @@ pub async fn serve<E: Engine + 'static>(
     remote: Arc<Remote<E>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_tls(listener, tls, router(remote), "remote listener", shutdown).await
+}
+
+/// Accepts TLS connections on `listener` and serves `app` on each (with
+/// the peer's address as an extension), at most [`MAX_CONNECTIONS`] at
+/// once, until `shutdown` resolves. `what` names the listener in logs.
+pub(crate) async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    what: &'static str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let app = router(remote);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
@@ -256,14 +269,14 @@ pub async fn serve<E: Engine + 'static>(
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors, say: let some close.
-                    tracing::warn!("remote listener: accept failed: {e}");
+                    tracing::warn!("{what}: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "remote listener: {MAX_CONNECTIONS} connections open, closing a new one");
+            tracing::warn!(%peer, "{what}: {MAX_CONNECTIONS} connections open, closing a new one");
             continue;
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
@@ -272,11 +285,11 @@ pub async fn serve<E: Engine + 'static>(
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    tracing::info!(%peer, "remote listener: TLS handshake failed: {e}");
+                    tracing::info!(%peer, "{what}: TLS handshake failed: {e}");
                     return;
                 }
                 Err(_) => {
-                    tracing::info!(%peer, "remote listener: TLS handshake timed out");
+                    tracing::info!(%peer, "{what}: TLS handshake timed out");
                     return;
                 }
             };
@@ -288,7 +301,7 @@ pub async fn serve<E: Engine + 'static>(
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
             if let Err(e) = served {
-                tracing::debug!(%peer, "remote listener: connection ended: {e}");
+                tracing::debug!(%peer, "{what}: connection ended: {e}");
             }
         });
     }

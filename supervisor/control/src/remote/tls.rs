@@ -25,10 +25,6 @@ use turtle_runtime::trust::Trust;
 /// no project can take it.
 pub const LEAF_ID: &str = "turtle-remote";
 
-fn leaf_id() -> LeafId {
-    LEAF_ID.parse().expect("a valid leaf id")
-}
-
 /// The leaf served, and what it was issued for.
 #[derive(Debug)]
 struct Current {
@@ -41,6 +37,8 @@ struct Current {
 pub struct LeafResolver {
     trust: Arc<Trust>,
     listen: SocketAddr,
+    /// The leaf's id among the CA's leaves (one per listener).
+    id: LeafId,
     current: Mutex<Option<Current>>,
 }
 
@@ -56,10 +54,14 @@ impl std::fmt::Debug for LeafResolver {
 impl LeafResolver {
     /// Issues (or reuses) the leaf now, so a CA that cannot issue it fails
     /// the daemon's start rather than the first push.
-    pub fn new(trust: Arc<Trust>, listen: SocketAddr) -> Result<Arc<Self>, String> {
+    pub fn new(trust: Arc<Trust>, listen: SocketAddr, id: &str) -> Result<Arc<Self>, String> {
+        let id = id
+            .parse()
+            .map_err(|e| format!("the listener's leaf id {id:?}: {e}"))?;
         let r = Arc::new(Self {
             trust,
             listen,
+            id,
             current: Mutex::new(None),
         });
         r.key(SystemTime::now())?;
@@ -101,12 +103,12 @@ impl LeafResolver {
             return Ok(c.key.clone());
         }
         let ca = self.trust.authority();
-        let id = leaf_id();
+        let id = &self.id;
         let names = vec![self.trust.domain().to_string()];
         let (info, _) = ca
-            .ensure_leaf(&id, &names, &ips, now)
-            .map_err(|e| format!("cannot issue the remote listener's leaf: {e}"))?;
-        let dir = ca.leaf_dir(&id);
+            .ensure_leaf(id, &names, &ips, now)
+            .map_err(|e| format!("cannot issue the leaf {id}: {e}"))?;
+        let dir = ca.leaf_dir(id);
         let read = |file: &str| {
             std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
         };
@@ -121,10 +123,11 @@ impl LeafResolver {
             .map_err(|e| format!("the remote listener's key: {e}"))?;
         let key = Arc::new(CertifiedKey::new(certs, signing));
         tracing::info!(
+            leaf = %id,
             names = %info.names.join(", "),
             ips = ?info.ips,
             renew_at = %turtle_certs::rfc3339(info.renew_at),
-            "remote listener leaf"
+            "listener leaf"
         );
         *current = Some(Current {
             key: key.clone(),

@@ -116,6 +116,7 @@ async fn a_failing_post_start_hook_fails_up_and_leaves_the_container_running() {
         ExecOutcome {
             exit_code: 3,
             output_tail: "no database".into(),
+            ..Default::default()
         },
     );
     let (sup, _dir) = supervisor(&engine);
@@ -160,6 +161,7 @@ async fn a_failing_pre_stop_hook_is_recorded_and_the_stop_goes_on() {
         ExecOutcome {
             exit_code: 1,
             output_tail: "disk full".into(),
+            ..Default::default()
         },
     );
     let (sup, _dir) = supervisor(&engine);

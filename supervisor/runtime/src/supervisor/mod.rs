@@ -39,7 +39,9 @@ use turtle_reconcile::plan::{self, Mode, Plan};
 
 pub use self::down::DownReport;
 pub use self::heal::autoheal;
-pub use self::status::{ContainerStatus, ProjectStatus, ServiceAction};
+pub use self::status::{
+    ContainerStatus, EXEC_OUTPUT_LIMIT, ExecRequest, ExecResult, ProjectStatus, ServiceAction,
+};
 use crate::apply::{self, Report};
 use crate::device::Device;
 use crate::engine_trust::EngineTrust;

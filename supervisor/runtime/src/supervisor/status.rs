@@ -44,7 +44,114 @@ pub enum ServiceAction {
     Restart,
 }
 
+/// A command to run in a service's container (`turtle exec`, and the
+/// parent's `turtle devices exec` over the VPN).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    /// Which replica (1-based; default the lowest running).
+    #[serde(default)]
+    pub index: Option<u32>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `KEY=value` entries.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// How a command run by [`Supervisor::exec`] ended, with its output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// The container it ran in.
+    pub container: String,
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    /// Output past [`EXEC_OUTPUT_LIMIT`] bytes of a stream was dropped.
+    pub truncated: bool,
+}
+
+/// The output of an exec kept per stream: the command's answer is read by
+/// a person, and one request must stay bounded.
+pub const EXEC_OUTPUT_LIMIT: usize = 1 << 20;
+
 impl<E: Engine> Supervisor<E> {
+    /// Runs a command in a running container of a service and waits for
+    /// it: no terminal and no standard input (`docker exec` without
+    /// `-it`).
+    pub async fn exec(
+        &self,
+        name: &ProjectName,
+        service: &ServiceName,
+        request: &ExecRequest,
+    ) -> Result<ExecResult, Error> {
+        if request.command.is_empty() {
+            return Err(Error::Incomplete(
+                "no command to run: give one after the service (turtle exec SERVICE -- CMD ...)"
+                    .into(),
+            ));
+        }
+        let mut running: Vec<_> = self
+            .handle
+            .engine
+            .list_containers(&names::service_filter(name, service))
+            .await?
+            .into_iter()
+            .filter(|c| c.state == State::Running)
+            .collect();
+        running.sort_by_key(number_of);
+        let unknown = || Error::UnknownService {
+            project: name.into(),
+            service: service.into(),
+        };
+        let container = match request.index {
+            Some(n) => running.into_iter().find(|c| number_of(c) == n).ok_or_else(|| {
+                Error::Incomplete(format!(
+                    "service {service} of project {name} has no running replica {n} (see turtle ps)"
+                ))
+            })?,
+            None => running.into_iter().next().ok_or_else(|| {
+                if self.handle.store.project(name).ok().flatten().is_some_and(|p| p.services.contains_key(service.as_str())) {
+                    Error::Incomplete(format!(
+                        "service {service} of project {name} has no running container: start it first (turtle start {service})"
+                    ))
+                } else {
+                    unknown()
+                }
+            })?,
+        };
+        let spec = turtle_engine::ExecSpec {
+            command: request.command.clone(),
+            user: request.user.clone(),
+            working_dir: request.workdir.clone(),
+            env: request.env.clone(),
+            capture: EXEC_OUTPUT_LIMIT,
+            ..Default::default()
+        };
+        let out = self.handle.engine.exec(&container.id, &spec).await?;
+        self.record(
+            name,
+            Some(service),
+            None,
+            "exec",
+            &format!(
+                "ran {:?} in {} by request: exit code {}",
+                request.command.join(" "),
+                container.name,
+                out.exit_code
+            ),
+        );
+        Ok(ExecResult {
+            container: container.name,
+            exit_code: out.exit_code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            truncated: out.truncated,
+        })
+    }
+
     /// Names of the projects applied here, plus any with containers on the
     /// engine (a container whose project label is not a project name is
     /// not one of Turtle's: it is left out).

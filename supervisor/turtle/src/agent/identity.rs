@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use turtle_fleet_api::{
-    Client, Credentials, FleetRef, ProvisioningConfig, Registered, Registration,
+    Client, Credentials, DeviceVpn, FleetRef, ProvisioningConfig, Registered, Registration,
 };
 
 /// This box as its fleet knows it.
@@ -29,6 +29,14 @@ pub struct Identity {
     pub root_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_profile: Option<String>,
+    /// This box's WireGuard private key (base64), made with the identity
+    /// when the box joins the VPN; its public half goes with the
+    /// registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wireguard_key: Option<String>,
+    /// The tunnel the api gave this box when it registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<DeviceVpn>,
 }
 
 impl Identity {
@@ -100,6 +108,7 @@ pub async fn join(
     state_dir: &Path,
     config_path: &Path,
     name: Option<String>,
+    vpn: bool,
 ) -> Result<Identity, String> {
     let dir = dir(state_dir);
     let path = dir.join("identity.json");
@@ -131,15 +140,26 @@ pub async fn join(
             root_ca: config.root_ca.clone(),
             root_sha256: config.root_sha256.clone(),
             device_profile: config.device_profile.clone(),
+            wireguard_key: vpn.then(|| turtle_vpn::keys::Key::generate().to_base64()),
+            vpn: None,
         },
     };
     write_identity(&dir, &path, &id)?;
+    let wireguard_public_key = match &id.wireguard_key {
+        Some(k) => Some(
+            k.parse::<turtle_vpn::keys::Key>()
+                .map_err(|e| format!("the WireGuard key in {}: {e}", path.display()))?
+                .public()
+                .to_base64(),
+        ),
+        None => None,
+    };
     let client = id.client(Credentials::None, std::time::Duration::from_secs(60))?;
     let registered: Registered = client
         .register(&Registration {
             name,
             provisioning_key: key,
-            wireguard_public_key: None,
+            wireguard_public_key,
             uuid: Some(id.uuid.clone()),
             device_key: Some(id.device_key.clone()),
         })
@@ -157,6 +177,7 @@ pub async fn join(
         ));
     }
     id.registered = true;
+    id.vpn = registered.vpn;
     write_identity(&dir, &path, &id)?;
     drop_key(config_path, &config);
     tracing::info!(
@@ -335,6 +356,8 @@ mod tests {
             root_ca: "R".into(),
             root_sha256: "S".into(),
             device_profile: None,
+            wireguard_key: None,
+            vpn: None,
         };
         let d = dir(state.path());
         let path = d.join("identity.json");
@@ -344,7 +367,7 @@ mod tests {
         let dmode = std::fs::metadata(&d).unwrap().permissions().mode();
         assert_eq!(dmode & 0o777, 0o700);
         // Registered: no config is read, nothing is sent.
-        let joined = join(state.path(), Path::new("/nonexistent"), None)
+        let joined = join(state.path(), Path::new("/nonexistent"), None, true)
             .await
             .unwrap();
         assert_eq!(joined, id);

@@ -17,6 +17,7 @@
 pub mod follow;
 pub mod identity;
 pub mod logs;
+pub mod tunnel;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,12 +51,13 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
         .map_or(DEFAULT_POLL_INTERVAL, |d| d.as_std())
         .max(Duration::from_secs(1));
     let name = config.agent.name.clone().or_else(hostname);
+    let vpn = config.agent.vpn.unwrap_or(true);
     // Registration, retried while the parent cannot be reached; a refusal
     // (a pin mismatch, a used-up key) is retried too, slowly: an admin may
     // fix the file meanwhile.
     let mut wait = Duration::ZERO;
     let id = loop {
-        match identity::join(&state_dir, &provisioning, name.clone()).await {
+        match identity::join(&state_dir, &provisioning, name.clone(), vpn).await {
             Ok(id) => break id,
             Err(e) => {
                 wait = follow::backoff(wait, interval);
@@ -102,7 +104,21 @@ pub async fn run(sup: Arc<Supervisor<Docker>>, config: Config, state_dir: PathBu
         Arc::clone(&buffer),
     ));
     let _collector = AbortOnDrop(collector);
+    let vpn_state = Arc::new(VpnState::default());
+    let _tunnel = (vpn && id.vpn.is_some()).then(|| {
+        AbortOnDrop(tokio::spawn(keep_tunnel(
+            Arc::clone(&sup),
+            id.clone(),
+            config
+                .agent
+                .vpn_port
+                .unwrap_or(turtle_control::remote::operator::DEFAULT_PORT),
+            Arc::clone(&vpn_state),
+            interval,
+        )))
+    });
     let mut agent = Agent {
+        vpn: vpn_state,
         logs: buffer,
         sup,
         id,
@@ -175,7 +191,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What the parent needs to reach this box through the tunnel, once it is
+/// up (reported with the state), and whether it changed since the last
+/// report.
+#[derive(Default)]
+struct VpnState {
+    reported: std::sync::Mutex<Option<serde_json::Value>>,
+    changed: std::sync::atomic::AtomicBool,
+}
+
+/// Brings the tunnel up, retrying (the endpoint may not resolve yet, the
+/// parent may be away), then holds it until the agent stops.
+async fn keep_tunnel(
+    sup: Arc<Supervisor<Docker>>,
+    id: Identity,
+    port: u16,
+    state: Arc<VpnState>,
+    interval: Duration,
+) {
+    let mut wait = Duration::ZERO;
+    let tunnel = loop {
+        match tunnel::up(&sup, &id, port).await {
+            Ok(t) => break t,
+            Err(e) => {
+                wait = follow::backoff(wait, interval.max(Duration::from_secs(10)));
+                tracing::error!(
+                    "fleet agent: cannot join the VPN: {e}; trying again in {} s",
+                    wait.as_secs()
+                );
+                record(
+                    &sup,
+                    "",
+                    "agent-error",
+                    &format!("cannot join the VPN: {e}"),
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    let trust = sup.trust();
+    *state.reported.lock().expect("the vpn state lock") = Some(serde_json::json!({
+        "address": tunnel.address,
+        "port": tunnel.port,
+        // The listener's leaf is for the box's domain, under its own root.
+        "server_name": trust.map(|t| t.domain().to_string()),
+        "root_ca": trust.map(|t| t.authority().root_pem().to_string()),
+    }));
+    state
+        .changed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Held until the agent's task is aborted: dropping it stops the
+    // listener and the device.
+    let _tunnel = tunnel;
+    std::future::pending::<()>().await;
+}
+
 struct Agent {
+    /// The tunnel, as reported.
+    vpn: Arc<VpnState>,
     /// The fleet's service logs not yet shipped.
     logs: Arc<std::sync::Mutex<logs::Buffer>>,
     sup: Arc<Supervisor<Docker>>,
@@ -231,7 +304,11 @@ impl Agent {
         // (its rate limit is a dozen a minute per device).
         let due = self
             .reported
-            .is_none_or(|at| at.elapsed() >= heartbeat(self.interval));
+            .is_none_or(|at| at.elapsed() >= heartbeat(self.interval))
+            || self
+                .vpn
+                .changed
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
         if changed || self.dirty || due {
             self.dirty = true;
             self.report().await?;
@@ -390,6 +467,7 @@ impl Agent {
                 "restarts": c.restarts,
             })).collect::<Vec<_>>(),
             "device": device,
+            "vpn": self.vpn.reported.lock().expect("the vpn state lock").clone(),
             "turtle": env!("CARGO_PKG_VERSION"),
         });
         self.client

@@ -9,7 +9,8 @@
 //! machine's bounding set lacks, so `privileged` fails), no seccomp or
 //! AppArmor profile, every device (`a *:* rwm`), the host's cgroup tree
 //! read-write (cgroup v1 here), a tmpfs at /run, /dev/fuse for
-//! fuse-overlayfs, and a volume for /var/lib/docker.
+//! fuse-overlayfs, /dev/net/tun for the child's end of the VPN (its
+//! agent's userspace WireGuard device), and a volume for /var/lib/docker.
 
 use std::path::{Path, PathBuf};
 
@@ -269,7 +270,7 @@ services:
     security_opt: ["seccomp=unconfined", "apparmor=unconfined"]
     device_cgroup_rules: ["a *:* rwm"]
     cgroup: host
-    devices: ["/dev/fuse:/dev/fuse"]
+    devices: ["/dev/fuse:/dev/fuse", "/dev/net/tun:/dev/net/tun"]
     tmpfs: [/run]
     extra_hosts:
       - "{domain}:host-gateway"

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use turtle_compose::ProjectName;
+use turtle_control::Control as _;
 use turtle_fleet_api::{Client, Credentials, Fleet, NewFleet, NewProvisioningConfig, SetTarget};
 use turtle_runtime::secrets::{SecretName, Secrets};
 use turtle_runtime::store::Store;
@@ -358,16 +359,39 @@ pub struct DevicesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
-    /// A device's service logs, as it shipped them (oldest first).
+    /// A device's service logs, as it shipped them (oldest first); with
+    /// --vpn, read from the device's engine through the VPN instead.
     Logs {
         /// The device's name or uuid (or a unique start of it).
         device: String,
         /// Keep printing lines as they arrive.
         #[arg(short, long)]
         follow: bool,
-        /// How many of the last lines.
+        /// How many of the last lines (of each container, with --vpn).
         #[arg(short = 'n', long, default_value_t = 100)]
         tail: i64,
+        /// Ask the device itself, through the VPN: every line its engine
+        /// kept, also those it never shipped; the device must be online.
+        #[arg(long)]
+        vpn: bool,
+        /// With --vpn: only these services.
+        #[arg(long = "service", requires = "vpn")]
+        services: Vec<String>,
+    },
+    /// A device's containers, asked of the device through the VPN.
+    Ps {
+        /// The device's name or uuid (or a unique start of it).
+        device: String,
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Run a command in a service's container on a device, through the VPN
+    /// (no terminal, no standard input); exits with the command's code.
+    Exec {
+        /// The device's name or uuid (or a unique start of it).
+        device: String,
+        #[command(flatten)]
+        exec: super::exec::ExecCommand,
     },
     /// Remove a device: its key is refused everywhere at once (api,
     /// registry, VPN), its logs go; the device keeps running what it runs.
@@ -395,6 +419,25 @@ async fn find_device(b: &Backend, key: &str) -> Result<turtle_fleet_api::Device,
                 .join(", ")
         ))),
     }
+}
+
+/// Device `key`'s daemon, through the VPN, and its fleet's project there.
+async fn reached(
+    g: &GlobalArgs,
+    b: &Backend,
+    stack: &ProjectName,
+    key: &str,
+) -> Result<(turtle_control::client::Client, ProjectName), Failure> {
+    let d = find_device(b, key).await?;
+    let project: ProjectName = d
+        .fleet
+        .name
+        .as_str()
+        .parse()
+        .map_err(|e| Failure::op(format!("fleet {}: {e}", d.fleet.name)))?;
+    // Answered a ping already.
+    let daemon = super::reach::device_daemon(g, b, stack, &d).await?;
+    Ok((daemon, project))
 }
 
 /// `turtle devices logs`.
@@ -456,7 +499,36 @@ pub async fn devices(g: &GlobalArgs, a: DevicesArgs) -> Result<(), Failure> {
             device,
             follow,
             tail,
+            vpn: false,
+            ..
         }) => return device_logs(&b, device, *follow, *tail).await,
+        Some(DevicesCommand::Logs {
+            device,
+            follow,
+            tail,
+            vpn: true,
+            services,
+        }) => {
+            let (daemon, project) = reached(g, &b, &a.stack.stack, device).await?;
+            let query = turtle_control::wire::LogsQuery {
+                follow: *follow,
+                tail: u64::try_from(*tail).ok(),
+                services: services.clone(),
+            };
+            let lines = daemon.logs(&project, &query).await?;
+            return super::logs::print_lines(lines).await;
+        }
+        Some(DevicesCommand::Ps { device, format }) => {
+            let (daemon, project) = reached(g, &b, &a.stack.stack, device).await?;
+            let status = daemon.status(&project).await?;
+            return super::ps::print(std::slice::from_ref(&status), format == "json", true);
+        }
+        Some(DevicesCommand::Exec { device, exec }) => {
+            let request = exec.request()?;
+            let (daemon, project) = reached(g, &b, &a.stack.stack, device).await?;
+            let result = daemon.exec(&project, &exec.service, &request).await?;
+            return super::exec::finish(&result);
+        }
         Some(DevicesCommand::Rm { device }) => {
             let d = find_device(&b, device).await?;
             b.client

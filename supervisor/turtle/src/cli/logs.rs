@@ -35,6 +35,21 @@ pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
         ..Default::default()
     };
     let name = context::project_name(&project)?;
+    let target = context::target(g).await?;
+    let query = LogsQuery {
+        follow: a.follow,
+        tail: a.tail,
+        services: a.services.clone(),
+    };
+    let lines = target.control().logs(&name, &query).await?;
+    print_lines(lines).await
+}
+
+/// Prints a daemon's log lines as they come (`turtle devices logs --vpn`
+/// prints a device's the same way).
+pub async fn print_lines(
+    mut lines: turtle_control::BoxStream<turtle_control::Result<String>>,
+) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let mut print = |line: String| -> Result<(), Failure> {
         // A closed pipe (`| head`) ends the command quietly.
@@ -43,13 +58,6 @@ pub async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<(), Failure> {
             code: 0,
         })
     };
-    let target = context::target(g).await?;
-    let query = LogsQuery {
-        follow: a.follow,
-        tail: a.tail,
-        services: a.services.clone(),
-    };
-    let mut lines = target.control().logs(&name, &query).await?;
     let mut result = Ok(());
     while let Some(l) = lines.next().await {
         result = print(l?);

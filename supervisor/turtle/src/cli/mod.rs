@@ -18,6 +18,7 @@ mod daemon;
 mod device;
 mod down;
 pub(crate) mod events;
+mod exec;
 mod fleet;
 mod logs;
 mod names;
@@ -25,6 +26,7 @@ mod output;
 mod preload;
 mod ps;
 mod push;
+mod reach;
 mod releases;
 mod remote;
 mod secret;
@@ -125,6 +127,9 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Show the output of the project's containers.
     Logs(logs::LogsArgs),
+    /// Run a command in a service's running container and print its output
+    /// (no terminal, no standard input); exits with the command's code.
+    Exec(exec::ExecArgs),
     /// Start the containers of services.
     Start(service::ServiceArgs),
     /// Stop the containers of services; the supervisor leaves them stopped until start or up.
@@ -184,7 +189,9 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("turtle: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("turtle: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
@@ -200,6 +207,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Releases(a) => releases::list(&g, a).await,
         Command::Ps(a) => ps::run(&g, a).await,
         Command::Logs(a) => logs::run(&g, a).await,
+        Command::Exec(a) => exec::run(&g, a).await,
         Command::Start(a) => {
             service::run(&g, a, turtle_runtime::supervisor::ServiceAction::Start).await
         }

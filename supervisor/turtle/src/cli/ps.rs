@@ -27,8 +27,14 @@ pub async fn run(g: &GlobalArgs, a: PsArgs) -> Result<(), Failure> {
         Some(n) => vec![target.control().status(n).await?],
         None => target.control().projects().await?,
     };
-    if a.format == "json" {
-        let v = if name.is_some() {
+    print(&statuses, a.format == "json", name.is_some())
+}
+
+/// Prints projects' containers as a table, or as JSON (one project's
+/// status alone when `one`). `turtle devices ps` prints a device's so.
+pub fn print(statuses: &[ProjectStatus], json: bool, one: bool) -> Result<(), Failure> {
+    if json {
+        let v = if one {
             serde_json::to_string_pretty(&statuses[0])
         } else {
             serde_json::to_string_pretty(&statuses)
@@ -40,7 +46,7 @@ pub async fn run(g: &GlobalArgs, a: PsArgs) -> Result<(), Failure> {
         "{:<28} {:<16} {:<22} {:<10} {:>8}  STARTED",
         "NAME", "SERVICE", "STATE", "HEALTH", "RESTARTS"
     );
-    for s in &statuses {
+    for s in statuses {
         for c in &s.containers {
             let mut state = c.state.as_str().to_string();
             if let Some(code) = c.exit_code {

@@ -81,6 +81,8 @@ pub mod tls;
 pub mod token;
 
 #[cfg(test)]
+mod operator_tests;
+#[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};

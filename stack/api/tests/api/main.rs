@@ -9,6 +9,7 @@ mod postgres;
 mod bench;
 mod database;
 mod devices;
+mod fleet_scale;
 mod fleets;
 mod input;
 mod limits;

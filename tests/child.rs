@@ -300,11 +300,15 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
         );
         if status == 200 { body } else { String::new() }
     };
-    wait_until(
-        "v1's output in the parent's logs",
-        Duration::from_secs(60),
-        || device_logs(&stack).contains("web v1 started"),
-    );
+    if !turtle_e2e::poll_until(Duration::from_secs(90), || {
+        device_logs(&stack).contains("web v1 started")
+    }) {
+        panic!(
+            "v1's output not in the parent's logs: {}\n{}",
+            device_logs(&stack),
+            child_log()
+        );
+    }
 
     // v2, pushed with `turtle fleet push`: built by the backend's builder
     // from its context, pinned by digest, followed.
@@ -363,6 +367,234 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
     assert_eq!(
         in_child(&format!("docker exec {fleet_name}-web-1 cat /tmp/v /built")),
         "v2\nbuilt"
+    );
+
+    // Over the VPN: the child joined the backend's WireGuard network and
+    // its daemon answers the parent's operator on its tunnel address:
+    // `turtle devices ps|exec|logs --vpn` reach its engine through the
+    // tunnel (from the vpn service's namespace, the only way in).
+    wait_until(
+        "the child reporting its tunnel up",
+        Duration::from_secs(120),
+        || !reported(&stack, "vpn").is_null(),
+    );
+    let tunnel_ip = device(&stack).unwrap()["vpn_address"]
+        .as_str()
+        .expect("the child registered with a WireGuard key")
+        .to_string();
+    assert_eq!(reported(&stack, "vpn")["address"], tunnel_ip.as_str());
+    let devices = |args: &[&str]| {
+        // The stack before the verb: whatever follows `--` is the command.
+        let mut all = vec!["devices", "--stack", &env.project];
+        all.extend_from_slice(args);
+        stack.command(&all).output().unwrap()
+    };
+    // The first call waits for the vpn service to take the child's peer
+    // from the api and for the child's handshake.
+    let mut ps = None;
+    let reached = turtle_e2e::poll_until(Duration::from_secs(90), || {
+        let out = devices(&["ps", &name]);
+        let done = out.status.success();
+        ps = Some(out);
+        done
+    });
+    let ps = ps.unwrap();
+    let ps_out = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(
+        reached,
+        "turtle devices ps through the VPN: {}{ps_out}\n{}",
+        String::from_utf8_lossy(&ps.stderr),
+        child_log()
+    );
+    assert!(
+        ps_out.contains(&format!("{fleet_name}-web-1")) && ps_out.contains("running"),
+        "{ps_out}"
+    );
+    let exec = devices(&["exec", &name, "web", "--", "cat", "/tmp/v", "/built"]);
+    assert!(exec.status.success(), "{exec:?}");
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "v2\nbuilt\n");
+    // The command's exit code and stderr come back as they were.
+    let failing = devices(&[
+        "exec",
+        &name,
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo no >&2; exit 3",
+    ]);
+    assert_eq!(failing.status.code(), Some(3), "{failing:?}");
+    assert_eq!(String::from_utf8_lossy(&failing.stderr), "no\n");
+    // The engine's own output of the service, asked of the device.
+    let said = devices(&[
+        "exec",
+        &name,
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo said-through-vpn > /proc/1/fd/1",
+    ]);
+    assert!(said.status.success(), "{said:?}");
+    let logs = devices(&["logs", &name, "--vpn", "--service", "web", "-n", "20"]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("said-through-vpn"),
+        "{logs:?}"
+    );
+    // Nothing of it is open outside the tunnel: not on the child's LAN
+    // address, and not on its tunnel address sent over the LAN (a host
+    // that routes the tunnel's subnet to the child gets a refusal, which
+    // also shows its packets did arrive).
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}}{{end}}",
+        &child,
+    ]);
+    let (network, lan_ip) = networks.split_once(' ').expect("the child's network");
+    let port = reported(&stack, "vpn")["port"].as_u64().unwrap();
+    let lan: std::net::SocketAddr = format!("{lan_ip}:{port}").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&lan, Duration::from_secs(3)).is_err(),
+        "the child's daemon answers on its LAN address {lan}"
+    );
+    let child_image = docker(&["inspect", "-f", "{{.Config.Image}}", &child]);
+    let probe = Command::new("docker")
+        .args(["run", "--rm", "--cap-add", "NET_ADMIN", "--network", network])
+        .args(["--entrypoint", "bash", &child_image, "-c"])
+        .arg(format!(
+            "ip route add {tunnel_ip}/32 via {lan_ip} && (exec 3<>/dev/tcp/{tunnel_ip}/{port} && echo OPEN) 2>&1"
+        ))
+        .output()
+        .unwrap();
+    let probed = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probed.contains("Connection refused") && !probed.contains("OPEN"),
+        "the tunnel address over the LAN: {probed}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
+    // Cross-fleet: a device of this fleet, with its own key, can read
+    // nothing of another fleet's and pull none of its images (the
+    // registry's token scopes), in its own engine; its own fleet's image
+    // it can (the same login, so the refusal is the scope's).
+    let other = format!("g{}", std::process::id());
+    let other_fleet = stack.json(
+        "POST",
+        "/v1/fleets",
+        &admin,
+        Some(json!({"name": other})),
+        201,
+    );
+    let other_image = format!("{registry}/{other}/web:1");
+    images.0.push(other_image.clone());
+    docker(&["tag", test_image(), &other_image]);
+    ok(
+        "docker push (fleet B)",
+        docker_as(login.path(), &["push", &other_image]),
+    );
+    // The same image as fleet A's: its digests list both repositories.
+    let digests: Vec<String> = serde_json::from_str(&docker(&[
+        "inspect",
+        "-f",
+        "{{json .RepoDigests}}",
+        &other_image,
+    ]))
+    .unwrap();
+    let other_digest = digests
+        .into_iter()
+        .find(|d| d.contains(&format!("/{other}/web@")))
+        .unwrap_or_default();
+    assert!(
+        other_digest.contains(&format!("{other}/web@sha256:")),
+        "{other_digest}"
+    );
+    stack.json(
+        "POST",
+        &format!("/v1/fleets/{}/releases", other_fleet["id"]),
+        &admin,
+        Some(release("b1", "true", &other_digest)),
+        201,
+    );
+    let identity: Value =
+        serde_json::from_str(&in_child("cat /var/lib/turtle/agent/identity.json")).unwrap();
+    let (uuid_a, key_a) = (
+        identity["uuid"].as_str().unwrap().to_string(),
+        identity["device_key"].as_str().unwrap().to_string(),
+    );
+    let as_device = format!("Bearer {key_a}");
+    let second_uuid = device_named(&stack, &second).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, target) = stack.https("GET", "api", "/v1/device/target", Some(&as_device), None);
+    assert_eq!(status, 200, "{target}");
+    assert!(
+        target.contains(&fleet_name) && !target.contains(&other),
+        "{target}"
+    );
+    for path in [
+        format!("/v1/fleets/{}", other_fleet["id"]),
+        format!("/v1/fleets/{}/releases", other_fleet["id"]),
+        "/v1/devices".to_string(),
+        format!("/v1/devices/{second_uuid}"),
+        format!("/v1/devices/{second_uuid}/logs"),
+    ] {
+        let (status, body) = stack.https("GET", "api", &path, Some(&as_device), None);
+        assert!(
+            status == 401 || status == 403 || status == 404,
+            "a device read {path}: {status} {body}"
+        );
+        assert!(!body.contains(&other_digest), "{path}: {body}");
+    }
+    // Nor move fleet B's target (the release it follows).
+    let (status, body) = stack.https(
+        "PUT",
+        "api",
+        &format!("/v1/fleets/{}/target", other_fleet["id"]),
+        Some(&as_device),
+        Some(&json!({"release_id": null})),
+    );
+    assert_eq!(status, 401, "a device set fleet B's target: {body}");
+    let login_in_child = Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            &child,
+            "docker",
+            "login",
+            &registry,
+            "-u",
+            &uuid_a,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(key_a.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(login_in_child.status.success(), "{login_in_child:?}");
+    let pull = |image: &str| {
+        Command::new("docker")
+            .args(["exec", &child, "docker", "pull", image])
+            .output()
+            .unwrap()
+    };
+    let own = pull(&digest);
+    assert!(own.status.success(), "its own fleet's image: {own:?}");
+    let theirs = pull(&other_digest);
+    assert!(!theirs.status.success(), "another fleet's image was pulled");
+    let why = String::from_utf8_lossy(&theirs.stderr).to_lowercase();
+    assert!(
+        why.contains("denied")
+            || why.contains("unauthorized")
+            || why.contains("insufficient_scope"),
+        "{why}"
     );
 
     // The parent's api away: the child keeps serving v2 and keeps its

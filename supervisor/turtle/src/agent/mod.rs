@@ -309,13 +309,19 @@ impl Agent {
                 .vpn
                 .changed
                 .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let mut reported = Ok(());
         if changed || self.dirty || due {
             self.dirty = true;
-            self.report().await?;
-            self.dirty = false;
-            self.reported = Some(tokio::time::Instant::now());
+            reported = self.report().await;
+            if reported.is_ok() {
+                self.dirty = false;
+                self.reported = Some(tokio::time::Instant::now());
+            }
         }
-        self.ship_logs().await?;
+        // Logs go whether or not the report went (a report refused for
+        // its rate does not hold the logs back).
+        let shipped = self.ship_logs().await;
+        reported.and(shipped)?;
         Ok(changed)
     }
 
@@ -485,6 +491,9 @@ fn summary(r: &Release) -> serde_json::Value {
         "local_id": r.id,
         "outcome": r.outcome,
         "reason": r.reason,
+        // When the update began (its download) and ended: with the
+        // push's time on the parent, the parts of a rollout.
+        "started_ms": r.created_ms,
         "finished_ms": r.finished_ms,
     })
 }

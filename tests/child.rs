@@ -414,27 +414,12 @@ fn children_follow_their_fleet_and_roll_a_bad_release_back_by_themselves() {
     assert!(exec.status.success(), "{exec:?}");
     assert_eq!(String::from_utf8_lossy(&exec.stdout), "v2\nbuilt\n");
     // The command's exit code and stderr come back as they were.
-    let failing = devices(&[
-        "exec",
-        &name,
-        "web",
-        "--",
-        "sh",
-        "-c",
-        "echo no >&2; exit 3",
-    ]);
+    let in_web = |script: &str| devices(&["exec", &name, "web", "--", "sh", "-c", script]);
+    let failing = in_web("echo no >&2; exit 3");
     assert_eq!(failing.status.code(), Some(3), "{failing:?}");
     assert_eq!(String::from_utf8_lossy(&failing.stderr), "no\n");
     // The engine's own output of the service, asked of the device.
-    let said = devices(&[
-        "exec",
-        &name,
-        "web",
-        "--",
-        "sh",
-        "-c",
-        "echo said-through-vpn > /proc/1/fd/1",
-    ]);
+    let said = in_web("echo said-through-vpn > /proc/1/fd/1");
     assert!(said.status.success(), "{said:?}");
     let logs = devices(&["logs", &name, "--vpn", "--service", "web", "-n", "20"]);
     assert!(
